@@ -1,0 +1,269 @@
+//! Command-line flags, as clap parses them. Flag names follow vLLM's `bench serve` where the
+//! concept is the same, so existing scripts carry over.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Benchmark LLM inference: serving benchmarks against any OpenAI-compatible server, and an
+/// embedded simulator to try it on.
+#[derive(Debug, Parser)]
+#[command(name = "inferbench", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "INFERBENCH_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one serving benchmark against an OpenAI-compatible (or TGI) server.
+    Run(Box<RunArgs>),
+    /// Serve the OpenAI-compatible API: `--sim` for the latency simulator.
+    Serve(ServeArgs),
+    /// Start the embedded server, benchmark it at a few concurrency levels, stop it.
+    Demo(DemoArgs),
+}
+
+/// Inter-arrival distribution.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ArrivalArg {
+    /// Gamma-distributed gaps (Poisson at --burstiness 1).
+    Poisson,
+    /// Evenly spaced sends at exactly --request-rate.
+    Constant,
+}
+
+/// Ramp shape.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RampArg {
+    /// Rate grows linearly.
+    Linear,
+    /// Rate grows geometrically.
+    Exponential,
+}
+
+/// Flags of `inferbench run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server protocol: openai (/v1/completions), openai-chat (/v1/chat/completions), vllm (openai
+    /// plus ignore_eos/min_tokens for exact output lengths), tgi (/generate_stream).
+    #[arg(long, default_value = "openai", help_heading = "Target")]
+    pub backend: String,
+    /// Server base URL (http only).
+    #[arg(long, default_value = "http://127.0.0.1:8000", help_heading = "Target")]
+    pub base_url: String,
+    /// Endpoint path; defaults to the backend's usual one.
+    #[arg(long, help_heading = "Target")]
+    pub endpoint: Option<String>,
+    /// Model name to request; defaults to the first model the server lists at /v1/models.
+    #[arg(long, help_heading = "Target")]
+    pub model: Option<String>,
+    /// Bearer token for the server. Never written to results or logs.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, help_heading = "Target")]
+    pub api_key: Option<String>,
+    /// Per-request timeout in seconds; slower requests count as failed (timeout).
+    #[arg(long, default_value_t = 600.0, help_heading = "Target")]
+    pub request_timeout: f64,
+    /// Ask for non-streamed responses (TTFT then equals E2E latency).
+    #[arg(long, help_heading = "Target")]
+    pub no_stream: bool,
+
+    /// Dataset: random (prompts of exact token lengths).
+    #[arg(long, default_value = "random", value_parser = ["random"], help_heading = "Workload")]
+    pub dataset_name: String,
+    /// Tokenizer for prompt generation and for counting when the server reports no usage:
+    /// cl100k_base, o200k_base or gpt2 (bundled).
+    #[arg(long, default_value = "cl100k_base", help_heading = "Workload")]
+    pub tokenizer: String,
+    /// Prompt length in tokens (random dataset).
+    #[arg(long, default_value_t = 1024, help_heading = "Workload")]
+    pub random_input_len: u32,
+    /// Output length in tokens (sent as max_tokens).
+    #[arg(long, default_value_t = 128, help_heading = "Workload")]
+    pub random_output_len: u32,
+    /// Draw lengths uniformly from len*(1-r)..len*(1+r).
+    #[arg(long, default_value_t = 0.0, help_heading = "Workload")]
+    pub random_range_ratio: f64,
+    /// Tokens of a prefix shared by all prompts (for prefix-cache tests).
+    #[arg(long, default_value_t = 0, help_heading = "Workload")]
+    pub random_prefix_len: u32,
+    /// Send ignore_eos and min_tokens so outputs have exactly the requested length (implied by
+    /// --backend vllm).
+    #[arg(long, help_heading = "Workload")]
+    pub ignore_eos: bool,
+    /// Sampling temperature (left to the server when absent).
+    #[arg(long, help_heading = "Workload")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling probability mass.
+    #[arg(long, help_heading = "Workload")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling cut-off.
+    #[arg(long, help_heading = "Workload")]
+    pub top_k: Option<i64>,
+    /// Seed sent to the server for sampling.
+    #[arg(long, help_heading = "Workload")]
+    pub sampling_seed: Option<u64>,
+    /// Extra JSON object merged into every request body, e.g. '{"repetition_penalty":1.1}'.
+    #[arg(long, help_heading = "Workload")]
+    pub extra_body: Option<String>,
+
+    /// Number of measured requests. With --duration, an upper bound.
+    #[arg(long, help_heading = "Load")]
+    pub num_prompts: Option<u64>,
+    /// Keep sending for this many seconds instead of a fixed count.
+    #[arg(long, help_heading = "Load")]
+    pub duration: Option<f64>,
+    /// Requests per second, or inf to send everything at once (then --max-concurrency paces it).
+    #[arg(long, default_value = "inf", help_heading = "Load")]
+    pub request_rate: String,
+    /// Gamma shape of inter-arrival gaps: 1 is Poisson, below 1 burstier, above 1 smoother.
+    #[arg(long, default_value_t = 1.0, help_heading = "Load")]
+    pub burstiness: f64,
+    /// Arrival process.
+    #[arg(long, value_enum, default_value = "poisson", help_heading = "Load")]
+    pub arrival: ArrivalArg,
+    /// Most requests in flight at once (a closed-loop cap; requests wait at the gate, and the
+    /// wait is reported separately from latency).
+    #[arg(long, help_heading = "Load")]
+    pub max_concurrency: Option<u64>,
+    /// Ramp the request rate from --ramp-up-start-rps to --ramp-up-end-rps over the run.
+    #[arg(long, value_enum, help_heading = "Load", requires_all = ["ramp_up_start_rps", "ramp_up_end_rps"])]
+    pub ramp_up_strategy: Option<RampArg>,
+    /// Rate at the start of the ramp.
+    #[arg(long, help_heading = "Load")]
+    pub ramp_up_start_rps: Option<f64>,
+    /// Rate at the end of the ramp.
+    #[arg(long, help_heading = "Load")]
+    pub ramp_up_end_rps: Option<f64>,
+    /// Requests sent first and left out of the results (warms caches and connections).
+    #[arg(long, default_value_t = 0, help_heading = "Load")]
+    pub warmup_requests: u64,
+    /// Seed for prompts and arrivals: the same seed gives the same workload.
+    #[arg(long, default_value_t = 0, help_heading = "Load")]
+    pub seed: u64,
+    /// After Ctrl-C, seconds to wait for in-flight requests before cancelling them.
+    #[arg(long, default_value_t = 5.0, help_heading = "Load")]
+    pub grace_period: f64,
+    /// Async worker threads for the client (default: one per core).
+    #[arg(long, help_heading = "Load")]
+    pub workers: Option<usize>,
+
+    /// SLOs for goodput, e.g. --goodput ttft:500 tpot:50 (ms; metrics ttft, tpot, itl, e2el).
+    #[arg(long, num_args = 1.., help_heading = "Metrics")]
+    pub goodput: Vec<String>,
+    /// Percentiles to report, comma-separated.
+    #[arg(long, default_value = "50,90,95,99", help_heading = "Metrics")]
+    pub metric_percentiles: String,
+    /// Metrics whose percentiles are printed, comma-separated (ttft, tpot, itl, e2el).
+    #[arg(long, default_value = "ttft,tpot,itl,e2el", help_heading = "Metrics")]
+    pub percentile_metrics: String,
+
+    /// Directory for the result JSON, CSV and per-request JSONL.
+    #[arg(long, default_value = "results", help_heading = "Output")]
+    pub result_dir: PathBuf,
+    /// File name stem for the results (default: backend, rate, concurrency, date).
+    #[arg(long, help_heading = "Output")]
+    pub result_filename: Option<String>,
+    /// Accepted for vLLM compatibility: results are always saved.
+    #[arg(long, hide = true)]
+    pub save_result: bool,
+    /// Keep each request's generated text in the per-request JSONL.
+    #[arg(long, help_heading = "Output")]
+    pub save_generated_text: bool,
+    /// No progress bar.
+    #[arg(long, help_heading = "Output")]
+    pub disable_tqdm: bool,
+    /// Print nothing but errors (results are still written).
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+/// Flags of `inferbench serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Serve the latency simulator (no model needed).
+    #[arg(long)]
+    pub sim: bool,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the chosen URL is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Require this bearer token on /v1 routes.
+    #[arg(long, env = "INFERBENCH_SERVER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[command(flatten)]
+    pub sim_args: SimArgs,
+}
+
+/// The simulator's latency model and fault modes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Simulator")]
+pub struct SimArgs {
+    /// Model name the simulator serves.
+    #[arg(long = "served-model-name", default_value = "inferbench-sim")]
+    pub model: String,
+    /// Time to first token after admission, ms.
+    #[arg(long, default_value_t = 20.0)]
+    pub ttft_ms: f64,
+    /// Extra time to first token per prompt token, ms.
+    #[arg(long, default_value_t = 0.02)]
+    pub prefill_ms_per_token: f64,
+    /// Gap between tokens of one sequence, ms.
+    #[arg(long, default_value_t = 8.0)]
+    pub itl_ms: f64,
+    /// Extra gap per additional running sequence, ms (models batch decode cost).
+    #[arg(long, default_value_t = 0.05)]
+    pub itl_ms_per_seq: f64,
+    /// Sequences decoded at once; more requests queue.
+    #[arg(long, default_value_t = 256)]
+    pub max_num_seqs: usize,
+    /// Longest prompt accepted, tokens (HTTP 413 beyond).
+    #[arg(long, default_value_t = 32768)]
+    pub max_model_len: u32,
+    /// Leave `usage` out of responses (clients must count tokens themselves).
+    #[arg(long)]
+    pub no_usage: bool,
+    /// Fraction of requests answered with HTTP 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fraction of streams cut mid-way.
+    #[arg(long, default_value_t = 0.0)]
+    pub disconnect_rate: f64,
+    /// Fraction of streams that stall mid-way for --stall-ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_rate: f64,
+    /// Length of a stall, ms.
+    #[arg(long, default_value_t = 3_600_000.0)]
+    pub stall_ms: f64,
+    /// Fraction of streams carrying a malformed chunk.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Seed for faults and output text.
+    #[arg(long = "sim-seed", default_value_t = 0)]
+    pub seed: u64,
+    /// Tokenizer the simulator counts prompts and builds output with.
+    #[arg(long = "sim-tokenizer", default_value = "cl100k_base")]
+    pub tokenizer: String,
+}
+
+/// Flags of `inferbench demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Benchmark the latency simulator instead of the embedded model.
+    #[arg(long)]
+    pub sim: bool,
+    /// Concurrency levels to run, comma-separated.
+    #[arg(long, default_value = "1,8,32")]
+    pub concurrency: String,
+    /// Requests per level (default: 4 per concurrent stream, 16 to 256).
+    #[arg(long)]
+    pub num_prompts: Option<u64>,
+    /// Directory for results.
+    #[arg(long, default_value = "results")]
+    pub result_dir: PathBuf,
+}

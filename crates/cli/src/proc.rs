@@ -1,0 +1,61 @@
+//! The few facts about our own process that only the OS knows: CPU time, peak memory, and the
+//! open-file limit (10,000 concurrent streams need 10,000 sockets).
+#![allow(unsafe_code)]
+
+/// User + system CPU seconds this process has used so far.
+pub fn cpu_seconds() -> f64 {
+    let u = usage();
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Peak resident set size of this process, in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    // Linux reports ru_maxrss in KiB.
+    usage().ru_maxrss.max(0) as u64 * 1024
+}
+
+fn usage() -> libc::rusage {
+    // SAFETY: getrusage only writes into the zeroed struct we pass; RUSAGE_SELF is always valid.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> u64 {
+    // SAFETY: get/setrlimit read and write a plain struct we own.
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return 0;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let want = libc::rlimit { rlim_cur: l.rlim_max, rlim_max: l.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        l.rlim_cur
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_facts_are_plausible() {
+        let before = cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_seconds() >= before);
+        assert!(peak_rss_bytes() > 1 << 20);
+        assert!(raise_nofile_limit() > 0);
+    }
+}

@@ -1,0 +1,330 @@
+//! `inferbench run`: flags become a validated plan in one place, then the pipeline runs —
+//! prompts, pre-flight, load, collection, summary, files.
+
+use crate::args::{ArrivalArg, RampArg, RunArgs};
+use crate::collector::{collect, Collected};
+use crate::proc;
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use inferbench_core::result::{ClientUsage, ToolInfo};
+use inferbench_core::spec::{ArrivalKind, DatasetSpec, RampStrategy, RampUp, Sampling};
+use inferbench_core::sysinfo::SystemInfo;
+use inferbench_core::{BenchmarkResult, MetricName, RunSpec, Slo, SummaryOptions, SCHEMA_VERSION};
+use inferbench_data::{random_prompts, RandomConfig, Tokenizer};
+use inferbench_load::{
+    http_client, preflight, run_load, ArrivalConfig, Backend, HttpTarget, LoadPlan, RequestTemplate, Requester, TemplateOptions,
+};
+use inferbench_report::{render_summary, write_csv_summary, write_json, ConsoleOptions, RecordWriter};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Distinct prompts generated at most; longer runs cycle through them.
+const MAX_DISTINCT_PROMPTS: u64 = 10_000;
+
+/// A run, validated: nothing below this point can fail because of a bad flag.
+pub struct RunPlan {
+    spec: RunSpec,
+    backend: Backend,
+    model: Option<String>,
+    target: HttpTarget,
+    template_opts: TemplateOptions,
+    load: LoadPlan,
+    summary_opts: SummaryOptions,
+    console: ConsoleOptions,
+    paths: ResultPaths,
+    keep_text: bool,
+    progress: bool,
+    quiet: bool,
+}
+
+/// Where a run's files go.
+#[derive(Debug, Clone)]
+pub struct ResultPaths {
+    /// Summary JSON.
+    pub json: PathBuf,
+    /// One-row CSV.
+    pub csv: PathBuf,
+    /// Per-request JSONL.
+    pub records: PathBuf,
+}
+
+fn flag_err(flag: &str, value: &str, why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("invalid {flag} '{value}': {why}")
+}
+
+fn positive(flag: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(flag_err(flag, &v.to_string(), "must be a positive number"))
+    }
+}
+
+/// Parses `50,90,99` into percentiles in (0, 100].
+pub fn parse_percentiles(s: &str) -> Result<Vec<f64>> {
+    s.split(',')
+        .map(|p| {
+            let v: f64 = p.trim().parse().map_err(|_| flag_err("--metric-percentiles", s, format!("'{p}' is not a number")))?;
+            if v > 0.0 && v <= 100.0 {
+                Ok(v)
+            } else {
+                Err(flag_err("--metric-percentiles", s, format!("{v} is not in (0, 100]")))
+            }
+        })
+        .collect()
+}
+
+impl RunPlan {
+    /// Checks every flag and prepares the output directory.
+    pub fn from_args(a: &RunArgs) -> Result<Self> {
+        let backend: Backend = a.backend.parse().map_err(|e| flag_err("--backend", &a.backend, e))?;
+        let stream = !a.no_stream;
+        let endpoint = a.endpoint.clone().unwrap_or_else(|| backend.default_endpoint(stream).to_owned());
+        let timeout = positive("--request-timeout", a.request_timeout)?;
+        let target = HttpTarget::new(&a.base_url, &endpoint, a.api_key.as_deref(), Duration::from_secs_f64(timeout))
+            .map_err(|e| anyhow!("--base-url: {e}"))?;
+        Tokenizer::by_name(&a.tokenizer).map_err(|e| anyhow!("--tokenizer: {e}"))?;
+        let request_rate = match a.request_rate.trim() {
+            "inf" | "infinity" | "Inf" => None,
+            r => Some(positive("--request-rate", r.parse().map_err(|_| flag_err("--request-rate", r, "expected a number or inf"))?)?),
+        };
+        positive("--burstiness", a.burstiness)?;
+        let duration = a.duration.map(|d| positive("--duration", d)).transpose()?;
+        let num_prompts = match (a.num_prompts, duration) {
+            (Some(0), _) => bail!("invalid --num-prompts '0': must be at least 1"),
+            (n @ Some(_), _) => n,
+            (None, Some(_)) => None,
+            (None, None) => Some(1000),
+        };
+        let ramp_up = match a.ramp_up_strategy {
+            None => None,
+            Some(s) => {
+                let start = positive("--ramp-up-start-rps", a.ramp_up_start_rps.unwrap_or(0.0))?;
+                let end = positive("--ramp-up-end-rps", a.ramp_up_end_rps.unwrap_or(0.0))?;
+                if num_prompts.is_none() && duration.is_none() {
+                    bail!("--ramp-up-strategy needs --num-prompts or --duration");
+                }
+                let strategy = match s {
+                    RampArg::Linear => RampStrategy::Linear,
+                    RampArg::Exponential => RampStrategy::Exponential,
+                };
+                Some(RampUp { strategy, start_rps: start, end_rps: end })
+            }
+        };
+        if a.max_concurrency == Some(0) {
+            bail!("invalid --max-concurrency '0': must be at least 1");
+        }
+        let extra_body = match &a.extra_body {
+            None => None,
+            Some(s) => match serde_json::from_str::<serde_json::Value>(s) {
+                Ok(serde_json::Value::Object(m)) => Some(m),
+                Ok(_) => return Err(flag_err("--extra-body", s, "must be a JSON object")),
+                Err(e) => return Err(flag_err("--extra-body", s, e)),
+            },
+        };
+        let percentiles = parse_percentiles(&a.metric_percentiles)?;
+        let percentile_metrics: Vec<MetricName> = a
+            .percentile_metrics
+            .split(',')
+            .map(|m| m.parse::<MetricName>().map_err(|e| flag_err("--percentile-metrics", &a.percentile_metrics, e)))
+            .collect::<Result<_>>()?;
+        let goodput = Slo::parse(&a.goodput).map_err(|e| flag_err("--goodput", &a.goodput.join(" "), e))?;
+        let grace = positive("--grace-period", a.grace_period.max(f64::MIN_POSITIVE))?;
+        let sampling = Sampling { temperature: a.temperature, top_p: a.top_p, top_k: a.top_k, seed: a.sampling_seed };
+        let arrival = match a.arrival {
+            ArrivalArg::Poisson => ArrivalKind::Poisson,
+            ArrivalArg::Constant => ArrivalKind::Constant,
+        };
+
+        let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let stem = a.result_filename.clone().unwrap_or_else(|| {
+            let compact: String = date.chars().filter(char::is_ascii_digit).collect();
+            let rate = request_rate.map_or("inf".into(), |r| format!("{r}"));
+            let conc = a.max_concurrency.map_or(String::new(), |c| format!("-c{c}"));
+            format!("{}-{rate}qps{conc}-{}-{}", backend.name(), &compact[..8], &compact[8..14])
+        });
+        std::fs::create_dir_all(&a.result_dir).with_context(|| format!("--result-dir: cannot create {}", a.result_dir.display()))?;
+        let paths = ResultPaths {
+            json: a.result_dir.join(format!("{stem}.json")),
+            csv: a.result_dir.join(format!("{stem}.csv")),
+            records: a.result_dir.join(format!("{stem}.records.jsonl")),
+        };
+
+        let spec = RunSpec {
+            backend: backend.name().into(),
+            base_url: target.base_url.clone(),
+            endpoint,
+            model: a.model.clone().unwrap_or_default(),
+            tokenizer: a.tokenizer.clone(),
+            dataset: DatasetSpec {
+                name: a.dataset_name.clone(),
+                path: None,
+                input_len: a.random_input_len,
+                output_len: a.random_output_len,
+                range_ratio: a.random_range_ratio,
+                prefix_len: a.random_prefix_len,
+            },
+            num_prompts,
+            duration_s: duration,
+            request_rate,
+            burstiness: a.burstiness,
+            arrival,
+            max_concurrency: a.max_concurrency,
+            ramp_up,
+            warmup_requests: a.warmup_requests,
+            seed: a.seed,
+            stream,
+            sampling: sampling.clone(),
+            ignore_eos: a.ignore_eos || backend == Backend::Vllm,
+            timeout_s: timeout,
+            extra_body: extra_body.clone().map(serde_json::Value::Object),
+            percentiles: percentiles.clone(),
+            percentile_metrics: percentile_metrics.iter().map(|m| m.key().to_owned()).collect(),
+            goodput: (!goodput.is_empty()).then(|| goodput.to_string()),
+        };
+        let load = LoadPlan {
+            arrivals: ArrivalConfig {
+                rate: request_rate,
+                burstiness: a.burstiness,
+                kind: arrival,
+                ramp: ramp_up,
+                total: num_prompts,
+                duration_s: duration,
+                seed: a.seed,
+            },
+            num_prompts,
+            duration: duration.map(Duration::from_secs_f64),
+            max_concurrency: a.max_concurrency.map(|c| c as usize),
+            warmup_requests: a.warmup_requests,
+            grace: Duration::from_secs_f64(grace),
+        };
+        Ok(Self {
+            spec,
+            backend,
+            model: a.model.clone(),
+            target,
+            template_opts: TemplateOptions { model: String::new(), stream, ignore_eos: a.ignore_eos, sampling, extra_body },
+            load,
+            summary_opts: SummaryOptions { percentiles, goodput },
+            console: ConsoleOptions { percentile_metrics, ..ConsoleOptions::default() },
+            paths,
+            keep_text: a.save_generated_text,
+            progress: !(a.disable_tqdm || a.quiet),
+            quiet: a.quiet,
+        })
+    }
+
+    /// Runs the benchmark. `stop` interrupts it; everything measured is still written.
+    pub async fn execute(mut self, stop: CancellationToken) -> Result<BenchmarkResult> {
+        let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let tokenizer = Tokenizer::by_name(&self.spec.tokenizer)?;
+        let distinct = self.spec.num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize;
+        let ds = &self.spec.dataset;
+        let prompts = random_prompts(
+            &tokenizer,
+            &RandomConfig {
+                input_len: ds.input_len,
+                output_len: ds.output_len,
+                range_ratio: ds.range_ratio,
+                prefix_len: ds.prefix_len,
+                num_prompts: distinct,
+                seed: self.spec.seed,
+            },
+        )
+        .context("building the random dataset")?;
+
+        let client = http_client();
+        let model = preflight(&client, &self.target, self.model.as_deref()).await?;
+        self.spec.model = model.clone();
+        self.template_opts.model = model;
+        let requester = Arc::new(Requester {
+            client,
+            target: self.target.clone(),
+            template: RequestTemplate::new(self.backend, &self.template_opts),
+            tokenizer,
+            keep_text: self.keep_text,
+        });
+
+        let writer = RecordWriter::create(&self.paths.records).map_err(|e| anyhow!("--result-dir: {e}"))?;
+        let pb = progress_bar(self.progress, self.spec.num_prompts, self.spec.duration_s);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let opts = self.summary_opts.clone();
+        let collector = std::thread::Builder::new().name("inferbench-collector".into()).spawn(move || collect(rx, writer, &opts, pb))?;
+
+        let outcome = run_load(requester, prompts.into(), self.load.clone(), tx, stop).await;
+        let cpu_end = proc::cpu_seconds();
+        let Collected { summary, warmups, cpu_at_start, write_error } =
+            collector.join().map_err(|_| anyhow!("the collector thread panicked"))?;
+
+        let result = BenchmarkResult {
+            schema_version: SCHEMA_VERSION,
+            tool: tool_info(),
+            date,
+            spec: self.spec,
+            system: SystemInfo::collect(),
+            summary,
+            client: ClientUsage { cpu_s: (cpu_end - cpu_at_start).max(0.0), peak_rss_bytes: proc::peak_rss_bytes() },
+            warmup_excluded: warmups,
+            interrupted: outcome.interrupted,
+        };
+        write_json(&self.paths.json, &result)?;
+        write_csv_summary(&self.paths.csv, &result)?;
+        if let Some(e) = write_error {
+            return Err(e.into());
+        }
+        if !self.quiet {
+            print!("{}", render_summary(&result, &self.console));
+            println!(
+                "Results: {}\n         {}\n         {}",
+                self.paths.json.display(),
+                self.paths.csv.display(),
+                self.paths.records.display()
+            );
+        }
+        Ok(result)
+    }
+}
+
+fn progress_bar(show: bool, total: Option<u64>, duration: Option<f64>) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = match (total, duration) {
+        (Some(n), None) => ProgressBar::new(n),
+        _ => ProgressBar::no_length(),
+    };
+    let tmpl = if pb.length().is_some() {
+        "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} requests ({per_sec}) {msg}"
+    } else {
+        "{spinner} {elapsed_precise} {pos} requests ({per_sec}) {msg}"
+    };
+    pb.set_style(ProgressStyle::with_template(tmpl).expect("valid template").progress_chars("=> "));
+    pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    pb
+}
+
+/// This binary's name, version and commit.
+pub fn tool_info() -> ToolInfo {
+    let commit = env!("INFERBENCH_GIT_COMMIT");
+    ToolInfo {
+        name: "inferbench".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        commit: (!commit.is_empty()).then(|| commit.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_parse_or_name_the_problem() {
+        assert_eq!(parse_percentiles("50, 99.9").unwrap(), vec![50.0, 99.9]);
+        let e = parse_percentiles("50,abc").unwrap_err().to_string();
+        assert!(e.contains("--metric-percentiles") && e.contains("'abc'"), "{e}");
+        assert!(parse_percentiles("0").is_err());
+        assert!(parse_percentiles("101").is_err());
+    }
+}

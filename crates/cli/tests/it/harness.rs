@@ -1,0 +1,117 @@
+//! Starting the simulator on a free port and running the client against it.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
+
+/// A simulator process, killed on drop.
+pub struct Sim {
+    child: Child,
+    pub url: String,
+}
+
+impl Sim {
+    /// Starts `inferbench serve --sim --port 0` with extra flags and waits for its URL.
+    pub fn start(flags: &[&str]) -> Sim {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--sim", "--host", "127.0.0.1", "--port", "0"])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn simulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read simulator banner");
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_owned();
+        Sim { child, url }
+    }
+
+    /// Fetches the simulator's Prometheus text.
+    pub fn metrics(&self) -> String {
+        let out = Command::new("curl").args(["-s", &format!("{}/metrics", self.url)]).output();
+        match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            _ => get(&format!("{}/metrics", self.url)),
+        }
+    }
+}
+
+/// Minimal HTTP GET over a TcpStream (no extra dependencies).
+pub fn get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A finished client run with its files.
+pub struct Run {
+    pub out: Output,
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn file(&self, ext: &str) -> PathBuf {
+        self.dir.path().join(format!("r.{ext}"))
+    }
+    pub fn json(&self) -> Value {
+        let p = self.file("json");
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\nstderr: {}", p.display(), self.stderr()));
+        serde_json::from_str(&text).unwrap()
+    }
+    pub fn records(&self) -> Vec<Value> {
+        read_records(&self.file("records.jsonl"))
+    }
+    pub fn assert_ok(&self) -> &Self {
+        assert!(self.out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", self.out.status, self.stdout(), self.stderr());
+        self
+    }
+}
+
+pub fn read_records(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The standard client flags for tests: result files named r.* in a fresh directory.
+pub fn run_cmd(url: &str, flags: &[&str]) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["run", "--base-url", url, "--disable-tqdm", "--result-filename", "r", "--result-dir"]).arg(dir.path()).args(flags);
+    c.env_remove("OPENAI_API_KEY");
+    (c, dir)
+}
+
+/// Runs the client to completion.
+pub fn run(url: &str, flags: &[&str]) -> Run {
+    let (mut c, dir) = run_cmd(url, flags);
+    let start = Instant::now();
+    let out = c.output().expect("run client");
+    assert!(start.elapsed() < Duration::from_secs(120));
+    Run { out, dir }
+}
+
+/// Mean of a JSON array of numbers.
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `inferbench` binary against the real simulator on 127.0.0.1.
+//! One test binary (modules below) keeps linking cheap.
+
+mod bad_input;
+mod faults;
+mod harness;
+mod interrupt;
+mod serving;

@@ -1,0 +1,142 @@
+//! Token counts, latencies and goodput against a simulator whose behaviour we set.
+
+use crate::harness::{f, run, Sim};
+
+#[test]
+fn token_counts_are_exact_from_usage_and_from_the_tokenizer() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let r = run(&sim.url, &["--backend", "vllm", "--random-input-len", "100", "--random-output-len", "32", "--num-prompts", "20"]);
+    let j = r.assert_ok().json();
+    assert_eq!(j["total_input_tokens"], 2000);
+    assert_eq!(j["total_output_tokens"], 640);
+    assert_eq!(j["summary"]["token_sources"]["server"], 20);
+    assert_eq!(j["schema_version"], 1);
+    assert_eq!(j["spec"]["model"], "inferbench-sim");
+    assert!(r.stdout().contains("Serving Benchmark Result"));
+    assert_eq!(r.records().len(), 20);
+
+    // Without usage the client counts the text itself, and must arrive at the same numbers.
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1", "--no-usage"]);
+    for backend in ["openai", "openai-chat"] {
+        let r = run(&sim.url, &["--backend", backend, "--random-input-len", "50", "--random-output-len", "16", "--num-prompts", "10"]);
+        let j = r.assert_ok().json();
+        assert_eq!(j["total_input_tokens"], 500, "{backend}");
+        assert_eq!(j["total_output_tokens"], 160, "{backend}");
+        assert_eq!(j["summary"]["token_sources"]["tokenizer"], 10, "{backend}");
+    }
+    // Non-streaming: one chunk, TTFT equals E2E latency.
+    let r = run(&sim.url, &["--no-stream", "--random-input-len", "20", "--random-output-len", "8", "--num-prompts", "5"]);
+    let j = r.assert_ok().json();
+    assert_eq!(j["total_output_tokens"], 40);
+    assert!((f(&j["mean_ttft_ms"]) - f(&j["mean_e2el_ms"])).abs() < 1e-9);
+}
+
+/// TTFT and ITL as the client reports them, against what the simulator injects.
+fn check_latency(concurrency: &str, rate: &str, n: &str, ttft: f64, itl: f64) {
+    let (t, i) = (ttft.to_string(), itl.to_string());
+    let sim =
+        Sim::start(&["--ttft-ms", &t, "--itl-ms", &i, "--prefill-ms-per-token", "0", "--itl-ms-per-seq", "0", "--max-num-seqs", "1024"]);
+    let r = run(
+        &sim.url,
+        &[
+            "--backend",
+            "vllm",
+            "--random-input-len",
+            "32",
+            "--random-output-len",
+            "20",
+            "--num-prompts",
+            n,
+            "--max-concurrency",
+            concurrency,
+            // Poisson arrivals keep the in-flight count near the cap without sending 64
+            // requests in one instant (which would measure the server's intake queue).
+            "--request-rate",
+            rate,
+            // Opens the connections first, so TTFT measures the server, not TCP set-up.
+            "--warmup-requests",
+            concurrency,
+        ],
+    );
+    let j = r.assert_ok().json();
+    let (m_ttft, m_itl, med_itl) = (f(&j["mean_ttft_ms"]), f(&j["mean_itl_ms"]), f(&j["median_itl_ms"]));
+    assert!((m_ttft - ttft).abs() < 1.0, "c={concurrency}: mean TTFT {m_ttft} vs injected {ttft}");
+    assert!((m_itl - itl).abs() < 1.0, "c={concurrency}: mean ITL {m_itl} vs injected {itl}");
+    assert!((med_itl - itl).abs() < 1.0, "c={concurrency}: median ITL {med_itl} vs injected {itl}");
+    assert_eq!(j["completed"], n.parse::<u64>().unwrap());
+    let peak = j["max_concurrent_requests"].as_u64().unwrap();
+    let c: u64 = concurrency.parse().unwrap();
+    assert!(peak <= c && peak * 4 >= c * 3, "peak in flight {peak} should be near {c}");
+}
+
+#[test]
+fn latency_matches_injected_values_at_concurrency_1() {
+    check_latency("1", "inf", "10", 30.0, 10.0);
+}
+
+#[test]
+fn latency_matches_injected_values_at_concurrency_64() {
+    // Each request lasts ~410 ms, so 160 req/s keeps ~64 in flight.
+    check_latency("64", "160", "256", 30.0, 20.0);
+}
+
+#[test]
+fn goodput_counts_requests_that_meet_every_slo() {
+    // TTFT = 2 ms per prompt token: prompts of up to 100 tokens take <= 200 ms (+ <1 ms of
+    // overhead), longer ones >= 202 ms, so an SLO of 201 ms splits them cleanly.
+    let sim = Sim::start(&["--ttft-ms", "0", "--prefill-ms-per-token", "2", "--itl-ms", "1", "--itl-ms-per-seq", "0"]);
+    let r = run(
+        &sim.url,
+        &[
+            "--random-input-len",
+            "100",
+            "--random-range-ratio",
+            "0.8",
+            "--random-output-len",
+            "4",
+            "--num-prompts",
+            "40",
+            "--max-concurrency",
+            "8",
+            "--goodput",
+            "ttft:201",
+        ],
+    );
+    let j = r.assert_ok().json();
+    let recs = r.records();
+    let expected = recs.iter().filter(|r| r["input_tokens"].as_u64().unwrap() <= 100).count();
+    assert!(expected > 5 && expected < 35, "the split should be mixed: {expected}");
+    assert_eq!(j["summary"]["good_requests"], expected as u64);
+    let duration = f(&j["duration"]);
+    assert!((f(&j["request_goodput"]) - expected as f64 / duration).abs() < 1e-9);
+    assert!(r.stdout().contains("Request goodput (req/s):"));
+}
+
+#[test]
+fn request_rate_paces_sends_without_lag() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let r = run(
+        &sim.url,
+        &["--request-rate", "40", "--arrival", "constant", "--num-prompts", "40", "--random-output-len", "4", "--random-input-len", "16"],
+    );
+    let j = r.assert_ok().json();
+    // 40 sends at 25 ms spacing: the last goes out at 975 ms.
+    let d = f(&j["duration"]);
+    assert!((0.97..1.3).contains(&d), "duration {d}");
+    let recs = r.records();
+    let last = recs.iter().map(|r| r["scheduled_ns"].as_u64().unwrap()).max().unwrap();
+    assert_eq!(last, 975_000_000);
+    let lag_p99 = f(&j["summary"]["metrics"]["lag"]["percentiles"][3][1]);
+    assert!(lag_p99 < 5.0, "lag p99 {lag_p99} ms");
+}
+
+#[test]
+fn warmup_requests_are_excluded() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let r = run(&sim.url, &["--warmup-requests", "5", "--num-prompts", "10", "--random-output-len", "4", "--random-input-len", "16"]);
+    let j = r.assert_ok().json();
+    assert_eq!(j["completed"], 10);
+    assert_eq!(j["warmup_excluded"], 5);
+    assert_eq!(r.records().len(), 10);
+    assert!(sim.metrics().contains("vllm:request_success_total{model_name=\"inferbench-sim\"} 15"));
+}

@@ -1,0 +1,374 @@
+//! Records in, summary out: every formula of `docs/metrics.md`, as pure functions.
+
+use crate::record::RequestRecord;
+use crate::slo::Slo;
+use crate::stats::{Distribution, Samples};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A per-request latency metric that gets a distribution in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricName {
+    /// Time to first token, from the actual send.
+    Ttft,
+    /// Time per output token after the first.
+    Tpot,
+    /// Inter-token latency: every gap between output chunks.
+    Itl,
+    /// End-to-end latency, from the actual send.
+    E2el,
+    /// Time to first token, from the scheduled send (includes any client-side delay).
+    TtftSched,
+    /// End-to-end latency, from the scheduled send.
+    E2elSched,
+    /// Time spent waiting for the `--max-concurrency` gate.
+    Queue,
+    /// Client dispatch lag: actual send minus the instant the request was free to go.
+    Lag,
+}
+
+impl MetricName {
+    /// Every metric, in display order.
+    pub const ALL: [MetricName; 8] = [
+        MetricName::Ttft,
+        MetricName::Tpot,
+        MetricName::Itl,
+        MetricName::E2el,
+        MetricName::TtftSched,
+        MetricName::E2elSched,
+        MetricName::Queue,
+        MetricName::Lag,
+    ];
+
+    /// The key used in flags and files (`ttft`, `e2el_sched`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            MetricName::Ttft => "ttft",
+            MetricName::Tpot => "tpot",
+            MetricName::Itl => "itl",
+            MetricName::E2el => "e2el",
+            MetricName::TtftSched => "ttft_sched",
+            MetricName::E2elSched => "e2el_sched",
+            MetricName::Queue => "queue",
+            MetricName::Lag => "lag",
+        }
+    }
+
+    /// The upper-case abbreviation used in vLLM's console block (`TTFT`, `E2EL`).
+    pub fn short(self) -> &'static str {
+        match self {
+            MetricName::Ttft => "TTFT",
+            MetricName::Tpot => "TPOT",
+            MetricName::Itl => "ITL",
+            MetricName::E2el => "E2EL",
+            MetricName::TtftSched => "TTFT(sched)",
+            MetricName::E2elSched => "E2EL(sched)",
+            MetricName::Queue => "queue wait",
+            MetricName::Lag => "sched lag",
+        }
+    }
+
+    /// The section heading used in the console block.
+    pub fn title(self) -> &'static str {
+        match self {
+            MetricName::Ttft => "Time to First Token",
+            MetricName::Tpot => "Time per Output Token (excl. 1st token)",
+            MetricName::Itl => "Inter-token Latency",
+            MetricName::E2el => "End-to-end Latency",
+            MetricName::TtftSched => "TTFT from Scheduled Send",
+            MetricName::E2elSched => "E2E Latency from Scheduled Send",
+            MetricName::Queue => "Concurrency Gate Wait",
+            MetricName::Lag => "Client Scheduling Lag",
+        }
+    }
+
+    /// Whether the metric is a property of one request's latency (usable in SLOs).
+    pub fn is_per_request(self) -> bool {
+        matches!(self, MetricName::Ttft | MetricName::Tpot | MetricName::Itl | MetricName::E2el)
+    }
+}
+
+impl fmt::Display for MetricName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl FromStr for MetricName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        MetricName::ALL
+            .into_iter()
+            .find(|m| m.key().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown metric '{s}' (expected one of: {})", MetricName::ALL.map(|m| m.key()).join(", ")))
+    }
+}
+
+/// What to compute beyond the fixed metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryOptions {
+    /// Percentiles (0–100) reported for every distribution.
+    pub percentiles: Vec<f64>,
+    /// Goodput limits; empty means goodput is not computed.
+    pub goodput: Slo,
+}
+
+impl Default for SummaryOptions {
+    fn default() -> Self {
+        Self { percentiles: vec![50.0, 90.0, 95.0, 99.0], goodput: Slo::default() }
+    }
+}
+
+/// What a run measured, computed from its records alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Requests that completed successfully.
+    pub completed: u64,
+    /// Requests that failed, of any kind.
+    pub failed: u64,
+    /// Failures by kind label (`http_500`, `timeout`, ...).
+    pub failures: BTreeMap<String, u64>,
+    /// completed / (completed + failed); 0 when nothing ran.
+    pub success_rate: f64,
+    /// From the first scheduled send to the last request's end, in seconds.
+    pub duration_s: f64,
+    /// Prompt tokens of successful requests.
+    pub total_input_tokens: u64,
+    /// Generated tokens of successful requests.
+    pub total_output_tokens: u64,
+    /// completed / duration.
+    pub request_throughput: f64,
+    /// Requests meeting every SLO / duration; `None` when no SLO was given.
+    pub request_goodput: Option<f64>,
+    /// How many requests met every SLO; `None` when no SLO was given.
+    pub good_requests: Option<u64>,
+    /// total_output_tokens / duration.
+    pub output_throughput: f64,
+    /// (total_input_tokens + total_output_tokens) / duration.
+    pub total_token_throughput: f64,
+    /// The most requests in flight at once (between actual send and end).
+    pub max_concurrent_requests: u64,
+    /// How many successful requests had their tokens counted by each source.
+    pub token_sources: BTreeMap<String, u64>,
+    /// Latency distributions in milliseconds.
+    pub metrics: BTreeMap<MetricName, Distribution>,
+}
+
+impl Summary {
+    /// Summarises `records`. Warm-up requests must already be excluded by the caller.
+    pub fn from_records<'a, I>(records: I, opts: &SummaryOptions) -> Summary
+    where
+        I: IntoIterator<Item = &'a RequestRecord>,
+    {
+        let mut acc = Accumulator::new(opts);
+        for r in records {
+            acc.add(r);
+        }
+        acc.finish()
+    }
+
+    /// The distribution of one metric (present for every metric).
+    pub fn metric(&self, m: MetricName) -> &Distribution {
+        static EMPTY: Distribution =
+            Distribution { count: 0, mean: 0.0, median: 0.0, std: 0.0, min: 0.0, max: 0.0, percentiles: Vec::new(), exact: true };
+        self.metrics.get(&m).unwrap_or(&EMPTY)
+    }
+}
+
+/// Incremental summary builder, so huge runs need not keep every record in memory.
+#[derive(Debug)]
+pub struct Accumulator {
+    opts: SummaryOptions,
+    samples: BTreeMap<MetricName, Samples>,
+    s: Summary,
+    good: u64,
+    first_start: u64,
+    last_end: u64,
+    /// (time, +1 / -1) events for peak concurrency.
+    events: Vec<(u64, i8)>,
+}
+
+impl Accumulator {
+    /// An empty accumulator.
+    pub fn new(opts: &SummaryOptions) -> Self {
+        Self {
+            opts: opts.clone(),
+            samples: MetricName::ALL.into_iter().map(|m| (m, Samples::default())).collect(),
+            s: Summary::default(),
+            good: 0,
+            first_start: u64::MAX,
+            last_end: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds one record.
+    pub fn add(&mut self, r: &RequestRecord) {
+        self.first_start = self.first_start.min(r.scheduled_ns);
+        self.last_end = self.last_end.max(r.end_ns);
+        self.events.push((r.sent_ns, 1));
+        self.events.push((r.end_ns, -1));
+        let sample = |s: &mut BTreeMap<MetricName, Samples>, m: MetricName, v: f64| {
+            if let Some(x) = s.get_mut(&m) {
+                x.push(v)
+            }
+        };
+        sample(&mut self.samples, MetricName::Queue, r.queue_ms());
+        sample(&mut self.samples, MetricName::Lag, r.sched_lag_ms());
+        let Some(failure) = r.failure() else {
+            self.s.completed += 1;
+            self.s.total_input_tokens += r.input_tokens;
+            self.s.total_output_tokens += r.output_tokens;
+            *self.s.token_sources.entry(format!("{:?}", r.token_source).to_lowercase()).or_default() += 1;
+            if let Some(v) = r.ttft_ms() {
+                sample(&mut self.samples, MetricName::Ttft, v);
+            }
+            if let Some(v) = r.ttft_sched_ms() {
+                sample(&mut self.samples, MetricName::TtftSched, v);
+            }
+            if let Some(v) = r.tpot_ms() {
+                sample(&mut self.samples, MetricName::Tpot, v);
+            }
+            sample(&mut self.samples, MetricName::E2el, r.e2el_ms());
+            sample(&mut self.samples, MetricName::E2elSched, r.e2el_sched_ms());
+            if let Some(itl) = self.samples.get_mut(&MetricName::Itl) {
+                r.itl_ns.iter().for_each(|&g| itl.push(g as f64 / 1e6));
+            }
+            if !self.opts.goodput.is_empty() && self.opts.goodput.is_met_by(r) {
+                self.good += 1;
+            }
+            return;
+        };
+        self.s.failed += 1;
+        *self.s.failures.entry(failure.label()).or_default() += 1;
+    }
+
+    /// Computes the summary.
+    pub fn finish(mut self) -> Summary {
+        let mut s = self.s;
+        let total = s.completed + s.failed;
+        s.success_rate = if total == 0 { 0.0 } else { s.completed as f64 / total as f64 };
+        s.duration_s = if total == 0 { 0.0 } else { self.last_end.saturating_sub(self.first_start) as f64 / 1e9 };
+        let per_s = |x: f64| if s.duration_s > 0.0 { x / s.duration_s } else { 0.0 };
+        s.request_throughput = per_s(s.completed as f64);
+        s.output_throughput = per_s(s.total_output_tokens as f64);
+        s.total_token_throughput = per_s((s.total_input_tokens + s.total_output_tokens) as f64);
+        if !self.opts.goodput.is_empty() {
+            s.good_requests = Some(self.good);
+            s.request_goodput = Some(per_s(self.good as f64));
+        }
+        // Ends sort before starts at the same instant: back-to-back requests do not overlap.
+        self.events.sort_unstable();
+        let (mut cur, mut peak) = (0i64, 0i64);
+        for (_, d) in &self.events {
+            cur += *d as i64;
+            peak = peak.max(cur);
+        }
+        s.max_concurrent_requests = peak as u64;
+        s.metrics = self.samples.iter_mut().map(|(m, x)| (*m, x.distribution(&self.opts.percentiles))).collect();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{FailureKind, Outcome, TokenSource};
+
+    const MS: u64 = 1_000_000;
+
+    fn ok(id: u64, sched: u64, sent: u64, first: u64, itl: &[u64], out: u64) -> RequestRecord {
+        let end = first + itl.iter().sum::<u64>();
+        RequestRecord {
+            id,
+            scheduled_ns: sched * MS,
+            gate_ns: sched * MS,
+            sent_ns: sent * MS,
+            first_token_ns: Some(first * MS),
+            end_ns: end * MS,
+            itl_ns: itl.iter().map(|x| x * MS).collect(),
+            input_tokens: 100,
+            output_tokens: out,
+            token_source: TokenSource::Server,
+            outcome: Outcome::Success,
+            category: None,
+            generated_text: None,
+        }
+    }
+
+    /// Three successes and one failure over a 1-second window, computed by hand.
+    fn trace() -> Vec<RequestRecord> {
+        let mut fail = ok(3, 500, 500, 600, &[], 0);
+        fail.outcome = Outcome::Failed { failure: FailureKind::Http { status: 500 }, message: "boom".into() };
+        fail.first_token_ns = None;
+        vec![
+            // sched 0, sent 0: TTFT 100, ITLs 10,10,10 -> E2EL 130, TPOT 30/3 = 10
+            ok(0, 0, 0, 100, &[10, 10, 10], 4),
+            // sched 0, sent 2 (lag 2): TTFT 200-2 = 198, ITLs 20,40 -> end 260, E2EL 258, TPOT 60/2 = 30
+            ok(1, 0, 2, 200, &[20, 40], 3),
+            // sched 900, sent 900: TTFT 50, one gap of 50 -> end 1000 (defines the duration), TPOT 50
+            ok(2, 900, 900, 950, &[50], 2),
+            fail,
+        ]
+    }
+
+    #[test]
+    fn hand_computed_summary() {
+        let opts = SummaryOptions { percentiles: vec![50.0, 99.0], goodput: Slo::parse(&["ttft:150", "tpot:20"]).unwrap() };
+        let s = Summary::from_records(&trace(), &opts);
+        assert_eq!((s.completed, s.failed), (3, 1));
+        assert_eq!(s.failures.get("http_500"), Some(&1));
+        assert_eq!(s.success_rate, 0.75);
+        // first scheduled 0, last end 1000 ms
+        assert!((s.duration_s - 1.0).abs() < 1e-12);
+        assert_eq!(s.total_input_tokens, 300);
+        assert_eq!(s.total_output_tokens, 9);
+        assert!((s.request_throughput - 3.0).abs() < 1e-12);
+        assert!((s.output_throughput - 9.0).abs() < 1e-12);
+        assert!((s.total_token_throughput - 309.0).abs() < 1e-12);
+        // good: req0 (ttft 100, tpot 10) yes; req1 (ttft 198) no; req2 (ttft 50, tpot 50) no.
+        assert_eq!(s.good_requests, Some(1));
+        assert_eq!(s.request_goodput, Some(1.0));
+
+        let ttft = s.metric(MetricName::Ttft);
+        // 100, 198, 50: mean 116, median 100; p99 rank 1.98 -> 100 + 0.98*98 = 196.04
+        assert!((ttft.mean - 116.0).abs() < 1e-9);
+        assert!((ttft.median - 100.0).abs() < 1e-9);
+        assert!((ttft.percentile(99.0).unwrap() - 196.04).abs() < 1e-9);
+        // population std of 100,198,50: deviations -16, 82, -66 -> (256+6724+4356)/3 = 3778.67
+        assert!((ttft.std - (11336.0f64 / 3.0).sqrt()).abs() < 1e-9);
+
+        let tpot = s.metric(MetricName::Tpot);
+        // 10, 30, 50 -> mean 30
+        assert!((tpot.mean - 30.0).abs() < 1e-9);
+        let itl = s.metric(MetricName::Itl);
+        // 10,10,10,20,40,50 -> mean 23.33, median 15
+        assert_eq!(itl.count, 6);
+        assert!((itl.mean - 140.0 / 6.0).abs() < 1e-9);
+        assert!((itl.median - 15.0).abs() < 1e-9);
+        let e2el = s.metric(MetricName::E2el);
+        // 130, 258, 100 -> mean 162.67
+        assert!((e2el.mean - 488.0 / 3.0).abs() < 1e-9);
+        // Lag: 0, 2, 0, 0 over all four requests.
+        assert!((s.metric(MetricName::Lag).mean - 0.5).abs() < 1e-9);
+        assert!((s.metric(MetricName::TtftSched).max - 200.0).abs() < 1e-9);
+        // In flight: [0,130], [2,260] overlap; [500,600] and [900,950] alone.
+        assert_eq!(s.max_concurrent_requests, 2);
+    }
+
+    #[test]
+    fn empty_run_is_all_zero() {
+        let s = Summary::from_records(&[], &SummaryOptions::default());
+        assert_eq!((s.completed, s.duration_s, s.request_throughput), (0, 0.0, 0.0));
+        assert_eq!(s.request_goodput, None);
+    }
+
+    #[test]
+    fn metric_names_parse() {
+        assert_eq!("TTFT".parse::<MetricName>(), Ok(MetricName::Ttft));
+        assert!("foo".parse::<MetricName>().unwrap_err().contains("unknown metric 'foo'"));
+    }
+}

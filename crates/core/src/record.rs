@@ -1,0 +1,204 @@
+//! One request's life, as measured: the single seam between load producers and consumers.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a record's token counts came from, so a reader knows how far to trust them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The server's `usage` block (exact for the server's tokenizer).
+    Server,
+    /// Counted on the client with the run's tokenizer.
+    Tokenizer,
+    /// Counted by the engine itself (in-process runs).
+    Engine,
+    /// Nothing was counted (e.g. the request failed before any output).
+    #[default]
+    None,
+}
+
+/// Why a request failed, by kind rather than by message text, so failures can be counted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The server answered with a non-success HTTP status.
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// The request did not finish within the per-request timeout.
+    Timeout,
+    /// The connection could not be made or broke before a response arrived.
+    Connection,
+    /// The response started but the stream broke, ended early or carried malformed data.
+    Stream,
+    /// The run was interrupted (Ctrl-C) before the request finished.
+    Cancelled,
+}
+
+impl FailureKind {
+    /// A stable short label (`http_500`, `timeout`, ...) used as a key in summaries.
+    pub fn label(&self) -> String {
+        match self {
+            FailureKind::Http { status } => format!("http_{status}"),
+            FailureKind::Timeout => "timeout".into(),
+            FailureKind::Connection => "connection".into(),
+            FailureKind::Stream => "stream".into(),
+            FailureKind::Cancelled => "cancelled".into(),
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The full response arrived.
+    Success,
+    /// The request failed; `message` is for humans, `failure` for counting.
+    Failed {
+        /// The kind of failure.
+        failure: FailureKind,
+        /// A short human-readable explanation (server error text, I/O error).
+        message: String,
+    },
+}
+
+/// One request, timed against the run's monotonic epoch (all `*_ns` fields are nanoseconds since
+/// the moment the run started). Keeping the *scheduled* instant beside the actual send makes
+/// client-side queueing visible instead of silently inflating latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Position of the request in the run (0-based, in scheduling order).
+    pub id: u64,
+    /// When the arrival process said the request should start.
+    pub scheduled_ns: u64,
+    /// When the concurrency gate let it through (equals `scheduled_ns` without a gate wait).
+    pub gate_ns: u64,
+    /// When the client actually handed the request to the connection.
+    pub sent_ns: u64,
+    /// When the first non-empty output chunk arrived, if any did.
+    pub first_token_ns: Option<u64>,
+    /// When the request ended (last byte, error, or cancellation).
+    pub end_ns: u64,
+    /// Gaps between successive non-empty output chunks, in nanoseconds.
+    #[serde(default)]
+    pub itl_ns: Vec<u64>,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Where the token counts came from.
+    #[serde(default)]
+    pub token_source: TokenSource,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The prompt's category, when the dataset has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The generated text, kept only when asked for (it can be large).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_text: Option<String>,
+}
+
+impl RequestRecord {
+    /// True when the request completed successfully.
+    pub fn is_success(&self) -> bool {
+        matches!(self.outcome, Outcome::Success)
+    }
+
+    /// The failure kind, if the request failed.
+    pub fn failure(&self) -> Option<&FailureKind> {
+        match &self.outcome {
+            Outcome::Success => None,
+            Outcome::Failed { failure, .. } => Some(failure),
+        }
+    }
+
+    /// Time to first token from the actual send, in ms (vLLM's TTFT).
+    pub fn ttft_ms(&self) -> Option<f64> {
+        self.first_token_ns.map(|t| ns_to_ms(t.saturating_sub(self.sent_ns)))
+    }
+
+    /// Time to first token from the scheduled send, in ms (what a user arriving then would see).
+    pub fn ttft_sched_ms(&self) -> Option<f64> {
+        self.first_token_ns.map(|t| ns_to_ms(t.saturating_sub(self.scheduled_ns)))
+    }
+
+    /// End-to-end latency from the actual send, in ms.
+    pub fn e2el_ms(&self) -> f64 {
+        ns_to_ms(self.end_ns.saturating_sub(self.sent_ns))
+    }
+
+    /// End-to-end latency from the scheduled send, in ms.
+    pub fn e2el_sched_ms(&self) -> f64 {
+        ns_to_ms(self.end_ns.saturating_sub(self.scheduled_ns))
+    }
+
+    /// Mean time per output token after the first, in ms; `None` with fewer than 2 tokens.
+    pub fn tpot_ms(&self) -> Option<f64> {
+        let ttft = self.ttft_ms()?;
+        (self.output_tokens > 1).then(|| (self.e2el_ms() - ttft) / (self.output_tokens - 1) as f64)
+    }
+
+    /// Time spent waiting for the concurrency gate, in ms.
+    pub fn queue_ms(&self) -> f64 {
+        ns_to_ms(self.gate_ns.saturating_sub(self.scheduled_ns))
+    }
+
+    /// Client-side dispatch lag: how late the send was after the request was free to go, in ms.
+    pub fn sched_lag_ms(&self) -> f64 {
+        ns_to_ms(self.sent_ns.saturating_sub(self.gate_ns.max(self.scheduled_ns)))
+    }
+}
+
+/// Converts nanoseconds to milliseconds.
+pub fn ns_to_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> RequestRecord {
+        RequestRecord {
+            id: 0,
+            scheduled_ns: 1_000_000,
+            gate_ns: 3_000_000,
+            sent_ns: 3_500_000,
+            first_token_ns: Some(13_500_000),
+            end_ns: 43_500_000,
+            itl_ns: vec![10_000_000, 10_000_000, 10_000_000],
+            input_tokens: 10,
+            output_tokens: 4,
+            token_source: TokenSource::Server,
+            outcome: Outcome::Success,
+            category: None,
+            generated_text: None,
+        }
+    }
+
+    #[test]
+    fn derived_latencies_follow_their_definitions() {
+        let r = rec();
+        assert_eq!(r.ttft_ms(), Some(10.0));
+        assert_eq!(r.ttft_sched_ms(), Some(12.5));
+        assert_eq!(r.e2el_ms(), 40.0);
+        assert_eq!(r.tpot_ms(), Some(10.0));
+        assert_eq!(r.queue_ms(), 2.0);
+        assert_eq!(r.sched_lag_ms(), 0.5);
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let mut r = rec();
+        r.outcome = Outcome::Failed { failure: FailureKind::Http { status: 503 }, message: "busy".into() };
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(s.contains(r#""status":"failed""#), "{s}");
+        let back: RequestRecord = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.failure().unwrap().label(), "http_503");
+    }
+}

@@ -1,0 +1,124 @@
+//! The full description of a serving run: enough to reproduce it and to tell whether two results
+//! measured the same workload. API keys are deliberately absent.
+
+use serde::{Deserialize, Serialize};
+
+/// Where prompts come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSpec {
+    /// Dataset kind (`random`, ...).
+    pub name: String,
+    /// File or directory the prompts were read from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Target prompt length in tokens (random dataset).
+    pub input_len: u32,
+    /// Target output length in tokens.
+    pub output_len: u32,
+    /// Lengths are drawn uniformly from `len * (1 ± range_ratio)`.
+    pub range_ratio: f64,
+    /// Tokens of shared prefix before each prompt.
+    pub prefix_len: u32,
+}
+
+/// How the request rate changes over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RampStrategy {
+    /// Rate grows linearly from start to end.
+    Linear,
+    /// Rate grows geometrically from start to end.
+    Exponential,
+}
+
+/// A request-rate ramp from `start_rps` to `end_rps` over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RampUp {
+    /// The ramp's shape.
+    pub strategy: RampStrategy,
+    /// Rate at the start of the run.
+    pub start_rps: f64,
+    /// Rate at the end of the run.
+    pub end_rps: f64,
+}
+
+/// Inter-arrival time distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    /// Gamma-distributed gaps (Poisson when burstiness = 1).
+    #[default]
+    Poisson,
+    /// Evenly spaced sends.
+    Constant,
+}
+
+/// Sampling parameters sent with each request (absent ones are left to the server).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k cut-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i64>,
+    /// Sampling seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// Everything that defines a serving benchmark run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Backend protocol (`openai`, `openai-chat`, `vllm`, `tgi`).
+    pub backend: String,
+    /// Server base URL.
+    pub base_url: String,
+    /// Path of the generation endpoint.
+    pub endpoint: String,
+    /// Model name sent in requests.
+    pub model: String,
+    /// Tokenizer used for client-side counting and prompt generation.
+    pub tokenizer: String,
+    /// Prompt source.
+    pub dataset: DatasetSpec,
+    /// Number of measured requests (count mode).
+    pub num_prompts: Option<u64>,
+    /// Run length in seconds (duration mode).
+    pub duration_s: Option<f64>,
+    /// Requests per second; `None` sends everything at once (rate = inf).
+    pub request_rate: Option<f64>,
+    /// Gamma shape of inter-arrival gaps (1 = Poisson).
+    pub burstiness: f64,
+    /// Inter-arrival distribution.
+    pub arrival: ArrivalKind,
+    /// Most requests in flight at once; `None` for no limit.
+    pub max_concurrency: Option<u64>,
+    /// Optional request-rate ramp.
+    pub ramp_up: Option<RampUp>,
+    /// Requests sent before measuring, excluded from results.
+    pub warmup_requests: u64,
+    /// Seed for arrivals and datasets.
+    pub seed: u64,
+    /// Whether responses are streamed.
+    pub stream: bool,
+    /// Sampling parameters.
+    pub sampling: Sampling,
+    /// Whether `ignore_eos` / `min_tokens` were sent to force exact output lengths.
+    pub ignore_eos: bool,
+    /// Per-request timeout in seconds.
+    pub timeout_s: f64,
+    /// Extra JSON fields merged into each request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_body: Option<serde_json::Value>,
+    /// Percentiles reported.
+    pub percentiles: Vec<f64>,
+    /// Metrics whose percentiles are printed.
+    pub percentile_metrics: Vec<String>,
+    /// Goodput SLOs, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<String>,
+}

@@ -1,0 +1,211 @@
+//! Exact descriptive statistics over latency samples, with bounded memory for huge runs.
+//!
+//! Percentiles use linear interpolation between closest ranks (numpy's default, which vLLM's
+//! `bench serve` uses), std is the population standard deviation (numpy's `ddof=0`). Up to
+//! [`Samples::DEFAULT_EXACT_CAP`] samples are kept verbatim so percentiles are exact; past that the
+//! samples move into an HDR histogram (3 significant digits) and memory stays bounded. Mean, std,
+//! min and max stay exact at any size (Welford's running moments).
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// A growing set of non-negative samples (milliseconds, by convention).
+#[derive(Debug, Clone)]
+pub struct Samples {
+    values: Vec<f64>,
+    hist: Option<Histogram<u64>>,
+    cap: usize,
+    count: u64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+/// Histogram unit: samples are stored in nanoseconds-of-a-millisecond (1e-6 ms) resolution.
+const HIST_SCALE: f64 = 1e6;
+
+impl Default for Samples {
+    fn default() -> Self {
+        Self::with_exact_cap(Self::DEFAULT_EXACT_CAP)
+    }
+}
+
+impl Samples {
+    /// How many samples are kept verbatim before switching to a histogram.
+    pub const DEFAULT_EXACT_CAP: usize = 16 * 1024 * 1024;
+
+    /// A set that keeps `cap` samples exactly, then bounds its memory.
+    pub fn with_exact_cap(cap: usize) -> Self {
+        Self { values: Vec::new(), hist: None, cap, count: 0, mean: 0.0, m2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+
+    /// Adds one sample. Negative or non-finite samples are clamped to 0 (clock steps are impossible
+    /// with a monotonic clock, but a corrupt input file must not poison the statistics).
+    pub fn push(&mut self, v: f64) {
+        let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        self.count += 1;
+        let d = v - self.mean;
+        self.mean += d / self.count as f64;
+        self.m2 += d * (v - self.mean);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        match &mut self.hist {
+            Some(h) => record(h, v),
+            None if self.values.len() < self.cap => self.values.push(v),
+            None => {
+                let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+                h.auto(true);
+                for x in self.values.drain(..) {
+                    record(&mut h, x);
+                }
+                self.values.shrink_to_fit();
+                record(&mut h, v);
+                self.hist = Some(h);
+            }
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// True when no sample was added.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// True while percentiles are exact (no histogram fallback yet).
+    pub fn is_exact(&self) -> bool {
+        self.hist.is_none()
+    }
+
+    /// Summarises the samples with the given percentiles (0–100). Empty sets give all zeros,
+    /// as vLLM reports for metrics with no data.
+    pub fn distribution(&mut self, percentiles: &[f64]) -> Distribution {
+        if self.count == 0 {
+            return Distribution { percentiles: percentiles.iter().map(|&p| (p, 0.0)).collect(), ..Distribution::default() };
+        }
+        if self.hist.is_none() {
+            self.values.sort_unstable_by(f64::total_cmp);
+        }
+        let pct = |p: f64| match &self.hist {
+            Some(h) => h.value_at_quantile(p / 100.0) as f64 / HIST_SCALE,
+            None => percentile_sorted(&self.values, p),
+        };
+        Distribution {
+            count: self.count,
+            mean: self.mean,
+            median: pct(50.0),
+            std: (self.m2 / self.count as f64).max(0.0).sqrt(),
+            min: self.min,
+            max: self.max,
+            percentiles: percentiles.iter().map(|&p| (p, pct(p))).collect(),
+            exact: self.hist.is_none(),
+        }
+    }
+}
+
+fn record(h: &mut Histogram<u64>, v: f64) {
+    // auto-resizing histogram: recording cannot fail for finite non-negative values.
+    let _ = h.record((v * HIST_SCALE).round() as u64);
+}
+
+/// Linear-interpolation percentile of an ascending slice (numpy `method="linear"`).
+pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        1 => sorted[0],
+        n => {
+            let rank = (p / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = rank.floor() as usize;
+            let hi = rank.ceil() as usize;
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+        }
+    }
+}
+
+/// The summary of one metric's samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Number of samples.
+    pub count: u64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// 50th percentile (interpolated).
+    pub median: f64,
+    /// Population standard deviation.
+    pub std: f64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// `(percentile, value)` pairs, in the order asked for.
+    pub percentiles: Vec<(f64, f64)>,
+    /// False when the percentiles come from the bounded-memory histogram (3 significant digits).
+    pub exact: bool,
+}
+
+impl Distribution {
+    /// The value at percentile `p`, if it was computed.
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        self.percentiles.iter().find(|(q, _)| (*q - p).abs() < 1e-9).map(|&(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dist(xs: &[f64], ps: &[f64]) -> Distribution {
+        let mut s = Samples::default();
+        xs.iter().for_each(|&x| s.push(x));
+        s.distribution(ps)
+    }
+
+    #[test]
+    fn hand_computed_trace() {
+        // xs = 1, 2, 3, 4, 10: mean 4, population variance (9+4+1+0+36)/5 = 10.
+        let d = dist(&[4.0, 10.0, 1.0, 3.0, 2.0], &[25.0, 90.0, 99.0]);
+        assert_eq!(d.mean, 4.0);
+        assert!((d.std - 10f64.sqrt()).abs() < 1e-12);
+        assert_eq!(d.median, 3.0);
+        assert_eq!((d.min, d.max), (1.0, 10.0));
+        // rank = 0.25*4 = 1 -> 2; rank 3.6 -> 4 + 0.6*6 = 7.6; rank 3.96 -> 4 + 0.96*6 = 9.76
+        assert_eq!(d.percentile(25.0), Some(2.0));
+        assert!((d.percentile(90.0).unwrap() - 7.6).abs() < 1e-12);
+        assert!((d.percentile(99.0).unwrap() - 9.76).abs() < 1e-12);
+        assert!(d.exact);
+    }
+
+    #[test]
+    fn even_count_median_interpolates() {
+        let d = dist(&[1.0, 2.0, 3.0, 4.0], &[]);
+        assert_eq!(d.median, 2.5);
+        // variance: (2.25+0.25+0.25+2.25)/4 = 1.25
+        assert!((d.std - 1.25f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn empty_and_single() {
+        let d = dist(&[], &[99.0]);
+        assert_eq!((d.count, d.mean, d.percentile(99.0)), (0, 0.0, Some(0.0)));
+        let d = dist(&[7.0], &[99.0]);
+        assert_eq!((d.median, d.std, d.percentile(99.0)), (7.0, 0.0, Some(7.0)));
+    }
+
+    #[test]
+    fn histogram_fallback_bounds_memory_and_stays_close() {
+        let mut s = Samples::with_exact_cap(1000);
+        for i in 1..=100_000u32 {
+            s.push(i as f64 / 100.0); // 0.01 .. 1000 ms
+        }
+        assert!(!s.is_exact());
+        let d = s.distribution(&[99.0]);
+        assert!((d.mean - 500.005).abs() < 1e-6, "mean stays exact: {}", d.mean);
+        let exact_p99 = percentile_sorted(&(1..=100_000u32).map(|i| i as f64 / 100.0).collect::<Vec<_>>(), 99.0);
+        assert!((d.percentile(99.0).unwrap() - exact_p99).abs() / exact_p99 < 1e-3);
+        assert!(!d.exact);
+    }
+}

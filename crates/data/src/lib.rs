@@ -1,0 +1,30 @@
+//! Prompts and token counts: the tokenizers the client counts with and the datasets it sends.
+//! The serving benchmark, the simulator and (later) the engine bench all draw from here, so a
+//! "1,024-token prompt" means the same thing everywhere.
+
+pub mod prompt;
+pub mod random;
+pub mod tokenizer;
+
+pub use prompt::Prompt;
+pub use random::{random_prompts, RandomConfig};
+pub use tokenizer::Tokenizer;
+
+/// Why prompts or a tokenizer could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The tokenizer name is not one we bundle.
+    #[error("unknown tokenizer '{0}' (bundled: cl100k_base, o200k_base, gpt2)")]
+    UnknownTokenizer(String),
+    /// The tokenizer failed to load or decode.
+    #[error("tokenizer {name}: {message}")]
+    Tokenizer {
+        /// Tokenizer name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A dataset parameter is out of range.
+    #[error("{0}")]
+    BadParameter(String),
+}

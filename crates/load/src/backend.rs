@@ -1,0 +1,378 @@
+//! The wire protocols a benchmark can speak: request bodies out, stream chunks in.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+/// A server protocol (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// OpenAI `/v1/completions`.
+    OpenAi,
+    /// OpenAI `/v1/chat/completions`.
+    OpenAiChat,
+    /// vLLM's completions: OpenAI plus `ignore_eos` and `min_tokens` for exact output lengths.
+    Vllm,
+    /// Hugging Face TGI's native `/generate_stream`.
+    Tgi,
+}
+
+impl Backend {
+    /// Every backend name, for help and error messages.
+    pub const NAMES: [&'static str; 4] = ["openai", "openai-chat", "vllm", "tgi"];
+
+    /// The flag value naming this backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::OpenAi => "openai",
+            Backend::OpenAiChat => "openai-chat",
+            Backend::Vllm => "vllm",
+            Backend::Tgi => "tgi",
+        }
+    }
+
+    /// The endpoint used when `--endpoint` is not given.
+    pub fn default_endpoint(self, stream: bool) -> &'static str {
+        match self {
+            Backend::OpenAi | Backend::Vllm => "/v1/completions",
+            Backend::OpenAiChat => "/v1/chat/completions",
+            Backend::Tgi if stream => "/generate_stream",
+            Backend::Tgi => "/generate",
+        }
+    }
+
+    /// Whether the protocol can report token usage in-band.
+    pub fn reports_prompt_tokens(self) -> bool {
+        !matches!(self, Backend::Tgi)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "openai" | "openai-completions" => Backend::OpenAi,
+            "openai-chat" | "chat" => Backend::OpenAiChat,
+            "vllm" => Backend::Vllm,
+            "tgi" => Backend::Tgi,
+            _ => return Err(format!("unknown backend '{s}' (expected one of: {})", Backend::NAMES.join(", "))),
+        })
+    }
+}
+
+/// Request settings shared by every request of a run.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    backend: Backend,
+    stream: bool,
+    fixed: Map<String, Value>,
+    ignore_eos: bool,
+}
+
+/// What goes into every request body besides the prompt.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateOptions {
+    /// Model name.
+    pub model: String,
+    /// Stream the response.
+    pub stream: bool,
+    /// Ask for exact output lengths (`ignore_eos`, `min_tokens`).
+    pub ignore_eos: bool,
+    /// Sampling parameters.
+    pub sampling: inferbench_core::spec::Sampling,
+    /// Extra fields merged into each body last (they win).
+    pub extra_body: Option<Map<String, Value>>,
+}
+
+impl RequestTemplate {
+    /// Prepares the fixed part of every body.
+    pub fn new(backend: Backend, opts: &TemplateOptions) -> Self {
+        let mut fixed = Map::new();
+        let s = &opts.sampling;
+        let ignore_eos = opts.ignore_eos || backend == Backend::Vllm;
+        if backend == Backend::Tgi {
+            let mut params = Map::new();
+            params.insert("details".into(), json!(true));
+            if let Some(t) = s.temperature {
+                params.insert("temperature".into(), json!(t));
+                params.insert("do_sample".into(), json!(t > 0.0));
+            }
+            for (k, v) in [("top_p", s.top_p.map(|x| json!(x))), ("top_k", s.top_k.map(|x| json!(x))), ("seed", s.seed.map(|x| json!(x)))] {
+                if let Some(v) = v {
+                    params.insert(k.into(), v);
+                }
+            }
+            fixed.insert("parameters".into(), Value::Object(params));
+        } else {
+            fixed.insert("model".into(), json!(opts.model));
+            fixed.insert("stream".into(), json!(opts.stream));
+            if opts.stream {
+                fixed.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+            for (k, v) in [
+                ("temperature", s.temperature.map(|x| json!(x))),
+                ("top_p", s.top_p.map(|x| json!(x))),
+                ("top_k", s.top_k.map(|x| json!(x))),
+                ("seed", s.seed.map(|x| json!(x))),
+            ] {
+                if let Some(v) = v {
+                    fixed.insert(k.into(), v);
+                }
+            }
+            if ignore_eos {
+                fixed.insert("ignore_eos".into(), json!(true));
+            }
+        }
+        if let Some(extra) = &opts.extra_body {
+            for (k, v) in extra {
+                fixed.insert(k.clone(), v.clone());
+            }
+        }
+        Self { backend, stream: opts.stream, fixed, ignore_eos }
+    }
+
+    /// The backend this template speaks.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether responses are streamed.
+    pub fn stream(&self) -> bool {
+        self.stream
+    }
+
+    /// The JSON body for one prompt.
+    pub fn body(&self, prompt: &str, max_tokens: u32) -> Vec<u8> {
+        let mut m = self.fixed.clone();
+        match self.backend {
+            Backend::Tgi => {
+                m.insert("inputs".into(), json!(prompt));
+                if let Some(Value::Object(p)) = m.get_mut("parameters") {
+                    p.entry("max_new_tokens").or_insert(json!(max_tokens));
+                }
+            }
+            Backend::OpenAiChat => {
+                m.entry("messages").or_insert_with(|| json!([{"role": "user", "content": prompt}]));
+                m.entry("max_tokens").or_insert(json!(max_tokens));
+            }
+            Backend::OpenAi | Backend::Vllm => {
+                m.entry("prompt").or_insert_with(|| json!(prompt));
+                m.entry("max_tokens").or_insert(json!(max_tokens));
+            }
+        }
+        if self.ignore_eos && self.backend != Backend::Tgi {
+            m.entry("min_tokens").or_insert(json!(max_tokens));
+        }
+        serde_json::to_vec(&Value::Object(m)).expect("JSON values serialise")
+    }
+}
+
+/// What one streamed chunk (or a whole non-streamed body) said.
+#[derive(Debug, Default, PartialEq)]
+pub struct Chunk<'a> {
+    /// Generated text in this chunk (may be empty: role-only deltas, usage-only chunks).
+    pub text: Cow<'a, str>,
+    /// Prompt tokens, when the server reported usage.
+    pub prompt_tokens: Option<u64>,
+    /// Completion tokens, when the server reported them.
+    pub completion_tokens: Option<u64>,
+    /// True when this chunk ends the response (TGI's final event).
+    pub done: bool,
+    /// An error the server reported in-band.
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OaiChunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<OaiChoice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    object: Option<Cow<'a, str>>,
+    #[serde(default)]
+    message: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct OaiChoice<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<OaiMessage<'a>>,
+    #[serde(borrow, default)]
+    message: Option<OaiMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OaiMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TgiChunk<'a> {
+    #[serde(borrow, default)]
+    token: Option<TgiToken<'a>>,
+    #[serde(default)]
+    generated_text: Option<Value>,
+    #[serde(default)]
+    details: Option<TgiDetails>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TgiToken<'a> {
+    #[serde(borrow, default)]
+    text: Cow<'a, str>,
+    #[serde(default)]
+    special: bool,
+}
+
+#[derive(Deserialize)]
+struct TgiDetails {
+    #[serde(default)]
+    generated_tokens: Option<u64>,
+}
+
+/// Why a chunk could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed chunk: {0}")]
+pub struct ChunkError(String);
+
+impl Backend {
+    /// Parses one SSE `data` payload or one whole non-streamed body.
+    pub fn parse_chunk<'a>(self, data: &'a [u8]) -> Result<Chunk<'a>, ChunkError> {
+        let err = |e: serde_json::Error| ChunkError(format!("{e} in {}", String::from_utf8_lossy(&data[..data.len().min(120)])));
+        match self {
+            Backend::Tgi => {
+                // TGI's /generate returns a list with one object when not streaming.
+                let c: TgiChunk<'a> = match data.first() {
+                    Some(b'[') => {
+                        let mut v: Vec<TgiChunk<'a>> = serde_json::from_slice(data).map_err(err)?;
+                        v.pop().ok_or_else(|| ChunkError("empty list".into()))?
+                    }
+                    _ => serde_json::from_slice(data).map_err(err)?,
+                };
+                let done = c.generated_text.as_ref().is_some_and(|v| !v.is_null());
+                let text = match (c.token, &c.generated_text) {
+                    (Some(t), _) if !t.special => t.text,
+                    (None, Some(Value::String(s))) => Cow::Owned(s.clone()),
+                    _ => Cow::Borrowed(""),
+                };
+                Ok(Chunk { text, prompt_tokens: None, completion_tokens: c.details.and_then(|d| d.generated_tokens), done, error: c.error })
+            }
+            _ => {
+                let c: OaiChunk<'a> = serde_json::from_slice(data).map_err(err)?;
+                let error = match (c.error, c.object.as_deref()) {
+                    (Some(e), _) => Some(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_owned)),
+                    (None, Some("error")) => Some(c.message.map_or_else(|| "error".to_owned(), Cow::into_owned)),
+                    _ => None,
+                };
+                let text = c
+                    .choices
+                    .into_iter()
+                    .next()
+                    .and_then(|ch| {
+                        ch.text.or_else(|| {
+                            let m = ch.delta.or(ch.message)?;
+                            match (m.content, m.reasoning_content) {
+                                (Some(c), _) if !c.is_empty() => Some(c),
+                                (_, r) => r,
+                            }
+                        })
+                    })
+                    .unwrap_or(Cow::Borrowed(""));
+                let (prompt_tokens, completion_tokens) = c.usage.map_or((None, None), |u| (u.prompt_tokens, u.completion_tokens));
+                Ok(Chunk { text, prompt_tokens, completion_tokens, done: false, error })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> TemplateOptions {
+        TemplateOptions { model: "m".into(), stream: true, ..Default::default() }
+    }
+
+    #[test]
+    fn vllm_body_forces_exact_lengths() {
+        let t = RequestTemplate::new(Backend::Vllm, &opts());
+        let v: Value = serde_json::from_slice(&t.body("hi", 7)).unwrap();
+        assert_eq!(v["prompt"], "hi");
+        assert_eq!(v["max_tokens"], 7);
+        assert_eq!(v["min_tokens"], 7);
+        assert_eq!(v["ignore_eos"], true);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn chat_and_tgi_bodies() {
+        let mut o = opts();
+        o.extra_body = Some(json!({"top_k": 5}).as_object().unwrap().clone());
+        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::OpenAiChat, &o).body("hi", 3)).unwrap();
+        assert_eq!(v["messages"][0]["content"], "hi");
+        assert_eq!(v["top_k"], 5);
+        assert!(v.get("ignore_eos").is_none());
+        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::Tgi, &opts()).body("hi", 3)).unwrap();
+        assert_eq!(v["inputs"], "hi");
+        assert_eq!(v["parameters"]["max_new_tokens"], 3);
+    }
+
+    #[test]
+    fn parses_openai_chunks() {
+        let c = Backend::OpenAi.parse_chunk(br#"{"id":"x","choices":[{"index":0,"text":" the","finish_reason":null}]}"#).unwrap();
+        assert_eq!(c.text, " the");
+        let c = Backend::OpenAiChat.parse_chunk(br#"{"choices":[{"delta":{"role":"assistant","content":"a\nb"}}]}"#).unwrap();
+        assert_eq!(c.text, "a\nb");
+        let c =
+            Backend::OpenAi.parse_chunk(br#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}"#).unwrap();
+        assert_eq!((c.text.as_ref(), c.prompt_tokens, c.completion_tokens), ("", Some(5), Some(9)));
+        let c = Backend::OpenAi.parse_chunk(br#"{"object":"error","message":"too long"}"#).unwrap();
+        assert_eq!(c.error.as_deref(), Some("too long"));
+        let c = Backend::OpenAi.parse_chunk(br#"{"error":{"message":"bad"}}"#).unwrap();
+        assert_eq!(c.error.as_deref(), Some("bad"));
+        assert!(Backend::OpenAi.parse_chunk(b"{\"choices\":[").is_err());
+    }
+
+    #[test]
+    fn parses_tgi_events() {
+        let c = Backend::Tgi
+            .parse_chunk(br#"{"token":{"id":1,"text":" hi","logprob":0.0,"special":false},"generated_text":null,"details":null}"#)
+            .unwrap();
+        assert_eq!((c.text.as_ref(), c.done), (" hi", false));
+        let c = Backend::Tgi
+            .parse_chunk(br#"{"token":{"id":2,"text":"</s>","special":true},"generated_text":" hi","details":{"finish_reason":"length","generated_tokens":2}}"#)
+            .unwrap();
+        assert_eq!((c.text.as_ref(), c.done, c.completion_tokens), ("", true, Some(2)));
+    }
+
+    #[test]
+    fn unknown_backend_lists_choices() {
+        assert!("foo".parse::<Backend>().unwrap_err().contains("openai, openai-chat, vllm, tgi"));
+    }
+}

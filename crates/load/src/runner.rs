@@ -1,0 +1,197 @@
+//! The one load loop: an arrival process and an optional concurrency gate decide when each
+//! request starts; every request becomes a record on a channel.
+//!
+//! Sends are timed by a dedicated OS thread sleeping to absolute instants (the async timer wheel
+//! has 1 ms granularity, too coarse for 1,000 req/s), which then hands each request to the async
+//! runtime. The request task timestamps the actual send, so any delay in that hand-off shows up
+//! as scheduling lag rather than hiding inside latency.
+
+use crate::arrival::{ArrivalConfig, Arrivals};
+use crate::client::{Requester, Slot};
+use inferbench_core::RequestRecord;
+use inferbench_data::Prompt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How much load to offer and for how long.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// The arrival process.
+    pub arrivals: ArrivalConfig,
+    /// Measured requests to send (count mode).
+    pub num_prompts: Option<u64>,
+    /// How long to keep sending (duration mode).
+    pub duration: Option<Duration>,
+    /// Most requests in flight at once.
+    pub max_concurrency: Option<usize>,
+    /// Requests sent first and excluded from results.
+    pub warmup_requests: u64,
+    /// After an interrupt, how long in-flight requests may take before they are cancelled.
+    pub grace: Duration,
+}
+
+/// What the load loop reports to its consumer.
+#[derive(Debug)]
+pub enum RunEvent {
+    /// A warm-up request finished (not measured).
+    Warmup(Box<RequestRecord>),
+    /// Warm-up is over; measured time starts now.
+    MeasureStart,
+    /// A measured request finished.
+    Record(Box<RequestRecord>),
+}
+
+/// How the load loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Measured requests scheduled.
+    pub scheduled: u64,
+    /// True when `stop` fired before the plan was complete.
+    pub interrupted: bool,
+}
+
+/// Runs the plan. Records arrive on `tx` as requests complete; `stop` ends scheduling early
+/// (in-flight requests then get `plan.grace` to finish before they are cancelled and recorded
+/// as such).
+pub async fn run_load(
+    req: Arc<Requester>,
+    prompts: Arc<[Prompt]>,
+    plan: LoadPlan,
+    tx: mpsc::UnboundedSender<RunEvent>,
+    stop: CancellationToken,
+) -> RunOutcome {
+    assert!(!prompts.is_empty(), "run_load needs at least one prompt");
+    let hard = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    if plan.warmup_requests > 0 {
+        let gate = Arc::new(Semaphore::new(plan.max_concurrency.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS)));
+        let epoch = Instant::now();
+        for i in 0..plan.warmup_requests {
+            let permit = tokio::select! {
+                p = gate.clone().acquire_owned() => p.expect("gate never closes"),
+                _ = stop.cancelled() => break,
+            };
+            let (req, prompts, tx, hard) = (req.clone(), prompts.clone(), tx.clone(), hard.clone());
+            tracker.spawn(async move {
+                let slot = Slot { id: i, scheduled_ns: 0, gate_ns: 0 };
+                let rec = req.send(slot, &prompts[i as usize % prompts.len()], epoch, &hard).await;
+                drop(permit);
+                let _ = tx.send(RunEvent::Warmup(Box::new(rec)));
+            });
+        }
+        tracker.close();
+        drain(&tracker, &stop, &hard, plan.grace).await;
+        tracker.reopen();
+        if stop.is_cancelled() {
+            return RunOutcome { scheduled: 0, interrupted: true };
+        }
+    }
+
+    let _ = tx.send(RunEvent::MeasureStart);
+    let epoch = Instant::now();
+    let gate = plan.max_concurrency.map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+    let handle = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    {
+        let (tracker, stop, hard) = (tracker.clone(), stop.clone(), hard.clone());
+        std::thread::Builder::new()
+            .name("inferbench-scheduler".into())
+            .spawn(move || {
+                let n = schedule(&handle, &tracker, &req, &prompts, &plan, gate, epoch, &tx, &stop, &hard);
+                let _ = done_tx.send((n, plan.grace));
+            })
+            .expect("spawning the scheduler thread");
+    }
+    let (scheduled, grace) = done_rx.await.expect("scheduler thread finished");
+    tracker.close();
+    drain(&tracker, &stop, &hard, grace).await;
+    RunOutcome { scheduled, interrupted: stop.is_cancelled() }
+}
+
+/// Waits for in-flight requests; after an interrupt, cancels what outlives the grace period.
+async fn drain(tracker: &TaskTracker, stop: &CancellationToken, hard: &CancellationToken, grace: Duration) {
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = stop.cancelled() => {
+            if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+                hard.cancel();
+                tracker.wait().await;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn schedule(
+    handle: &tokio::runtime::Handle,
+    tracker: &TaskTracker,
+    req: &Arc<Requester>,
+    prompts: &Arc<[Prompt]>,
+    plan: &LoadPlan,
+    gate: Option<Arc<Semaphore>>,
+    epoch: Instant,
+    tx: &mpsc::UnboundedSender<RunEvent>,
+    stop: &CancellationToken,
+    hard: &CancellationToken,
+) -> u64 {
+    let mut arrivals = Arrivals::new(plan.arrivals.clone());
+    let mut i: u64 = 0;
+    while plan.num_prompts.is_none_or(|n| i < n) {
+        let offset = arrivals.next().expect("arrivals are endless");
+        if plan.duration.is_some_and(|d| offset >= d.as_secs_f64()) {
+            break;
+        }
+        let at = epoch + Duration::from_secs_f64(offset);
+        if !sleep_until(at, stop) {
+            break;
+        }
+        let permit = match &gate {
+            None => None,
+            Some(g) => {
+                let acquired = handle.block_on(async {
+                    tokio::select! {
+                        p = g.clone().acquire_owned() => Some(p.expect("gate never closes")),
+                        _ = stop.cancelled() => None,
+                    }
+                });
+                match acquired {
+                    Some(p) => Some(p),
+                    None => break,
+                }
+            }
+        };
+        let now = Instant::now();
+        let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
+        let slot = Slot { id: i, scheduled_ns: ns(at), gate_ns: ns(now.max(at)) };
+        let (req, prompts, tx, hard) = (req.clone(), prompts.clone(), tx.clone(), hard.clone());
+        let idx = i as usize % prompts.len();
+        tracker.spawn_on(
+            async move {
+                let rec = req.send(slot, &prompts[idx], epoch, &hard).await;
+                drop(permit);
+                let _ = tx.send(RunEvent::Record(Box::new(rec)));
+            },
+            handle,
+        );
+        i += 1;
+    }
+    i
+}
+
+/// Sleeps until `at` in slices, so an interrupt is noticed within 50 ms. False when interrupted.
+fn sleep_until(at: Instant, stop: &CancellationToken) -> bool {
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        std::thread::sleep((at - now).min(Duration::from_millis(50)));
+    }
+}

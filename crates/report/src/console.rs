@@ -1,0 +1,107 @@
+//! The console summary, in the layout users know from vLLM's `benchmark_serving`, followed by
+//! what vLLM does not show (failures by kind, goodput, scheduling lag, client cost).
+
+use inferbench_core::result::{fmt_pct, BenchmarkResult};
+use inferbench_core::MetricName;
+use std::fmt::Write as _;
+
+/// What to show.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// Metrics whose percentiles are printed (`--percentile-metrics`).
+    pub percentile_metrics: Vec<MetricName>,
+    /// Title of the block.
+    pub title: String,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        Self {
+            percentile_metrics: vec![MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el],
+            title: "Serving Benchmark Result".into(),
+        }
+    }
+}
+
+fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{label:<40} {value:<10}");
+}
+
+fn heading(out: &mut String, title: &str, fill: char) {
+    let t = format!(" {title} ");
+    let pad = 50usize.saturating_sub(t.chars().count());
+    let f = fill.to_string();
+    let _ = writeln!(out, "{}{t}{}", f.repeat(pad / 2), f.repeat(pad - pad / 2));
+}
+
+/// Renders the summary block.
+pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
+    let s = &r.summary;
+    let mut out = String::new();
+    heading(&mut out, &opts.title, '=');
+    row(&mut out, "Successful requests:", s.completed);
+    if s.failed > 0 {
+        row(&mut out, "Failed requests:", s.failed);
+        for (kind, n) in &s.failures {
+            row(&mut out, &format!("  {kind}:"), n);
+        }
+    }
+    if let Some(c) = r.spec.max_concurrency {
+        row(&mut out, "Maximum request concurrency:", c);
+    }
+    row(&mut out, "Benchmark duration (s):", format!("{:.2}", s.duration_s));
+    row(&mut out, "Total input tokens:", s.total_input_tokens);
+    row(&mut out, "Total generated tokens:", s.total_output_tokens);
+    row(&mut out, "Request throughput (req/s):", format!("{:.2}", s.request_throughput));
+    if let Some(g) = s.request_goodput {
+        row(&mut out, "Request goodput (req/s):", format!("{g:.2}"));
+    }
+    row(&mut out, "Output token throughput (tok/s):", format!("{:.2}", s.output_throughput));
+    row(&mut out, "Peak concurrent requests:", s.max_concurrent_requests);
+    row(&mut out, "Total Token throughput (tok/s):", format!("{:.2}", s.total_token_throughput));
+    for m in [MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el] {
+        if !opts.percentile_metrics.contains(&m) {
+            continue;
+        }
+        metric_block(&mut out, r, m, '-');
+    }
+    heading(&mut out, "Client", '-');
+    let lag = s.metric(MetricName::Lag);
+    row(&mut out, "Mean scheduling lag (ms):", format!("{:.3}", lag.mean));
+    row(&mut out, "P99 scheduling lag (ms):", format!("{:.3}", lag.percentile(99.0).unwrap_or(lag.max)));
+    let queue = s.metric(MetricName::Queue);
+    if queue.max > 0.0 {
+        row(&mut out, "Mean concurrency-gate wait (ms):", format!("{:.2}", queue.mean));
+    }
+    row(&mut out, "Mean TTFT from scheduled send (ms):", format!("{:.2}", s.metric(MetricName::TtftSched).mean));
+    if r.client.cpu_s > 0.0 {
+        row(&mut out, "Client CPU (s):", format!("{:.3}", r.client.cpu_s));
+        if s.total_output_tokens > 0 {
+            row(&mut out, "Client CPU per output token (us):", format!("{:.2}", r.client.cpu_s * 1e6 / s.total_output_tokens as f64));
+        }
+    }
+    let sources: Vec<String> = s.token_sources.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !sources.is_empty() {
+        row(&mut out, "Token counts from:", sources.join(" "));
+    }
+    if r.interrupted {
+        row(&mut out, "Interrupted:", "yes (partial results)");
+    }
+    let _ = writeln!(out, "{}", "=".repeat(50));
+    out
+}
+
+fn metric_block(out: &mut String, r: &BenchmarkResult, m: MetricName, fill: char) {
+    let d = r.summary.metric(m);
+    let short = m.short();
+    heading(out, m.title(), fill);
+    row(out, &format!("Mean {short} (ms):"), format!("{:.2}", d.mean));
+    row(out, &format!("Median {short} (ms):"), format!("{:.2}", d.median));
+    row(out, &format!("Std {short} (ms):"), format!("{:.2}", d.std));
+    for &(p, v) in &d.percentiles {
+        if (p - 50.0).abs() < 1e-9 {
+            continue;
+        }
+        row(out, &format!("P{} {short} (ms):", fmt_pct(p)), format!("{v:.2}"));
+    }
+}

@@ -1,0 +1,147 @@
+//! Result files: the summary JSON and CSV (replaced atomically) and the per-request JSONL
+//! (appended as each request completes, so an interrupted run loses nothing).
+
+use inferbench_core::result::fmt_pct;
+use inferbench_core::{BenchmarkResult, MetricName, RequestRecord};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A result file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct ReportError {
+    /// The file.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError { path: path.to_owned(), source }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into place, so readers never
+/// see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err(path))?;
+    tmp.write_all(bytes).map_err(err(path))?;
+    tmp.as_file().sync_data().map_err(err(path))?;
+    tmp.persist(path).map_err(|e| ReportError { path: path.to_owned(), source: e.error })?;
+    Ok(())
+}
+
+/// Writes the result JSON (pretty, with vLLM's flat keys).
+pub fn write_json(path: &Path, r: &BenchmarkResult) -> Result<(), ReportError> {
+    let mut bytes = serde_json::to_vec_pretty(&r.to_json()).expect("results serialise");
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Writes a one-row CSV of the headline metrics (a header line, then the values), easy to
+/// concatenate across runs.
+pub fn write_csv_summary(path: &Path, r: &BenchmarkResult) -> Result<(), ReportError> {
+    let s = &r.summary;
+    let mut header: Vec<String> = [
+        "date",
+        "backend",
+        "model",
+        "request_rate",
+        "max_concurrency",
+        "completed",
+        "failed",
+        "duration_s",
+        "total_input_tokens",
+        "total_output_tokens",
+        "request_throughput",
+        "request_goodput",
+        "output_throughput",
+        "total_token_throughput",
+    ]
+    .map(String::from)
+    .to_vec();
+    let opt = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
+    let mut row: Vec<String> = vec![
+        r.date.clone(),
+        r.spec.backend.clone(),
+        r.spec.model.clone(),
+        r.spec.request_rate.map_or("inf".into(), |x| x.to_string()),
+        r.spec.max_concurrency.map_or_else(String::new, |x| x.to_string()),
+        s.completed.to_string(),
+        s.failed.to_string(),
+        s.duration_s.to_string(),
+        s.total_input_tokens.to_string(),
+        s.total_output_tokens.to_string(),
+        s.request_throughput.to_string(),
+        opt(s.request_goodput),
+        s.output_throughput.to_string(),
+        s.total_token_throughput.to_string(),
+    ];
+    for m in MetricName::ALL {
+        let d = s.metric(m);
+        for (stat, v) in [("mean", d.mean), ("median", d.median), ("std", d.std)] {
+            header.push(format!("{stat}_{m}_ms"));
+            row.push(v.to_string());
+        }
+        for &(p, v) in &d.percentiles {
+            header.push(format!("p{}_{m}_ms", fmt_pct(p)));
+            row.push(v.to_string());
+        }
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let to_io = |e: csv::Error| std::io::Error::other(e.to_string());
+    w.write_record(&header).map_err(to_io).map_err(err(path))?;
+    w.write_record(&row).map_err(to_io).map_err(err(path))?;
+    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string())).map_err(err(path))?;
+    write_atomic(path, &bytes)
+}
+
+/// Appends one JSON line per record. Buffered, and flushed whenever the producer has nothing
+/// more queued (see [`RecordWriter::flush`]), so a crash loses at most the records in flight.
+#[derive(Debug)]
+pub struct RecordWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl RecordWriter {
+    /// Creates (truncates) the file.
+    pub fn create(path: &Path) -> Result<Self, ReportError> {
+        let f = File::create(path).map_err(err(path))?;
+        Ok(Self { path: path.to_owned(), out: BufWriter::with_capacity(256 << 10, f) })
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, r: &RequestRecord) -> Result<(), ReportError> {
+        serde_json::to_writer(&mut self.out, r).map_err(std::io::Error::from).map_err(err(&self.path))?;
+        self.out.write_all(b"\n").map_err(err(&self.path))
+    }
+
+    /// Pushes buffered lines to the OS.
+    pub fn flush(&mut self) -> Result<(), ReportError> {
+        self.out.flush().map_err(err(&self.path))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_reports_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let e = write_atomic(&dir.path().join("missing/r.json"), b"x").unwrap_err();
+        assert!(e.to_string().contains("missing/r.json"), "{e}");
+    }
+}

@@ -1,0 +1,328 @@
+//! The OpenAI-compatible HTTP front: completions, chat completions (streamed or not), models,
+//! health and Prometheus metrics, over any [`Generator`].
+
+use crate::generator::{Fault, GenError, GenEvent, GenRequest, Generator};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+struct AppState {
+    gen: Arc<dyn Generator>,
+    next_id: AtomicU64,
+}
+
+/// Builds the router serving `gen`. With `api_key`, the `/v1` routes demand
+/// `Authorization: Bearer <key>` (as vLLM's `--api-key` does); health and metrics stay open.
+pub fn router(gen: Arc<dyn Generator>, api_key: Option<String>) -> Router {
+    let state = Arc::new(AppState { gen, next_id: AtomicU64::new(0) });
+    let v1 = Router::new()
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models));
+    let v1 = match api_key {
+        Some(key) => {
+            let expected = Arc::new(format!("Bearer {key}"));
+            v1.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let expected = expected.clone();
+                async move {
+                    let ok = req.headers().get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                    if ok {
+                        next.run(req).await
+                    } else {
+                        error(401, "authentication_error", "invalid or missing API key")
+                    }
+                }
+            }))
+        }
+        None => v1,
+    };
+    v1.route("/health", get(|| async { "ok" })).route("/metrics", get(metrics)).with_state(state)
+}
+
+/// An error answer: one status, one JSON body with a stable `type`.
+fn error(status: u16, kind: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {"message": message.into(), "type": kind, "code": status.as_u16()}});
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for GenError {
+    fn into_response(self) -> Response {
+        error(self.status(), self.error_type(), self.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PromptInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct CommonParams {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    min_tokens: Option<u32>,
+    #[serde(default)]
+    ignore_eos: bool,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    prompt: PromptInput,
+    #[serde(flatten)]
+    common: CommonParams,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    #[serde(default)]
+    content: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    messages: Vec<ChatMessage>,
+    #[serde(flatten)]
+    common: CommonParams,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    Completion,
+    Chat,
+}
+
+async fn completions(State(s): State<Arc<AppState>>, body: Result<Json<CompletionRequest>, JsonRejection>) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(400, "invalid_request_error", e.body_text()),
+    };
+    let prompt = match req.prompt {
+        PromptInput::One(p) => p,
+        PromptInput::Many(mut v) if v.len() == 1 => v.remove(0),
+        PromptInput::Many(_) => return error(400, "invalid_request_error", "only one prompt per request is supported"),
+    };
+    respond(&s, Api::Completion, prompt, req.common).await
+}
+
+async fn chat(State(s): State<Arc<AppState>>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(400, "invalid_request_error", e.body_text()),
+    };
+    if req.messages.is_empty() {
+        return error(400, "invalid_request_error", "messages must not be empty");
+    }
+    let mut prompt = String::new();
+    for m in &req.messages {
+        match &m.content {
+            serde_json::Value::String(t) => prompt.push_str(t),
+            serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).for_each(|t| prompt.push_str(t)),
+            _ => {}
+        }
+    }
+    respond(&s, Api::Chat, prompt, req.common).await
+}
+
+async fn respond(s: &AppState, api: Api, prompt: String, p: CommonParams) -> Response {
+    let served = s.gen.model_name();
+    if let Some(m) = p.model.as_deref().filter(|m| *m != served) {
+        return error(404, "model_not_found", format!("the model '{m}' does not exist; this server serves '{served}'"));
+    }
+    let max_tokens = p.max_tokens.or(p.max_completion_tokens).unwrap_or(16);
+    if max_tokens == 0 {
+        return error(400, "invalid_request_error", "max_tokens must be at least 1");
+    }
+    let gen_req = GenRequest { prompt, max_tokens, min_tokens: p.min_tokens.unwrap_or(0), ignore_eos: p.ignore_eos };
+    let rx = match s.gen.generate(gen_req) {
+        Ok(rx) => rx,
+        Err(e) => return e.into_response(),
+    };
+    let meta = ChunkMeta {
+        id: format!("{}-{}", if api == Api::Chat { "chatcmpl" } else { "cmpl" }, s.next_id.fetch_add(1, Relaxed)),
+        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: served.to_owned(),
+        api,
+    };
+    if p.stream {
+        let include_usage = p.stream_options.unwrap_or_default().include_usage && s.gen.reports_usage();
+        stream_response(meta, rx, include_usage)
+    } else {
+        whole_response(meta, rx, s.gen.reports_usage()).await
+    }
+}
+
+struct ChunkMeta {
+    id: String,
+    created: u64,
+    model: String,
+    api: Api,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<Delta<'a>>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ChunkOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<ChoiceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+impl ChunkMeta {
+    fn chunk(&self, text: Option<&str>, finish: Option<&str>, usage: Option<Usage>, with_choice: bool) -> String {
+        let choice = match self.api {
+            Api::Completion => ChoiceOut { index: 0, text: Some(text.unwrap_or("")), delta: None, finish_reason: finish },
+            Api::Chat => ChoiceOut { index: 0, text: None, delta: Some(Delta { content: text }), finish_reason: finish },
+        };
+        let object = match self.api {
+            Api::Completion => "text_completion",
+            Api::Chat => "chat.completion.chunk",
+        };
+        let out = ChunkOut {
+            id: &self.id,
+            object,
+            created: self.created,
+            model: &self.model,
+            choices: if with_choice { vec![choice] } else { Vec::new() },
+            usage,
+        };
+        serde_json::to_string(&out).expect("chunks serialise")
+    }
+}
+
+/// Marks a stream that must end abruptly (connection dropped without the final chunk).
+#[derive(Debug)]
+struct Disconnected;
+
+impl std::fmt::Display for Disconnected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected disconnect")
+    }
+}
+
+impl std::error::Error for Disconnected {}
+
+fn stream_response(meta: ChunkMeta, rx: mpsc::Receiver<GenEvent>, include_usage: bool) -> Response {
+    struct St {
+        rx: Option<mpsc::Receiver<GenEvent>>,
+        queue: VecDeque<Result<Event, Disconnected>>,
+        meta: ChunkMeta,
+        include_usage: bool,
+    }
+    let st = St { rx: Some(rx), queue: VecDeque::new(), meta, include_usage };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        if let Some(item) = st.queue.pop_front() {
+            return Some((item, st));
+        }
+        let rx = st.rx.as_mut()?;
+        let meta = &st.meta;
+        let item = match rx.recv().await {
+            Some(GenEvent::Token(t)) => Ok(Event::default().data(meta.chunk(Some(&t), None, None, true))),
+            Some(GenEvent::Fault(Fault::Malformed)) => Ok(Event::default().data("{\"choices\": [{\"text\": ")),
+            Some(GenEvent::Fault(Fault::Disconnect)) | None => {
+                st.rx = None;
+                Err(Disconnected)
+            }
+            Some(GenEvent::Finish { reason, prompt_tokens, completion_tokens }) => {
+                st.rx = None;
+                if st.include_usage {
+                    let usage = Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens };
+                    st.queue.push_back(Ok(Event::default().data(meta.chunk(None, None, Some(usage), false))));
+                }
+                st.queue.push_back(Ok(Event::default().data("[DONE]")));
+                Ok(Event::default().data(meta.chunk(None, Some(reason), None, true)))
+            }
+        };
+        Some((item, st))
+    });
+    Sse::new(stream).into_response()
+}
+
+async fn whole_response(meta: ChunkMeta, mut rx: mpsc::Receiver<GenEvent>, report_usage: bool) -> Response {
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenEvent::Token(t) => text.push_str(&t),
+            GenEvent::Fault(Fault::Malformed) => {
+                return ([(header::CONTENT_TYPE, "application/json")], "{\"choices\": [{\"text\": ").into_response();
+            }
+            GenEvent::Fault(Fault::Disconnect) => break,
+            GenEvent::Finish { reason, prompt_tokens, completion_tokens } => {
+                let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+                let choice = match meta.api {
+                    Api::Completion => json!({"index": 0, "text": text, "finish_reason": reason}),
+                    Api::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}),
+                };
+                let object = if meta.api == Api::Chat { "chat.completion" } else { "text_completion" };
+                let mut body = json!({"id": meta.id, "object": object, "created": meta.created, "model": meta.model, "choices": [choice]});
+                if report_usage {
+                    body["usage"] = usage;
+                }
+                return Json(body).into_response();
+            }
+        }
+    }
+    error(500, "internal_error", "generation ended without finishing")
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({"object": "list", "data": [{"id": s.gen.model_name(), "object": "model", "owned_by": "inferbench"}]}))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Result<Response, Infallible> {
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.gen.metrics_text()).into_response())
+}

@@ -1,0 +1,31 @@
+//! The embedded OpenAI-compatible server: one HTTP front over a [`Generator`], implemented by the
+//! latency simulator (and, later, the real engine).
+
+pub mod api;
+pub mod generator;
+pub mod sim;
+mod timer;
+
+pub use generator::{Fault, GenError, GenEvent, GenRequest, Generator};
+pub use sim::{SimConfig, Simulator};
+
+use axum::serve::ListenerExt;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves `gen` on `listener` until `shutdown` resolves; `api_key` protects the `/v1` routes.
+pub async fn serve(
+    listener: TcpListener,
+    gen: Arc<dyn Generator>,
+    api_key: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // No Nagle: every token is a small write that must leave at once, not wait for an ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("set_nodelay failed: {e}");
+        }
+    });
+    axum::serve(listener, api::router(gen, api_key)).with_graceful_shutdown(shutdown).await
+}
