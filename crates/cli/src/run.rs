@@ -113,6 +113,9 @@ impl RunPlan {
                 Some(RampUp { strategy, start_rps: start, end_rps: end })
             }
         };
+        if duration.is_some() && request_rate.is_none() && ramp_up.is_none() && a.max_concurrency.is_none() && a.num_prompts.is_none() {
+            bail!("--duration with --request-rate inf needs --max-concurrency (or --num-prompts): otherwise every request would start at once");
+        }
         if a.max_concurrency == Some(0) {
             bail!("invalid --max-concurrency '0': must be at least 1");
         }
@@ -235,17 +238,12 @@ impl RunPlan {
         )
         .context("building the random dataset")?;
 
-        let client = http_client();
+        let client = http_client(&self.target);
         let model = preflight(&client, &self.target, self.model.as_deref()).await?;
         self.spec.model = model.clone();
         self.template_opts.model = model;
-        let requester = Arc::new(Requester {
-            client,
-            target: self.target.clone(),
-            template: RequestTemplate::new(self.backend, &self.template_opts),
-            tokenizer,
-            keep_text: self.keep_text,
-        });
+        let template = RequestTemplate::new(self.backend, &self.template_opts);
+        let requester = Arc::new(Requester::new(client, &self.target, template, tokenizer, self.keep_text));
 
         let writer = RecordWriter::create(&self.paths.records).map_err(|e| anyhow!("--result-dir: {e}"))?;
         let pb = progress_bar(self.progress, self.spec.num_prompts, self.spec.duration_s);

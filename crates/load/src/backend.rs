@@ -1,10 +1,12 @@
 //! The wire protocols a benchmark can speak: request bodies out, stream chunks in.
 
+use memchr::memmem;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// A server protocol (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +77,13 @@ pub struct RequestTemplate {
     stream: bool,
     fixed: Map<String, Value>,
     ignore_eos: bool,
+    /// The fixed fields serialised once, without the closing brace, when per-request fields can
+    /// simply be appended (OpenAI bodies whose `--extra-body` does not override them).
+    prefix: Option<Vec<u8>>,
 }
+
+/// Body fields set per request; an `--extra-body` naming one of them takes the slow path.
+const PER_REQUEST_KEYS: [&str; 5] = ["prompt", "messages", "max_tokens", "min_tokens", "inputs"];
 
 /// What goes into every request body besides the prompt.
 #[derive(Debug, Clone, Default)]
@@ -136,7 +144,13 @@ impl RequestTemplate {
                 fixed.insert(k.clone(), v.clone());
             }
         }
-        Self { backend, stream: opts.stream, fixed, ignore_eos }
+        let overridden = opts.extra_body.as_ref().is_some_and(|e| PER_REQUEST_KEYS.iter().any(|k| e.contains_key(*k)));
+        let prefix = (backend != Backend::Tgi && !overridden).then(|| {
+            let mut p = serde_json::to_vec(&fixed).expect("JSON values serialise");
+            p.pop(); // the closing brace
+            p
+        });
+        Self { backend, stream: opts.stream, fixed, ignore_eos, prefix }
     }
 
     /// The backend this template speaks.
@@ -151,6 +165,28 @@ impl RequestTemplate {
 
     /// The JSON body for one prompt.
     pub fn body(&self, prompt: &str, max_tokens: u32) -> Vec<u8> {
+        if let Some(prefix) = &self.prefix {
+            // Hot path: append the per-request fields to the pre-serialised fixed ones.
+            let mut b = Vec::with_capacity(prefix.len() + prompt.len() + 96);
+            b.extend_from_slice(prefix);
+            if b.len() > 1 {
+                b.push(b',');
+            }
+            match self.backend {
+                Backend::OpenAiChat => b.extend_from_slice(br#""messages":[{"role":"user","content":"#),
+                _ => b.extend_from_slice(br#""prompt":"#),
+            }
+            serde_json::to_writer(&mut b, prompt).expect("strings serialise");
+            if self.backend == Backend::OpenAiChat {
+                b.extend_from_slice(b"}]");
+            }
+            b.extend_from_slice(format!(r#","max_tokens":{max_tokens}"#).as_bytes());
+            if self.ignore_eos {
+                b.extend_from_slice(format!(r#","min_tokens":{max_tokens}"#).as_bytes());
+            }
+            b.push(b'}');
+            return b;
+        }
         let mut m = self.fixed.clone();
         match self.backend {
             Backend::Tgi => {
@@ -192,8 +228,8 @@ pub struct Chunk<'a> {
 
 #[derive(Deserialize)]
 struct OaiChunk<'a> {
-    #[serde(borrow, default)]
-    choices: Vec<OaiChoice<'a>>,
+    #[serde(borrow, default, deserialize_with = "first_choice")]
+    choices: Option<OaiChoice<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -202,6 +238,26 @@ struct OaiChunk<'a> {
     object: Option<Cow<'a, str>>,
     #[serde(default)]
     message: Option<Cow<'a, str>>,
+}
+
+/// Keeps only the first element of `choices` (we send one prompt), without allocating a Vec.
+fn first_choice<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OaiChoice<'de>>, D::Error> {
+    struct First;
+    impl<'de> serde::de::Visitor<'de> for First {
+        type Value = Option<OaiChoice<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of choices")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let first = seq.next_element()?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(First)
 }
 
 #[derive(Deserialize)]
@@ -261,9 +317,64 @@ struct TgiDetails {
 #[error("malformed chunk: {0}")]
 pub struct ChunkError(String);
 
+static USAGE: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(br#""usage""#));
+static ERROR: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(br#""error""#));
+static TEXT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(br#""text":""#));
+static CONTENT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(br#""content":""#));
+
+/// The per-token fast path: the text of an ordinary OpenAI chunk (one choice, no usage, no
+/// error), found by its key instead of a full parse. Sound because the byte sequence `"text":"`
+/// cannot occur inside a JSON string (a quote there is always escaped). Anything unusual returns
+/// `None` and gets the full parse.
+fn fast_text<'a>(data: &'a [u8], key: &memmem::Finder<'_>) -> Option<Cow<'a, str>> {
+    if data.first() != Some(&b'{') || !absent_or_null(data, &USAGE) || !absent_or_null(data, &ERROR) {
+        return None;
+    }
+    let open = key.find(data)? + key.needle().len() - 1;
+    let mut i = open + 1;
+    let mut escaped = false;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', &data[i..])?;
+        if data[i] == b'"' {
+            break;
+        }
+        escaped = true;
+        i += 2;
+    }
+    let raw = &data[open..=i];
+    if escaped {
+        serde_json::from_slice::<String>(raw).ok().map(Cow::Owned)
+    } else {
+        std::str::from_utf8(&raw[1..raw.len() - 1]).ok().map(Cow::Borrowed)
+    }
+}
+
+/// True when `"key"` does not occur, or only as `"key": null` (OpenAI streams send
+/// `"usage":null` on every chunk when usage is requested).
+fn absent_or_null(data: &[u8], key: &memmem::Finder<'_>) -> bool {
+    key.find_iter(data).all(|at| {
+        let rest = &data[at + key.needle().len()..];
+        let rest = rest.trim_ascii_start();
+        rest.strip_prefix(b":").is_some_and(|r| r.trim_ascii_start().starts_with(b"null"))
+    })
+}
+
 impl Backend {
     /// Parses one SSE `data` payload or one whole non-streamed body.
     pub fn parse_chunk<'a>(self, data: &'a [u8]) -> Result<Chunk<'a>, ChunkError> {
+        let fast = match self {
+            Backend::OpenAi | Backend::Vllm => fast_text(data, &TEXT),
+            Backend::OpenAiChat => fast_text(data, &CONTENT),
+            Backend::Tgi => None,
+        };
+        if let Some(text) = fast {
+            return Ok(Chunk { text, ..Chunk::default() });
+        }
+        self.parse_chunk_fully(data)
+    }
+
+    /// Parses a chunk with the full JSON parser.
+    fn parse_chunk_fully<'a>(self, data: &'a [u8]) -> Result<Chunk<'a>, ChunkError> {
         let err = |e: serde_json::Error| ChunkError(format!("{e} in {}", String::from_utf8_lossy(&data[..data.len().min(120)])));
         match self {
             Backend::Tgi => {
@@ -292,8 +403,6 @@ impl Backend {
                 };
                 let text = c
                     .choices
-                    .into_iter()
-                    .next()
                     .and_then(|ch| {
                         ch.text.or_else(|| {
                             let m = ch.delta.or(ch.message)?;
@@ -331,6 +440,28 @@ mod tests {
     }
 
     #[test]
+    fn fast_path_equals_the_general_one() {
+        for backend in [Backend::OpenAi, Backend::OpenAiChat, Backend::Vllm] {
+            let mut o = opts();
+            o.sampling.temperature = Some(0.5);
+            o.extra_body = Some(json!({"top_k": 5}).as_object().unwrap().clone());
+            let fast = RequestTemplate::new(backend, &o);
+            assert!(fast.prefix.is_some());
+            let slow = RequestTemplate { prefix: None, ..fast.clone() };
+            let prompt = "say \"hi\"\n\u{1F600}";
+            let a: Value = serde_json::from_slice(&fast.body(prompt, 9)).unwrap();
+            let b: Value = serde_json::from_slice(&slow.body(prompt, 9)).unwrap();
+            assert_eq!(a, b, "{backend}");
+        }
+        let mut o = opts();
+        o.extra_body = Some(json!({"max_tokens": 3}).as_object().unwrap().clone());
+        let t = RequestTemplate::new(Backend::OpenAi, &o);
+        assert!(t.prefix.is_none(), "overriding a per-request field takes the general path");
+        let v: Value = serde_json::from_slice(&t.body("x", 9)).unwrap();
+        assert_eq!(v["max_tokens"], 3);
+    }
+
+    #[test]
     fn chat_and_tgi_bodies() {
         let mut o = opts();
         o.extra_body = Some(json!({"top_k": 5}).as_object().unwrap().clone());
@@ -357,6 +488,31 @@ mod tests {
         let c = Backend::OpenAi.parse_chunk(br#"{"error":{"message":"bad"}}"#).unwrap();
         assert_eq!(c.error.as_deref(), Some("bad"));
         assert!(Backend::OpenAi.parse_chunk(b"{\"choices\":[").is_err());
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_parse() {
+        let chunks: [&[u8]; 10] = [
+            br#"{"id":"c","choices":[{"index":0,"text":"x","finish_reason":null}],"usage":null}"#,
+            br#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" the","logprobs":null,"finish_reason":null}]}"#,
+            br#"{"id":"c","choices":[{"index":0,"text":"say \"hi\"\n\u00e9 \\","finish_reason":null}]}"#,
+            br#"{"id":"c","choices":[{"index":0,"text":"","finish_reason":"length"}]}"#,
+            br#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+            br#"{"object":"error","message":"boom"}"#,
+            br#"{"choices":[{"index":0,"text":null}]}"#,
+            br#"{"choices":[{"index":0,"text": " spaced"}]}"#,
+            br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"a\tb"}}]}"#,
+            br#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","content":null}}]}"#,
+        ];
+        for backend in [Backend::OpenAi, Backend::OpenAiChat] {
+            for c in chunks {
+                assert!(backend != Backend::OpenAi || c != chunks[0] || fast_text(c, &TEXT).is_some(), "usage:null keeps the fast path");
+                let fast = backend.parse_chunk(c).unwrap();
+                let full = backend.parse_chunk_fully(c).unwrap();
+                assert_eq!(fast, full, "{backend} {}", String::from_utf8_lossy(c));
+            }
+        }
+        assert!(Backend::OpenAi.parse_chunk(br#"{"choices":[{"text":"unterminated"#).is_err());
     }
 
     #[test]

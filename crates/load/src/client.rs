@@ -1,14 +1,9 @@
 //! One HTTP connection pool, and the measurement of one request from send to last byte.
 
 use crate::backend::RequestTemplate;
+use crate::http1::{ConnPool, HttpError};
 use crate::sse::SseParser;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Uri;
 use inferbench_core::{FailureKind, Outcome, RequestRecord, TokenSource};
 use inferbench_data::{Prompt, Tokenizer};
 use std::time::{Duration, Instant};
@@ -75,8 +70,12 @@ pub struct HttpTarget {
     pub base_url: String,
     /// Full URI of the generation endpoint.
     pub uri: Uri,
-    /// Pre-built `Authorization` header.
-    pub auth: Option<HeaderValue>,
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// Path and query prefix of the base URL (e.g. `/proxy` in `http://h/proxy`).
+    pub base_path: String,
+    /// The `Authorization` header value (kept in memory only; never printed).
+    auth: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -87,7 +86,7 @@ impl HttpTarget {
     pub fn new(base_url: &str, endpoint: &str, api_key: Option<&str>, timeout: Duration) -> Result<Self, ClientError> {
         let base = base_url.trim_end_matches('/').to_owned();
         let bad = |reason: &str| ClientError::BadUrl { url: base_url.to_owned(), reason: reason.to_owned() };
-        let parsed: Uri = base.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
+        let parsed: Uri = base.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         match parsed.scheme_str() {
             Some("http") => {}
             Some("https") => return Err(bad("https is not supported yet; use an http:// URL (e.g. through a local proxy)")),
@@ -97,46 +96,74 @@ impl HttpTarget {
             return Err(bad("no host"));
         }
         let endpoint = if endpoint.starts_with('/') { endpoint.to_owned() } else { format!("/{endpoint}") };
-        let uri = format!("{base}{endpoint}").parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
-        let auth = api_key
-            .filter(|k| !k.is_empty())
-            .map(|k| HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| ClientError::BadApiKey))
-            .transpose()?
-            .map(|mut h| {
-                h.set_sensitive(true);
-                h
-            });
-        Ok(Self { base_url: base, uri, auth, timeout })
+        let uri = format!("{base}{endpoint}").parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        let auth = match api_key.filter(|k| !k.is_empty()) {
+            Some(k) if k.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) => Some(format!("Bearer {k}")),
+            Some(_) => return Err(ClientError::BadApiKey),
+            None => None,
+        };
+        let host = parsed.host().unwrap_or_default();
+        let authority = format!("{host}:{}", parsed.port_u16().unwrap_or(80));
+        let base_path = parsed.path().trim_end_matches('/').to_owned();
+        Ok(Self { base_url: base, uri, authority, base_path, auth, timeout })
+    }
+
+    /// The start of every request's head up to the `Content-Length` value.
+    fn head_prefix(&self, method: &str, path_and_query: &str) -> String {
+        let mut h = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n", self.authority);
+        if let Some(a) = &self.auth {
+            h.push_str("Authorization: ");
+            h.push_str(a);
+            h.push_str("\r\n");
+        }
+        h.push_str("Content-Type: application/json\r\nContent-Length: ");
+        h
     }
 }
 
-/// The pooled HTTP/1.1 client all requests share.
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// Builds the shared client: unlimited idle connections (one per concurrent stream), no Nagle.
-pub fn http_client() -> HttpClient {
-    let mut conn = HttpConnector::new();
-    conn.set_nodelay(true);
-    conn.set_keepalive(Some(Duration::from_secs(60)));
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(usize::MAX).pool_idle_timeout(Duration::from_secs(90)).build(conn)
+/// Serialises a request: the prepared head prefix, the length, and the body.
+fn request_bytes(prefix: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(prefix.len() + body.len() + 16);
+    r.extend_from_slice(prefix.as_bytes());
+    r.extend_from_slice(body.len().to_string().as_bytes());
+    r.extend_from_slice(b"\r\n\r\n");
+    r.extend_from_slice(body);
+    r
 }
 
-/// GETs a path with the target's auth, returning status and body (bounded to 1 MiB).
-pub async fn get(client: &HttpClient, target: &HttpTarget, path: &str) -> Result<(StatusCode, Bytes), ClientError> {
+/// The connections all requests of a run share: one pool for the target's host.
+pub type HttpClient = ConnPool;
+
+/// Builds the shared connection pool for `target`.
+pub fn http_client(target: &HttpTarget) -> HttpClient {
+    ConnPool::new(target.authority.clone())
+}
+
+/// GETs a path under the base URL with the target's auth, returning status and body (bounded
+/// to 1 MiB).
+pub async fn get(client: &HttpClient, target: &HttpTarget, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
     let url = format!("{}{path}", target.base_url);
-    let mut req = Request::builder().method(Method::GET).uri(&url);
-    if let Some(a) = &target.auth {
-        req = req.header(AUTHORIZATION, a.clone());
-    }
-    let req = req.body(Full::new(Bytes::new())).map_err(|e| ClientError::BadUrl { url: url.clone(), reason: e.to_string() })?;
     let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable { url: url.clone(), reason: e.to_string() };
-    let resp = tokio::time::timeout(target.timeout.min(Duration::from_secs(30)), client.request(req))
-        .await
-        .map_err(|_| unreachable(&"timed out"))?
-        .map_err(|e| unreachable(&error_chain(&e)))?;
-    let status = resp.status();
-    let body = http_body_util::Limited::new(resp.into_body(), 1 << 20).collect().await.map_err(|e| unreachable(&e))?.to_bytes();
-    Ok((status, body))
+    let request = request_bytes(&target.head_prefix("GET", &format!("{}{path}", target.base_path)), b"");
+    let exchange = async {
+        let (mut conn, head) = client.exchange(&request).await.map_err(|e| unreachable(&e))?;
+        let mut body = Vec::new();
+        let read = conn
+            .read_body(&head, |d, _| {
+                body.extend_from_slice(d);
+                if body.len() > 1 << 20 {
+                    Err("the answer is larger than 1 MiB")
+                } else {
+                    Ok(())
+                }
+            })
+            .await
+            .map_err(|e| unreachable(&e))?;
+        read.map_err(|e| unreachable(&e))?;
+        client.put(conn, &head);
+        Ok((head.status, body))
+    };
+    tokio::time::timeout(target.timeout.min(Duration::from_secs(30)), exchange).await.map_err(|_| unreachable(&"timed out"))?
 }
 
 /// Confirms the server is up and serves `model`; returns the model to use (the first served one
@@ -145,19 +172,19 @@ pub async fn preflight(client: &HttpClient, target: &HttpTarget, model: Option<&
     let url = format!("{}/v1/models", target.base_url);
     let (status, body) = get(client, target, "/v1/models").await?;
     let text = || String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned();
-    if status == StatusCode::NOT_FOUND {
+    if status == 404 {
         if let Some(m) = model {
             tracing::warn!("{url} is not available (404); trusting --model {m}");
             return Ok(m.to_owned());
         }
     }
-    if !status.is_success() {
-        let hint = match status.as_u16() {
+    if !(200..300).contains(&status) {
+        let hint = match status {
             401 | 403 => " (the API key was rejected: check --api-key or OPENAI_API_KEY)",
             404 => " (no /v1/models here: pass --model)",
             _ => "",
         };
-        return Err(ClientError::Status { url, status: status.as_u16(), hint, body: text() });
+        return Err(ClientError::Status { url, status, hint, body: text() });
     }
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer { url: url.clone(), reason: e.to_string() })?;
@@ -184,16 +211,12 @@ pub struct Slot {
 /// Shared, read-only state of a run's requests.
 #[derive(Debug)]
 pub struct Requester {
-    /// The pooled client.
-    pub client: HttpClient,
-    /// Where to send.
-    pub target: HttpTarget,
-    /// How to build bodies and read chunks.
-    pub template: RequestTemplate,
-    /// Counts tokens when the server does not.
-    pub tokenizer: Tokenizer,
-    /// Keep generated text in records.
-    pub keep_text: bool,
+    client: HttpClient,
+    template: RequestTemplate,
+    tokenizer: Tokenizer,
+    keep_text: bool,
+    timeout: Duration,
+    head_prefix: String,
 }
 
 struct Progress {
@@ -206,6 +229,14 @@ struct Progress {
 }
 
 impl Requester {
+    /// Prepares requests to `target`: `tokenizer` counts tokens when the server does not,
+    /// `keep_text` keeps generated text in records.
+    pub fn new(client: HttpClient, target: &HttpTarget, template: RequestTemplate, tokenizer: Tokenizer, keep_text: bool) -> Self {
+        let path = target.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let head_prefix = target.head_prefix("POST", path);
+        Self { client, template, tokenizer, keep_text, timeout: target.timeout, head_prefix }
+    }
+
     /// Sends one prompt and measures it. Never fails: every outcome becomes a record.
     pub async fn send(&self, slot: Slot, prompt: &Prompt, epoch: Instant, cancel: &CancellationToken) -> RequestRecord {
         let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
@@ -220,9 +251,9 @@ impl Requester {
         };
         let sent = Instant::now();
         let result = tokio::select! {
-            r = tokio::time::timeout(self.target.timeout, self.exchange(body, &mut p)) => match r {
+            r = tokio::time::timeout(self.timeout, self.exchange(body, &mut p)) => match r {
                 Ok(r) => r,
-                Err(_) => Err((FailureKind::Timeout, format!("no complete answer within {:?}", self.target.timeout))),
+                Err(_) => Err((FailureKind::Timeout, format!("no complete answer within {:?}", self.timeout))),
             },
             _ = cancel.cancelled() => Err((FailureKind::Cancelled, "run interrupted".into())),
         };
@@ -258,27 +289,39 @@ impl Requester {
     }
 
     async fn exchange(&self, body: Vec<u8>, p: &mut Progress) -> Result<(), (FailureKind, String)> {
-        let mut req = Request::builder().method(Method::POST).uri(self.target.uri.clone()).header(CONTENT_TYPE, "application/json");
-        if let Some(a) = &self.target.auth {
-            req = req.header(AUTHORIZATION, a.clone());
-        }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| (FailureKind::Connection, e.to_string()))?;
-        let resp = self.client.request(req).await.map_err(|e| (FailureKind::Connection, error_chain(&e)))?;
-        let status = resp.status();
-        let mut body = resp.into_body();
-        if !status.is_success() {
-            let bytes = http_body_util::Limited::new(body, 64 << 10).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            return Err((FailureKind::Http { status: status.as_u16() }, error_message(&bytes)));
+        let request = request_bytes(&self.head_prefix, &body);
+        let (mut conn, head) = self.client.exchange(&request).await.map_err(|e| (FailureKind::Connection, e.to_string()))?;
+        let broken = |e: HttpError| (FailureKind::Stream, format!("stream broke: {e}"));
+        if !(200..300).contains(&head.status) {
+            let mut bytes = Vec::new();
+            let _ = conn
+                .read_body(&head, |d, _| {
+                    bytes.extend_from_slice(d);
+                    if bytes.len() > 64 << 10 {
+                        Err(())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .await;
+            return Err((FailureKind::Http { status: head.status }, error_message(&bytes)));
         }
         let backend = self.template.backend();
         if !self.template.stream() {
-            let bytes = body.collect().await.map_err(|e| (FailureKind::Stream, error_chain(&e)))?.to_bytes();
-            let now = Instant::now();
+            let mut bytes = Vec::new();
+            conn.read_body::<()>(&head, |d, _| {
+                bytes.extend_from_slice(d);
+                Ok(())
+            })
+            .await
+            .map_err(broken)?
+            .ok();
+            self.client.put(conn, &head);
             let c = backend.parse_chunk(&bytes).map_err(|e| (FailureKind::Stream, e.to_string()))?;
             if let Some(e) = c.error {
                 return Err((FailureKind::Stream, e));
             }
-            p.first_token = Some(now);
+            p.first_token = Some(Instant::now());
             p.text.push_str(&c.text);
             p.prompt_tokens = c.prompt_tokens;
             p.completion_tokens = c.completion_tokens;
@@ -286,10 +329,7 @@ impl Requester {
         }
         let mut sse = SseParser::new();
         let mut done = false;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| (FailureKind::Stream, format!("stream broke: {}", error_chain(&e))))?;
-            let Some(data) = frame.data_ref() else { continue };
-            let now = Instant::now();
+        conn.read_body(&head, |data, now| {
             sse.feed(data, |payload| {
                 if done {
                     return Ok(());
@@ -314,12 +354,15 @@ impl Requester {
                 p.completion_tokens = c.completion_tokens.or(p.completion_tokens);
                 done |= c.done;
                 Ok(())
-            })?;
-        }
+            })
+        })
+        .await
+        .map_err(broken)??;
         if !done {
             let why = if sse.has_partial() { "stream ended inside an event" } else { "stream ended without [DONE]" };
             return Err((FailureKind::Stream, why.into()));
         }
+        self.client.put(conn, &head);
         Ok(())
     }
 }
@@ -331,21 +374,6 @@ fn error_message(body: &[u8]) -> String {
         v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).or(v["detail"].as_str()).map(str::to_owned)
     });
     msg.unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned())
-}
-
-/// An error and its sources on one line ("connection refused" hides behind hyper's outer error).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod arrival;
 pub mod backend;
 pub mod client;
+pub mod http1;
 pub mod runner;
 pub mod sse;
 

@@ -1,7 +1,7 @@
 //! The one load loop: an arrival process and an optional concurrency gate decide when each
 //! request starts; every request becomes a record on a channel.
 //!
-//! Sends are timed by a dedicated OS thread sleeping to absolute instants (the async timer wheel
+//! With a finite request rate, sends are timed by a dedicated OS thread sleeping to absolute instants (the async timer wheel
 //! has 1 ms granularity, too coarse for 1,000 req/s), which then hands each request to the async
 //! runtime. The request task timestamps the actual send, so any delay in that hand-off shows up
 //! as scheduling lag rather than hiding inside latency.
@@ -10,6 +10,7 @@ use crate::arrival::{ArrivalConfig, Arrivals};
 use crate::client::{Requester, Slot};
 use inferbench_core::RequestRecord;
 use inferbench_data::Prompt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -93,23 +94,90 @@ pub async fn run_load(
 
     let _ = tx.send(RunEvent::MeasureStart);
     let epoch = Instant::now();
+    let scheduled = if plan.arrivals.rate.is_none() && plan.arrivals.ramp.is_none() {
+        closed_loop(&tracker, &req, &prompts, &plan, epoch, &tx, &stop, &hard)
+    } else {
+        open_loop(tracker.clone(), req, prompts, &plan, epoch, tx, stop.clone(), hard.clone()).await
+    };
+    tracker.close();
+    drain(&tracker, &stop, &hard, plan.grace).await;
+    RunOutcome { scheduled: scheduled.load(Ordering::Relaxed), interrupted: stop.is_cancelled() }
+}
+
+/// Infinite rate: every request is due at once, and `--max-concurrency` (or the request count)
+/// decides how many run. That many worker tasks each send their next request as soon as the last
+/// one ends: no timer, no semaphore, no hand-off between threads per request.
+#[allow(clippy::too_many_arguments)]
+fn closed_loop(
+    tracker: &TaskTracker,
+    req: &Arc<Requester>,
+    prompts: &Arc<[Prompt]>,
+    plan: &LoadPlan,
+    epoch: Instant,
+    tx: &mpsc::UnboundedSender<RunEvent>,
+    stop: &CancellationToken,
+    hard: &CancellationToken,
+) -> Arc<AtomicU64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let workers = match (plan.max_concurrency, plan.num_prompts) {
+        (Some(c), Some(n)) => (c as u64).min(n),
+        (Some(c), None) => c as u64,
+        (None, Some(n)) => n,
+        (None, None) => unreachable!("validated: an infinite rate needs a request count or a concurrency cap"),
+    };
+    for _ in 0..workers {
+        let (req, prompts, tx, stop, hard, next, sent) =
+            (req.clone(), prompts.clone(), tx.clone(), stop.clone(), hard.clone(), next.clone(), sent.clone());
+        let (limit, duration) = (plan.num_prompts, plan.duration);
+        tracker.spawn(async move {
+            while !stop.is_cancelled() {
+                let now = Instant::now();
+                if duration.is_some_and(|d| now - epoch >= d) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if limit.is_some_and(|n| i >= n) {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                let gate_ns = now.duration_since(epoch).as_nanos() as u64;
+                let slot = Slot { id: i, scheduled_ns: 0, gate_ns };
+                let rec = req.send(slot, &prompts[i as usize % prompts.len()], epoch, &hard).await;
+                if tx.send(RunEvent::Record(Box::new(rec))).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    sent
+}
+
+/// Finite rate: a dedicated thread sleeps to each arrival instant and hands the request to the
+/// runtime, behind the optional concurrency gate.
+#[allow(clippy::too_many_arguments)]
+async fn open_loop(
+    tracker: TaskTracker,
+    req: Arc<Requester>,
+    prompts: Arc<[Prompt]>,
+    plan: &LoadPlan,
+    epoch: Instant,
+    tx: mpsc::UnboundedSender<RunEvent>,
+    stop: CancellationToken,
+    hard: CancellationToken,
+) -> Arc<AtomicU64> {
     let gate = plan.max_concurrency.map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
     let handle = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    {
-        let (tracker, stop, hard) = (tracker.clone(), stop.clone(), hard.clone());
-        std::thread::Builder::new()
-            .name("inferbench-scheduler".into())
-            .spawn(move || {
-                let n = schedule(&handle, &tracker, &req, &prompts, &plan, gate, epoch, &tx, &stop, &hard);
-                let _ = done_tx.send((n, plan.grace));
-            })
-            .expect("spawning the scheduler thread");
-    }
-    let (scheduled, grace) = done_rx.await.expect("scheduler thread finished");
-    tracker.close();
-    drain(&tracker, &stop, &hard, grace).await;
-    RunOutcome { scheduled, interrupted: stop.is_cancelled() }
+    let plan = plan.clone();
+    std::thread::Builder::new()
+        .name("inferbench-scheduler".into())
+        .spawn(move || {
+            let n = schedule(&handle, &tracker, &req, &prompts, &plan, gate, epoch, &tx, &stop, &hard);
+            let _ = done_tx.send(n);
+        })
+        .expect("spawning the scheduler thread");
+    Arc::new(AtomicU64::new(done_rx.await.expect("scheduler thread finished")))
 }
 
 /// Waits for in-flight requests; after an interrupt, cancels what outlives the grace period.

@@ -1,13 +1,16 @@
 //! Incremental Server-Sent Events parsing: bytes in as they arrive, `data` payloads out.
 //!
-//! Hand-written rather than taken from a crate because it sits on the per-token hot path: it
-//! borrows the payload instead of allocating an event per token, and only the `data` field matters
-//! to a benchmark client (`event`, `id`, `retry` and comments are skipped, as the spec allows).
+//! Hand-written rather than taken from a crate because it sits on the per-token hot path: events
+//! wholly inside the bytes just read are handed out as slices of those bytes (no copy, no
+//! allocation); only an event split across reads is buffered. Only the `data` field matters to a
+//! benchmark client (`event`, `id`, `retry` and comments are skipped, as the spec allows).
 
 /// Splits a byte stream into SSE events and hands each event's `data` to a callback.
 #[derive(Debug, Default)]
 pub struct SseParser {
-    buf: Vec<u8>,
+    /// An incomplete line carried over from the previous read.
+    partial: Vec<u8>,
+    /// The data of an event whose lines are still arriving (multi-line or split events).
     data: Vec<u8>,
     has_data: bool,
 }
@@ -21,46 +24,59 @@ impl SseParser {
     /// Feeds bytes; calls `on_data` with the data of every event completed by them.
     /// Returns early with the callback's error, if it gives one.
     pub fn feed<E>(&mut self, bytes: &[u8], mut on_data: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        self.buf.extend_from_slice(bytes);
-        let mut start = 0;
-        while let Some(nl) = memchr(b'\n', &self.buf[start..]) {
-            let end = start + nl;
-            let mut line = &self.buf[start..end];
-            start = end + 1;
-            if let [rest @ .., b'\r'] = line {
-                line = rest;
-            }
-            if line.is_empty() {
-                if self.has_data {
-                    let r = on_data(&self.data);
-                    self.data.clear();
-                    self.has_data = false;
-                    if r.is_err() {
-                        self.buf.drain(..start);
-                        return r;
-                    }
-                }
-            } else if let Some(value) = line.strip_prefix(b"data:") {
-                let value = value.strip_prefix(b" ").unwrap_or(value);
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = true;
-            }
+        let mut rest = bytes;
+        if !self.partial.is_empty() {
+            // Finish the carried-over line first.
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                self.partial.extend_from_slice(rest);
+                return Ok(());
+            };
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&rest[..nl]);
+            rest = &rest[nl + 1..];
+            self.line(&line, &mut on_data)?;
         }
-        self.buf.drain(..start);
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            let line = &rest[..nl];
+            // Fast path: a one-line event (`data: ...\n\n`) entirely in this read.
+            if !self.has_data && rest.get(nl + 1) == Some(&b'\n') {
+                if let Some(v) = line.strip_prefix(b"data:") {
+                    on_data(v.strip_prefix(b" ").unwrap_or(v))?;
+                    rest = &rest[nl + 2..];
+                    continue;
+                }
+            }
+            rest = &rest[nl + 1..];
+            self.line(line, &mut on_data)?;
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(())
+    }
+
+    fn line<E>(&mut self, line: &[u8], on_data: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if self.has_data {
+                self.has_data = false;
+                let r = on_data(&self.data);
+                self.data.clear();
+                return r;
+            }
+        } else if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+        }
         Ok(())
     }
 
     /// True when bytes of an unfinished event are buffered.
     pub fn has_partial(&self) -> bool {
-        self.has_data || !self.buf.iter().all(u8::is_ascii_whitespace)
+        self.has_data || !self.partial.iter().all(u8::is_ascii_whitespace)
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
@@ -88,6 +104,9 @@ mod tests {
         let bytes: Vec<String> = s.chars().map(String::from).collect();
         let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
         assert_eq!(events(&refs), whole);
+        for cut in 0..s.len() {
+            assert_eq!(events(&[&s[..cut], &s[cut..]]), whole, "cut at {cut}");
+        }
     }
 
     #[test]
@@ -98,5 +117,8 @@ mod tests {
         let mut p = SseParser::new();
         p.feed::<()>(b"data: {\"trunc", |_| Ok(())).unwrap();
         assert!(p.has_partial());
+        let mut p = SseParser::new();
+        p.feed::<()>(b"data: a\n", |_| Ok(())).unwrap();
+        assert!(p.has_partial(), "an event without its blank line is unfinished");
     }
 }

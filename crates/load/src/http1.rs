@@ -1,0 +1,327 @@
+//! A small HTTP/1.1 client made for load generation: one task owns each connection and reads the
+//! response itself, so a streamed token costs one socket read and no hand-off between tasks
+//! (a general client runs a connection task and passes every body chunk through a channel).
+//! Requests are written with a single `write`; responses may be `Content-Length`, chunked or
+//! close-delimited. Idle keep-alive connections wait in a [`ConnPool`].
+
+use bytes::{Buf, BytesMut};
+use std::io;
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What went wrong on the wire, split by whether the response had started.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Could not connect, send, or read a response head.
+    #[error("{0}")]
+    Connection(String),
+    /// The body broke off or was malformed after the head arrived.
+    #[error("{0}")]
+    Body(String),
+}
+
+/// The parts of a response head a benchmark needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// HTTP status code.
+    pub status: u16,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// One connection to the server.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// True once a response was read on it (a failure then may just be a stale idle connection).
+    reused: bool,
+}
+
+impl Conn {
+    /// Dials `authority` (`host:port`) with Nagle off.
+    pub async fn connect(authority: &str) -> Result<Conn, HttpError> {
+        let stream = TcpStream::connect(authority).await.map_err(|e| HttpError::Connection(format!("connect to {authority}: {e}")))?;
+        stream.set_nodelay(true).map_err(|e| HttpError::Connection(e.to_string()))?;
+        Ok(Conn { stream, buf: BytesMut::with_capacity(16 << 10), reused: false })
+    }
+
+    /// Writes a whole request (head and body already serialised together).
+    pub async fn send(&mut self, request: &[u8]) -> Result<(), HttpError> {
+        self.stream.write_all(request).await.map_err(|e| HttpError::Connection(format!("sending the request: {e}")))
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 << 10);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Reads the response head.
+    pub async fn read_head(&mut self) -> Result<Head, HttpError> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    let mut framing = Framing::UntilClose;
+                    let mut keep_alive = resp.version == Some(1);
+                    for h in resp.headers.iter() {
+                        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+                        if h.name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().contains("chunked") {
+                            framing = Framing::Chunked;
+                        } else if h.name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked {
+                            let len = value.parse().map_err(|_| HttpError::Connection(format!("bad Content-Length '{value}'")))?;
+                            framing = Framing::Length(len);
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            let v = value.to_ascii_lowercase();
+                            keep_alive = if v.contains("close") { false } else { keep_alive || v.contains("keep-alive") };
+                        }
+                    }
+                    if status == 204 || status == 304 || (100..200).contains(&status) {
+                        framing = Framing::Length(0);
+                    }
+                    if framing == Framing::UntilClose {
+                        keep_alive = false;
+                    }
+                    self.buf.advance(n);
+                    return Ok(Head { status, framing, keep_alive });
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => return Err(HttpError::Connection(format!("malformed response head: {e}"))),
+            }
+            match self.fill().await {
+                Ok(0) => return Err(HttpError::Connection("the server closed the connection before answering".into())),
+                Ok(_) => {}
+                Err(e) => return Err(HttpError::Connection(format!("reading the response: {e}"))),
+            }
+        }
+    }
+
+    /// Reads the body, calling `on_data` with each piece and the instant its bytes were read.
+    /// A callback error stops reading and is returned inside `Ok`; the connection is then left
+    /// mid-response and must not be reused.
+    pub async fn read_body<E>(
+        &mut self,
+        head: &Head,
+        mut on_data: impl FnMut(&[u8], Instant) -> Result<(), E>,
+    ) -> Result<Result<(), E>, HttpError> {
+        let mut now = Instant::now();
+        let mut state = match head.framing {
+            Framing::Length(n) => State::Data(n),
+            Framing::Chunked => State::Size,
+            Framing::UntilClose => State::Data(u64::MAX),
+        };
+        loop {
+            // Consume what is buffered.
+            loop {
+                match state {
+                    State::Done => return Ok(Ok(())),
+                    State::Data(0) if head.framing == Framing::Chunked => state = State::DataEnd,
+                    State::Data(0) => state = State::Done,
+                    State::Data(left) => {
+                        if self.buf.is_empty() {
+                            break;
+                        }
+                        let n = (self.buf.len() as u64).min(left) as usize;
+                        if let Err(e) = on_data(&self.buf[..n], now) {
+                            return Ok(Err(e));
+                        }
+                        self.buf.advance(n);
+                        state = State::Data(left - n as u64);
+                    }
+                    State::Size => {
+                        let Some(end) = find_crlf(&self.buf) else { break };
+                        let line = std::str::from_utf8(&self.buf[..end]).unwrap_or("");
+                        let hex = line.split(';').next().unwrap_or("").trim();
+                        let size = u64::from_str_radix(hex, 16).map_err(|_| HttpError::Body(format!("bad chunk size '{hex}'")))?;
+                        self.buf.advance(end + 2);
+                        state = if size == 0 { State::Trailers } else { State::Data(size) };
+                    }
+                    State::DataEnd => {
+                        if self.buf.len() < 2 {
+                            break;
+                        }
+                        if &self.buf[..2] != b"\r\n" {
+                            return Err(HttpError::Body("chunk not followed by CRLF".into()));
+                        }
+                        self.buf.advance(2);
+                        state = State::Size;
+                    }
+                    State::Trailers => {
+                        let Some(end) = find_crlf(&self.buf) else { break };
+                        self.buf.advance(end + 2);
+                        if end == 0 {
+                            state = State::Done;
+                        }
+                    }
+                }
+            }
+            match self.fill().await {
+                Ok(0) if head.framing == Framing::UntilClose => return Ok(Ok(())),
+                Ok(0) => return Err(HttpError::Body("the connection closed mid-response".into())),
+                Ok(_) => now = Instant::now(),
+                Err(e) => return Err(HttpError::Body(format!("reading the response: {e}"))),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &b[from..]) {
+        let nl = from + i;
+        if nl > 0 && b[nl - 1] == b'\r' {
+            return Some(nl - 1);
+        }
+        from = nl + 1;
+    }
+    None
+}
+
+/// Idle connections to one server.
+#[derive(Debug)]
+pub struct ConnPool {
+    authority: String,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl ConnPool {
+    /// A pool for `authority` (`host:port`).
+    pub fn new(authority: impl Into<String>) -> Self {
+        Self { authority: authority.into(), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// An idle connection, or a new one.
+    pub async fn get(&self) -> Result<Conn, HttpError> {
+        let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        match idle {
+            Some(c) => Ok(c),
+            None => Conn::connect(&self.authority).await,
+        }
+    }
+
+    /// Returns a connection whose response was read to the end and may be kept alive.
+    pub fn put(&self, mut c: Conn, head: &Head) {
+        if head.keep_alive && c.buf.is_empty() {
+            c.reused = true;
+            if let Ok(mut v) = self.idle.lock() {
+                v.push(c);
+            }
+        }
+    }
+
+    /// Sends `request` and reads the head, retrying once on a fresh connection when a kept-alive
+    /// one turns out to have been closed by the server while idle.
+    pub async fn exchange(&self, request: &[u8]) -> Result<(Conn, Head), HttpError> {
+        let mut conn = self.get().await?;
+        let first = async {
+            conn.send(request).await?;
+            conn.read_head().await
+        }
+        .await;
+        match first {
+            Ok(head) => Ok((conn, head)),
+            Err(_) if conn.reused => {
+                let mut fresh = Conn::connect(&self.authority).await?;
+                fresh.send(request).await?;
+                let head = fresh.read_head().await?;
+                Ok((fresh, head))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A one-shot server that answers every request on a connection with `answers` in turn.
+    async fn server(answers: Vec<&'static [u8]>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            for a in answers {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await.unwrap();
+                // Dribble the answer byte by byte to exercise every parser state.
+                for b in a.chunks(3) {
+                    s.write_all(b).await.unwrap();
+                    s.flush().await.unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    async fn body(pool: &ConnPool) -> (u16, String) {
+        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut out = Vec::new();
+        c.read_body::<()>(&head, |d, _| {
+            out.extend_from_slice(d);
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        pool.put(c, &head);
+        (head.status, String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test]
+    async fn chunked_then_length_on_one_kept_alive_connection() {
+        let addr = server(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: y\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope",
+        ])
+        .await;
+        let pool = ConnPool::new(addr);
+        assert_eq!(body(&pool).await, (200, "hello world".into()));
+        assert_eq!(pool.idle.lock().unwrap().len(), 1);
+        assert_eq!(body(&pool).await, (404, "nope".into()));
+    }
+
+    #[tokio::test]
+    async fn close_delimited_and_truncated_bodies() {
+        let addr = server(vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil eof"]).await;
+        let pool = ConnPool::new(addr);
+        assert_eq!(body(&pool).await, (200, "until eof".into()));
+        assert!(pool.idle.lock().unwrap().is_empty(), "close-delimited connections are not reused");
+
+        let addr = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
+        let pool = ConnPool::new(addr);
+        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let r = c.read_body::<()>(&head, |_, _| Ok(())).await;
+        assert!(matches!(r, Err(HttpError::Body(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_a_connection_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let e = ConnPool::new(format!("127.0.0.1:{port}")).get().await.unwrap_err();
+        assert!(matches!(e, HttpError::Connection(ref m) if m.contains("connect to 127.0.0.1")), "{e}");
+    }
+}
