@@ -24,9 +24,13 @@ fn main() -> ExitCode {
         Command::Run(a) => a.workers,
         _ => None,
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime (no work-stealing, no cross-thread wake-ups).
+    let mut rt = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     rt.enable_all();
-    if let Some(w) = workers.filter(|&w| w > 0) {
+    if let Some(w) = workers.filter(|&w| w > 1) {
         rt.worker_threads(w);
     }
     let rt = match rt.build() {

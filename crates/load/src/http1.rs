@@ -52,7 +52,7 @@ impl Conn {
     pub async fn connect(authority: &str) -> Result<Conn, HttpError> {
         let stream = TcpStream::connect(authority).await.map_err(|e| HttpError::Connection(format!("connect to {authority}: {e}")))?;
         stream.set_nodelay(true).map_err(|e| HttpError::Connection(e.to_string()))?;
-        Ok(Conn { stream, buf: BytesMut::with_capacity(16 << 10), reused: false })
+        Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false })
     }
 
     /// Writes a whole request (head and body already serialised together).
@@ -61,8 +61,9 @@ impl Conn {
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(16 << 10);
+        // Small to start (10,000 idle streams must stay cheap), growing for fast streams.
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(8 << 10);
         }
         self.stream.read_buf(&mut self.buf).await
     }
