@@ -27,8 +27,8 @@ fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
     let _ = writeln!(out, "{label:<40} {value:<10}");
 }
 
-fn heading(out: &mut String, title: &str, fill: char) {
-    let t = format!(" {title} ");
+/// Centres `t` in 50 columns of `fill`, like Python's `'{s:{c}^{n}}'.format(...)`.
+fn heading(out: &mut String, t: &str, fill: char) {
     let pad = 50usize.saturating_sub(t.chars().count());
     let f = fill.to_string();
     let _ = writeln!(out, "{}{t}{}", f.repeat(pad / 2), f.repeat(pad - pad / 2));
@@ -38,7 +38,7 @@ fn heading(out: &mut String, title: &str, fill: char) {
 pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     let s = &r.summary;
     let mut out = String::new();
-    heading(&mut out, &opts.title, '=');
+    heading(&mut out, &format!(" {} ", opts.title), '=');
     row(&mut out, "Successful requests:", s.completed);
     if s.failed > 0 {
         row(&mut out, "Failed requests:", s.failed);
@@ -103,5 +103,88 @@ fn metric_block(out: &mut String, r: &BenchmarkResult, m: MetricName, fill: char
             continue;
         }
         row(out, &format!("P{} {short} (ms):", fmt_pct(p)), format!("{v:.2}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferbench_core::result::{ClientUsage, ToolInfo};
+    use inferbench_core::spec::{ArrivalKind, DatasetSpec, Sampling};
+    use inferbench_core::{RunSpec, Summary};
+
+    fn result() -> BenchmarkResult {
+        let spec = RunSpec {
+            backend: "vllm".into(),
+            base_url: "http://x".into(),
+            endpoint: "/v1/completions".into(),
+            model: "m".into(),
+            tokenizer: "cl100k_base".into(),
+            dataset: DatasetSpec { name: "random".into(), path: None, input_len: 8, output_len: 4, range_ratio: 0.0, prefix_len: 0 },
+            num_prompts: Some(2),
+            duration_s: None,
+            request_rate: None,
+            burstiness: 1.0,
+            arrival: ArrivalKind::Poisson,
+            max_concurrency: Some(2),
+            ramp_up: None,
+            warmup_requests: 0,
+            seed: 0,
+            stream: true,
+            sampling: Sampling::default(),
+            ignore_eos: true,
+            timeout_s: 60.0,
+            extra_body: None,
+            percentiles: vec![50.0, 99.0],
+            percentile_metrics: vec!["ttft".into()],
+            goodput: None,
+        };
+        let mut summary = Summary { completed: 2, duration_s: 1.5, total_input_tokens: 16, total_output_tokens: 8, ..Summary::default() };
+        summary.request_throughput = 2.0 / 1.5;
+        summary.metrics.insert(
+            MetricName::Ttft,
+            inferbench_core::Distribution {
+                count: 2,
+                mean: 10.0,
+                median: 10.0,
+                std: 1.0,
+                min: 9.0,
+                max: 11.0,
+                percentiles: vec![(50.0, 10.0), (99.0, 10.98)],
+                exact: true,
+            },
+        );
+        BenchmarkResult {
+            schema_version: 1,
+            tool: ToolInfo::default(),
+            date: "2026-01-01T00:00:00Z".into(),
+            spec,
+            system: Default::default(),
+            summary,
+            client: ClientUsage::default(),
+            warmup_excluded: 0,
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn block_matches_vllm_layout() {
+        let opts = ConsoleOptions { percentile_metrics: vec![MetricName::Ttft], ..ConsoleOptions::default() };
+        let text = render_summary(&result(), &opts);
+        let head: Vec<&str> = text.lines().take(6).collect();
+        assert_eq!(
+            head,
+            [
+                "============ Serving Benchmark Result ============",
+                "Successful requests:                     2         ",
+                "Maximum request concurrency:             2         ",
+                "Benchmark duration (s):                  1.50      ",
+                "Total input tokens:                      16        ",
+                "Total generated tokens:                  8         ",
+            ]
+        );
+        assert!(text.contains("\n---------------Time to First Token----------------\n"), "{text}");
+        assert!(text.contains("P99 TTFT (ms):                           10.98"));
+        assert!(!text.contains("TPOT"), "only the chosen percentile metrics are shown");
     }
 }

@@ -30,7 +30,9 @@ pub fn router(gen: Arc<dyn Generator>, api_key: Option<String>) -> Router {
     let v1 = Router::new()
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
-        .route("/v1/models", get(models));
+        .route("/v1/models", get(models))
+        .route("/generate", post(tgi_generate))
+        .route("/generate_stream", post(tgi_generate_stream));
     let v1 = match api_key {
         Some(key) => {
             let expected = Arc::new(format!("Bearer {key}"));
@@ -317,6 +319,103 @@ async fn whole_response(meta: ChunkMeta, mut rx: mpsc::Receiver<GenEvent>, repor
         }
     }
     error(500, "internal_error", "generation ended without finishing")
+}
+
+#[derive(Deserialize, Default)]
+struct TgiParams {
+    #[serde(default)]
+    max_new_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct TgiRequest {
+    inputs: String,
+    #[serde(default)]
+    parameters: TgiParams,
+}
+
+/// Starts a generation for TGI's native API (`/generate`, `/generate_stream`).
+fn tgi_start(s: &AppState, body: Result<Json<TgiRequest>, JsonRejection>) -> Result<mpsc::Receiver<GenEvent>, Box<Response>> {
+    let Json(req) = body.map_err(|e| Box::new(tgi_error(400, "validation", e.body_text())))?;
+    let max_tokens = req.parameters.max_new_tokens.unwrap_or(20).max(1);
+    s.gen
+        .generate(GenRequest { prompt: req.inputs, max_tokens, min_tokens: 0, ignore_eos: false })
+        .map_err(|e| Box::new(tgi_error(e.status(), e.error_type(), e.to_string())))
+}
+
+/// TGI's error body: `{"error": ..., "error_type": ...}`.
+fn tgi_error(status: u16, kind: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(json!({"error": message.into(), "error_type": kind}))).into_response()
+}
+
+fn tgi_details(reason: &str, completion_tokens: u32) -> serde_json::Value {
+    json!({"finish_reason": reason, "generated_tokens": completion_tokens, "seed": null})
+}
+
+async fn tgi_generate(State(s): State<Arc<AppState>>, body: Result<Json<TgiRequest>, JsonRejection>) -> Response {
+    let mut rx = match tgi_start(&s, body) {
+        Ok(rx) => rx,
+        Err(r) => return *r,
+    };
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenEvent::Token(t) => text.push_str(&t),
+            GenEvent::Fault(_) => return tgi_error(500, "generation", "injected fault"),
+            GenEvent::Finish { reason, completion_tokens, .. } => {
+                return Json(json!({"generated_text": text, "details": tgi_details(reason, completion_tokens)})).into_response();
+            }
+        }
+    }
+    tgi_error(500, "generation", "generation ended without finishing")
+}
+
+/// TGI streams one event per token; the last one also carries the whole text and details.
+async fn tgi_generate_stream(State(s): State<Arc<AppState>>, body: Result<Json<TgiRequest>, JsonRejection>) -> Response {
+    let rx = match tgi_start(&s, body) {
+        Ok(rx) => rx,
+        Err(r) => return *r,
+    };
+    struct St {
+        rx: Option<mpsc::Receiver<GenEvent>>,
+        held: Option<String>,
+        text: String,
+        index: u32,
+    }
+    let token = |index: u32, t: &str| json!({"id": index, "text": t, "logprob": 0.0, "special": false});
+    let stream = futures_util::stream::unfold(St { rx: Some(rx), held: None, text: String::new(), index: 0 }, move |mut st| async move {
+        loop {
+            let rx = st.rx.as_mut()?;
+            match rx.recv().await {
+                Some(GenEvent::Token(t)) => {
+                    st.text.push_str(&t);
+                    let Some(prev) = st.held.replace(t) else { continue };
+                    st.index += 1;
+                    let ev = json!({"index": st.index, "token": token(st.index, &prev), "generated_text": null, "details": null});
+                    return Some((Ok(Event::default().data(ev.to_string())), st));
+                }
+                Some(GenEvent::Fault(Fault::Malformed)) => return Some((Ok(Event::default().data("{\"token\": {")), st)),
+                Some(GenEvent::Fault(Fault::Disconnect)) | None => {
+                    st.rx = None;
+                    return Some((Err(Disconnected), st));
+                }
+                Some(GenEvent::Finish { reason, completion_tokens, .. }) => {
+                    st.rx = None;
+                    st.index += 1;
+                    let last = st.held.take().unwrap_or_default();
+                    let ev = json!({
+                        "index": st.index,
+                        "token": token(st.index, &last),
+                        "generated_text": st.text,
+                        "details": tgi_details(reason, completion_tokens),
+                    });
+                    return Some((Ok(Event::default().data(ev.to_string())), st));
+                }
+            }
+        }
+    });
+    Sse::new(stream).into_response()
 }
 
 async fn models(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {

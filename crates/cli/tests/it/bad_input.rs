@@ -64,3 +64,13 @@ fn serve_without_sim_explains_itself() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sim"));
 }
+
+#[test]
+fn cli_docs_are_current() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
+    for cmd in ["run", "serve", "demo"] {
+        let out = Command::new(BIN).args([cmd, "--help"]).env("COLUMNS", "100").output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(docs.contains(&help), "docs/cli.md is stale for `{cmd}`: run scripts/gen-cli-docs");
+    }
+}

@@ -24,6 +24,15 @@ fn token_counts_are_exact_from_usage_and_from_the_tokenizer() {
         assert_eq!(j["total_output_tokens"], 160, "{backend}");
         assert_eq!(j["summary"]["token_sources"]["tokenizer"], 10, "{backend}");
     }
+    // TGI's native protocol, streamed and not.
+    for flags in [&["--backend", "tgi"][..], &["--backend", "tgi", "--no-stream"][..]] {
+        let mut args = flags.to_vec();
+        args.extend(["--random-input-len", "30", "--random-output-len", "12", "--num-prompts", "6"]);
+        let j = run(&sim.url, &args).assert_ok().json();
+        assert_eq!(j["completed"], 6, "{flags:?}");
+        assert_eq!(j["total_output_tokens"], 72, "{flags:?}: TGI reports generated_tokens");
+        assert_eq!(j["total_input_tokens"], 180, "{flags:?}: the dataset's count");
+    }
     // Non-streaming: one chunk, TTFT equals E2E latency.
     let r = run(&sim.url, &["--no-stream", "--random-input-len", "20", "--random-output-len", "8", "--num-prompts", "5"]);
     let j = r.assert_ok().json();
@@ -139,4 +148,42 @@ fn warmup_requests_are_excluded() {
     assert_eq!(j["warmup_excluded"], 5);
     assert_eq!(r.records().len(), 10);
     assert!(sim.metrics().contains("vllm:request_success_total{model_name=\"inferbench-sim\"} 15"));
+}
+
+#[test]
+fn duration_mode_and_rate_ramp() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let r = run(&sim.url, &["--duration", "1", "--max-concurrency", "4", "--random-output-len", "4", "--random-input-len", "16"]);
+    let j = r.assert_ok().json();
+    assert_eq!(j["spec"]["duration_s"], 1.0);
+    assert!(j["completed"].as_u64().unwrap() > 20, "{}", j["completed"]);
+    assert!(r.records().iter().all(|r| r["gate_ns"].as_u64().unwrap() < 1_000_000_000), "nothing starts after the duration");
+
+    // Linear ramp 10 -> 50 req/s over 30 evenly spaced requests: rate(i) = 10 + 40 * i / 29.
+    let r = run(
+        &sim.url,
+        &[
+            "--ramp-up-strategy",
+            "linear",
+            "--ramp-up-start-rps",
+            "10",
+            "--ramp-up-end-rps",
+            "50",
+            "--arrival",
+            "constant",
+            "--num-prompts",
+            "30",
+            "--random-output-len",
+            "2",
+            "--random-input-len",
+            "8",
+        ],
+    );
+    r.assert_ok();
+    let mut sched: Vec<u64> = r.records().iter().map(|r| r["scheduled_ns"].as_u64().unwrap()).collect();
+    sched.sort_unstable();
+    assert_eq!(sched[1] - sched[0], 100_000_000, "first gap at 10 req/s");
+    let last_gap = (sched[29] - sched[28]) as f64 / 1e6;
+    let expected = 1000.0 / (10.0 + 40.0 * 28.0 / 29.0);
+    assert!((last_gap - expected).abs() < 1e-3, "last gap {last_gap} ms, expected {expected}");
 }
