@@ -68,7 +68,7 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
         ])
         .run;
         println!("--- concurrency {c}: {n} requests of 256 prompt / 64 output tokens ---");
-        let result = RunPlan::from_args(&args)?.execute(stop.clone()).await?;
+        let result = RunPlan::from_args(&args)?.with_server_in_process().execute(stop.clone()).await?;
         interrupted |= result.interrupted;
         results.push((format!("c={c}"), result));
         if stop.is_cancelled() {

@@ -37,6 +37,7 @@ pub struct RunPlan {
     keep_text: bool,
     progress: bool,
     quiet: bool,
+    server_in_process: bool,
 }
 
 /// Where a run's files go.
@@ -216,7 +217,14 @@ impl RunPlan {
             keep_text: a.save_generated_text,
             progress: !(a.disable_tqdm || a.quiet),
             quiet: a.quiet,
+            server_in_process: false,
         })
+    }
+
+    /// Marks the server as running inside this process, so CPU figures are labelled as shared.
+    pub fn with_server_in_process(mut self) -> Self {
+        self.server_in_process = true;
+        self
     }
 
     /// Runs the benchmark. `stop` interrupts it; everything measured is still written.
@@ -263,7 +271,11 @@ impl RunPlan {
             spec: self.spec,
             system: SystemInfo::collect(),
             summary,
-            client: ClientUsage { cpu_s: (cpu_end - cpu_at_start).max(0.0), peak_rss_bytes: proc::peak_rss_bytes() },
+            client: ClientUsage {
+                cpu_s: (cpu_end - cpu_at_start).max(0.0),
+                peak_rss_bytes: proc::peak_rss_bytes(),
+                includes_server: self.server_in_process,
+            },
             warmup_excluded: warmups,
             interrupted: outcome.interrupted,
         };

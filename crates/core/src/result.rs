@@ -29,6 +29,10 @@ pub struct ClientUsage {
     pub cpu_s: f64,
     /// Peak resident memory of the client process, in bytes.
     pub peak_rss_bytes: u64,
+    /// True when the server ran inside the same process (`inferbench demo`), so the figures
+    /// above include the server's work.
+    #[serde(default)]
+    pub includes_server: bool,
 }
 
 /// One saved serving-benchmark result.

@@ -129,7 +129,7 @@ fn closed_loop(
     for _ in 0..workers {
         let (req, prompts, tx, stop, hard, next, sent) =
             (req.clone(), prompts.clone(), tx.clone(), stop.clone(), hard.clone(), next.clone(), sent.clone());
-        let (limit, duration) = (plan.num_prompts, plan.duration);
+        let (limit, duration, capped) = (plan.num_prompts, plan.duration, plan.max_concurrency.is_some());
         tracker.spawn(async move {
             while !stop.is_cancelled() {
                 let now = Instant::now();
@@ -141,8 +141,11 @@ fn closed_loop(
                     break;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
-                let gate_ns = now.duration_since(epoch).as_nanos() as u64;
-                let slot = Slot { id: i, scheduled_ns: 0, gate_ns };
+                // With a cap, a request is due the moment a slot frees (closed loop), so the
+                // scheduling lag is the client's delay in using that slot. Without one, every
+                // request is due at the start and the lag is how long the client took to send it.
+                let due_ns = if capped { now.duration_since(epoch).as_nanos() as u64 } else { 0 };
+                let slot = Slot { id: i, scheduled_ns: due_ns, gate_ns: due_ns };
                 let rec = req.send(slot, &prompts[i as usize % prompts.len()], epoch, &hard).await;
                 if tx.send(RunEvent::Record(Box::new(rec))).is_err() {
                     break;

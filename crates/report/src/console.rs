@@ -74,7 +74,9 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
         row(&mut out, "Mean concurrency-gate wait (ms):", format!("{:.2}", queue.mean));
     }
     row(&mut out, "Mean TTFT from scheduled send (ms):", format!("{:.2}", s.metric(MetricName::TtftSched).mean));
-    if r.client.cpu_s > 0.0 {
+    if r.client.includes_server {
+        row(&mut out, "CPU, client + embedded server (s):", format!("{:.3}", r.client.cpu_s));
+    } else if r.client.cpu_s > 0.0 {
         row(&mut out, "Client CPU (s):", format!("{:.3}", r.client.cpu_s));
         if s.total_output_tokens > 0 {
             row(&mut out, "Client CPU per output token (us):", format!("{:.2}", r.client.cpu_s * 1e6 / s.total_output_tokens as f64));
