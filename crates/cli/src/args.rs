@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 /// Benchmark LLM inference: serving benchmarks against any OpenAI-compatible server, and an
 /// embedded simulator to try it on.
-#[derive(Debug, Parser)]
+// No `Debug` on the types that hold `--api-key`: nothing can print it by accident.
+#[derive(Parser)]
 #[command(name = "inferbench", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
@@ -17,7 +18,7 @@ pub struct Cli {
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Run one serving benchmark against an OpenAI-compatible (or TGI) server.
     Run(Box<RunArgs>),
@@ -46,7 +47,7 @@ pub enum RampArg {
 }
 
 /// Flags of `inferbench run`.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct RunArgs {
     /// Server protocol: openai (/v1/completions), openai-chat (/v1/chat/completions), vllm (openai
     /// plus ignore_eos/min_tokens for exact output lengths), tgi (/generate_stream).
@@ -182,7 +183,7 @@ pub struct RunArgs {
 }
 
 /// Flags of `inferbench serve`.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Serve the latency simulator (no model needed).
     #[arg(long)]

@@ -75,7 +75,7 @@ pub struct HttpTarget {
     /// Path and query prefix of the base URL (e.g. `/proxy` in `http://h/proxy`).
     pub base_path: String,
     /// The `Authorization` header value (kept in memory only; never printed).
-    auth: Option<String>,
+    auth: Option<Secret>,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -98,7 +98,7 @@ impl HttpTarget {
         let endpoint = if endpoint.starts_with('/') { endpoint.to_owned() } else { format!("/{endpoint}") };
         let uri = format!("{base}{endpoint}").parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         let auth = match api_key.filter(|k| !k.is_empty()) {
-            Some(k) if k.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) => Some(format!("Bearer {k}")),
+            Some(k) if k.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) => Some(Secret(format!("Bearer {k}"))),
             Some(_) => return Err(ClientError::BadApiKey),
             None => None,
         };
@@ -113,11 +113,21 @@ impl HttpTarget {
         let mut h = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n", self.authority);
         if let Some(a) = &self.auth {
             h.push_str("Authorization: ");
-            h.push_str(a);
+            h.push_str(&a.0);
             h.push_str("\r\n");
         }
         h.push_str("Content-Type: application/json\r\nContent-Length: ");
         h
+    }
+}
+
+/// A credential: usable, but `Debug` never shows it, so no log line can leak it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -209,14 +219,20 @@ pub struct Slot {
 }
 
 /// Shared, read-only state of a run's requests.
-#[derive(Debug)]
 pub struct Requester {
     client: HttpClient,
     template: RequestTemplate,
     tokenizer: Tokenizer,
     keep_text: bool,
     timeout: Duration,
+    /// Holds the `Authorization` header: deliberately left out of `Debug`.
     head_prefix: String,
+}
+
+impl std::fmt::Debug for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requester").field("template", &self.template).field("timeout", &self.timeout).finish_non_exhaustive()
+    }
 }
 
 struct Progress {
@@ -388,6 +404,17 @@ mod tests {
         assert!(t("https://x").unwrap_err().to_string().contains("https is not supported"));
         assert!(t("http://").is_err());
         assert!(HttpTarget::new("http://h", "/x", Some("bad\nkey"), Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn api_keys_never_show_in_debug_output() {
+        let t = HttpTarget::new("http://h:1", "/v1/completions", Some("sk-topsecret"), Duration::from_secs(1)).unwrap();
+        assert!(t.head_prefix("POST", "/x").contains("Authorization: Bearer sk-topsecret\r\n"));
+        assert!(!format!("{t:?}").contains("topsecret"));
+        let tok = Tokenizer::by_name("gpt2").unwrap();
+        let tmpl = RequestTemplate::new(crate::Backend::OpenAi, &Default::default());
+        let r = Requester::new(http_client(&t), &t, tmpl, tok, false);
+        assert!(!format!("{r:?}").contains("topsecret"));
     }
 
     #[test]
