@@ -7,14 +7,14 @@ use crate::proc;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use inferbench_core::result::{ClientUsage, ToolInfo};
-use inferbench_core::spec::{ArrivalKind, DatasetSpec, RampStrategy, RampUp, Sampling};
+use inferbench_core::spec::{ArrivalKind, DatasetSpec, DatasetStats, RampStrategy, RampUp, Sampling};
 use inferbench_core::sysinfo::SystemInfo;
 use inferbench_core::{BenchmarkResult, MetricName, RunSpec, Slo, SummaryOptions, SCHEMA_VERSION};
-use inferbench_data::{random_prompts, RandomConfig, Tokenizer};
+use inferbench_data::{load_dataset, DatasetKind, DatasetOptions, Tokenizer};
 use inferbench_load::{
     http_client, preflight, run_load, ArrivalConfig, Backend, HttpTarget, LoadPlan, RequestTemplate, Requester, TemplateOptions,
 };
-use inferbench_report::{render_summary, write_csv_summary, write_json, ConsoleOptions, RecordWriter};
+use inferbench_report::{categories_table, render_summary, write_csv_summary, write_json, ConsoleOptions, RecordWriter};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,7 @@ pub struct RunPlan {
     progress: bool,
     quiet: bool,
     server_in_process: bool,
+    dataset: DatasetOptions,
 }
 
 /// Where a run's files go.
@@ -142,6 +143,31 @@ impl RunPlan {
             ArrivalArg::Constant => ArrivalKind::Constant,
         };
 
+        let randoms_given = a.random_input_len.is_some()
+            || a.random_output_len.is_some()
+            || a.random_range_ratio.is_some()
+            || a.random_prefix_len.is_some();
+        let dataset_name = a.dataset_name.clone().unwrap_or_else(|| if randoms_given { "random" } else { "builtin" }.to_owned());
+        let kind: DatasetKind = dataset_name.parse().map_err(|e| flag_err("--dataset-name", &dataset_name, e))?;
+        if kind.needs_path() && a.dataset_path.is_none() {
+            bail!("--dataset-name {dataset_name} needs --dataset-path FILE");
+        }
+        let dataset = DatasetOptions {
+            kind,
+            path: a.dataset_path.clone(),
+            num_prompts: num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize,
+            seed: a.seed,
+            shuffle: !a.disable_shuffle,
+            output_len: if kind == DatasetKind::Random { None } else { a.fixed_output_len },
+            default_output_len: a.random_output_len.unwrap_or(128),
+            input_len: a.random_input_len.unwrap_or(1024),
+            range_ratio: a.random_range_ratio.unwrap_or(0.0),
+            prefix_len: a.random_prefix_len.unwrap_or(0),
+            prefix_groups: a.prefix_groups,
+            min_input_len: a.min_input_len,
+            max_input_len: a.max_input_len,
+        };
+
         let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let stem = a.result_filename.clone().unwrap_or_else(|| {
             let compact: String = date.chars().filter(char::is_ascii_digit).collect();
@@ -163,12 +189,17 @@ impl RunPlan {
             model: a.model.clone().unwrap_or_default(),
             tokenizer: a.tokenizer.clone(),
             dataset: DatasetSpec {
-                name: a.dataset_name.clone(),
-                path: None,
-                input_len: a.random_input_len,
-                output_len: a.random_output_len,
-                range_ratio: a.random_range_ratio,
-                prefix_len: a.random_prefix_len,
+                name: dataset_name.clone(),
+                path: a.dataset_path.as_ref().map(|p| p.display().to_string()),
+                input_len: dataset.input_len,
+                output_len: dataset.default_output_len,
+                range_ratio: dataset.range_ratio,
+                prefix_len: dataset.prefix_len,
+                shuffle: dataset.shuffle,
+                fixed_output_len: dataset.output_len,
+                min_input_len: a.min_input_len,
+                max_input_len: a.max_input_len,
+                prefix_groups: (kind == DatasetKind::SharedPrefix).then_some(a.prefix_groups),
             },
             num_prompts,
             duration_s: duration,
@@ -218,6 +249,7 @@ impl RunPlan {
             progress: !(a.disable_tqdm || a.quiet),
             quiet: a.quiet,
             server_in_process: false,
+            dataset,
         })
     }
 
@@ -231,20 +263,19 @@ impl RunPlan {
     pub async fn execute(mut self, stop: CancellationToken) -> Result<BenchmarkResult> {
         let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let tokenizer = Tokenizer::by_name(&self.spec.tokenizer)?;
-        let distinct = self.spec.num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize;
-        let ds = &self.spec.dataset;
-        let prompts = random_prompts(
-            &tokenizer,
-            &RandomConfig {
-                input_len: ds.input_len,
-                output_len: ds.output_len,
-                range_ratio: ds.range_ratio,
-                prefix_len: ds.prefix_len,
-                num_prompts: distinct,
-                seed: self.spec.seed,
-            },
-        )
-        .context("building the random dataset")?;
+        let loaded = load_dataset(&tokenizer, &self.dataset).context("loading the dataset")?;
+        if loaded.oversampled && !self.quiet {
+            eprintln!(
+                "note: the dataset has {} usable prompts for {} requests; prompts repeat",
+                loaded.available,
+                self.spec.num_prompts.map_or_else(|| "a timed run's".to_owned(), |n| n.to_string())
+            );
+        }
+        if loaded.skipped > 0 && !self.quiet {
+            eprintln!("note: {} dataset entries skipped by the length filters", loaded.skipped);
+        }
+        let dataset_stats = DatasetStats { available: loaded.available, skipped: loaded.skipped, oversampled: loaded.oversampled };
+        let prompts = loaded.prompts;
 
         let client = http_client(&self.target);
         let model = preflight(&client, &self.target, self.model.as_deref()).await?;
@@ -277,6 +308,7 @@ impl RunPlan {
                 includes_server: self.server_in_process,
             },
             warmup_excluded: warmups,
+            dataset: dataset_stats,
             interrupted: outcome.interrupted,
         };
         write_json(&self.paths.json, &result)?;
@@ -286,6 +318,9 @@ impl RunPlan {
         }
         if !self.quiet {
             print!("{}", render_summary(&result, &self.console));
+            if !result.summary.categories.is_empty() {
+                println!("{}", categories_table(&result.summary));
+            }
             println!(
                 "Results: {}\n         {}\n         {}",
                 self.paths.json.display(),

@@ -155,6 +155,9 @@ pub struct Summary {
     pub token_sources: BTreeMap<String, u64>,
     /// Latency distributions in milliseconds.
     pub metrics: BTreeMap<MetricName, Distribution>,
+    /// The same summary per prompt category, when the dataset has categories.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub categories: BTreeMap<String, Summary>,
 }
 
 impl Summary {
@@ -189,6 +192,8 @@ pub struct Accumulator {
     last_end: u64,
     /// (time, +1 / -1) events for peak concurrency.
     events: Vec<(u64, i8)>,
+    /// Per-category accumulators (one level deep).
+    categories: BTreeMap<String, Accumulator>,
 }
 
 impl Accumulator {
@@ -202,11 +207,20 @@ impl Accumulator {
             first_start: u64::MAX,
             last_end: 0,
             events: Vec::new(),
+            categories: BTreeMap::new(),
         }
     }
 
     /// Adds one record.
     pub fn add(&mut self, r: &RequestRecord) {
+        if let Some(c) = &r.category {
+            let opts = &self.opts;
+            self.categories.entry(c.clone()).or_insert_with(|| Accumulator::new(opts)).add_one(r);
+        }
+        self.add_one(r);
+    }
+
+    fn add_one(&mut self, r: &RequestRecord) {
         self.first_start = self.first_start.min(r.scheduled_ns);
         self.last_end = self.last_end.max(r.end_ns);
         self.events.push((r.sent_ns, 1));
@@ -269,6 +283,7 @@ impl Accumulator {
         }
         s.max_concurrent_requests = peak as u64;
         s.metrics = self.samples.iter_mut().map(|(m, x)| (*m, x.distribution(&self.opts.percentiles))).collect();
+        s.categories = self.categories.into_iter().map(|(c, a)| (c, a.finish())).collect();
         s
     }
 }
@@ -357,6 +372,23 @@ mod tests {
         assert!((s.metric(MetricName::TtftSched).max - 200.0).abs() < 1e-9);
         // In flight: [0,130], [2,260] overlap; [500,600] and [900,950] alone.
         assert_eq!(s.max_concurrent_requests, 2);
+    }
+
+    #[test]
+    fn categories_get_their_own_summaries() {
+        let mut recs = trace();
+        recs[0].category = Some("code".into());
+        recs[1].category = Some("code".into());
+        recs[2].category = Some("chat".into());
+        let s = Summary::from_records(&recs, &SummaryOptions::default());
+        assert_eq!(s.categories.len(), 2);
+        let code = &s.categories["code"];
+        assert_eq!((code.completed, code.total_output_tokens), (2, 7));
+        // TTFTs 100 and 198.
+        assert!((code.metric(MetricName::Ttft).mean - 149.0).abs() < 1e-9);
+        assert_eq!(s.categories["chat"].completed, 1);
+        assert!(s.categories["chat"].categories.is_empty());
+        assert_eq!(s.completed, 3, "the overall summary still counts everything");
     }
 
     #[test]

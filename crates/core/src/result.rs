@@ -2,7 +2,7 @@
 //! `bench serve` (its flat keys are written beside ours where the metric is the same).
 
 use crate::metrics::{MetricName, Summary};
-use crate::spec::RunSpec;
+use crate::spec::{DatasetStats, RunSpec};
 use crate::sysinfo::SystemInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -54,6 +54,9 @@ pub struct BenchmarkResult {
     pub client: ClientUsage,
     /// Warm-up requests sent and excluded.
     pub warmup_excluded: u64,
+    /// What loading the dataset found.
+    #[serde(default)]
+    pub dataset: DatasetStats,
     /// True when the run was interrupted (Ctrl-C) and the summary covers what finished.
     pub interrupted: bool,
 }

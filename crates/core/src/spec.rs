@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where prompts come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DatasetSpec {
     /// Dataset kind (`random`, ...).
     pub name: String,
@@ -19,6 +19,32 @@ pub struct DatasetSpec {
     pub range_ratio: f64,
     /// Tokens of shared prefix before each prompt.
     pub prefix_len: u32,
+    /// Whether file datasets were shuffled before sampling.
+    #[serde(default)]
+    pub shuffle: bool,
+    /// Output length forced on every prompt, overriding the dataset's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_output_len: Option<u32>,
+    /// Prompts shorter than this were dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_input_len: Option<u32>,
+    /// Prompts longer than this were dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input_len: Option<u32>,
+    /// Prefix groups (shared-prefix dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_groups: Option<u32>,
+}
+
+/// What loading the dataset found, so a reader knows whether prompts repeated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatasetStats {
+    /// Distinct usable prompts.
+    pub available: usize,
+    /// Entries dropped by filters.
+    pub skipped: usize,
+    /// True when fewer prompts than requests were available and prompts repeat.
+    pub oversampled: bool,
 }
 
 /// How the request rate changes over the run.

@@ -2,11 +2,14 @@
 //! The serving benchmark, the simulator and (later) the engine bench all draw from here, so a
 //! "1,024-token prompt" means the same thing everywhere.
 
+mod builtin;
+pub mod datasets;
 pub mod prompt;
 pub mod random;
 pub mod tokenizer;
 
-pub use prompt::Prompt;
+pub use datasets::{load_dataset, Dataset, DatasetKind, DatasetOptions};
+pub use prompt::{ChatMessage, Prompt};
 pub use random::{random_prompts, RandomConfig};
 pub use tokenizer::Tokenizer;
 
@@ -27,4 +30,25 @@ pub enum DataError {
     /// A dataset parameter is out of range.
     #[error("{0}")]
     BadParameter(String),
+    /// A dataset file could not be read.
+    #[error("cannot read {}: {message}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// A dataset file has a bad line.
+    #[error("{}:{line}: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: std::path::PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Nothing usable is left.
+    #[error("{0}")]
+    Empty(String),
 }

@@ -2,6 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// One chat message, for datasets that carry whole conversations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
 /// One request's input, with its token counts fixed before the run starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
@@ -14,4 +23,15 @@ pub struct Prompt {
     /// Category, for per-category breakdowns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The conversation, when the dataset gave one: chat backends send it as is, completion
+    /// backends send `text` (the messages' contents joined by newlines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
+}
+
+impl Prompt {
+    /// A single-text prompt.
+    pub fn new(text: String, input_tokens: u32, output_tokens: u32) -> Self {
+        Self { text, input_tokens, output_tokens, category: None, messages: None }
+    }
 }

@@ -61,7 +61,7 @@ pub fn random_prompts(tok: &Tokenizer, cfg: &RandomConfig) -> Result<Vec<Prompt>
                     message: format!("random prompt re-encoded to {counted} tokens, expected {input_tokens}"),
                 });
             }
-            Ok(Prompt { text, input_tokens, output_tokens: n_out, category: None })
+            Ok(Prompt::new(text, input_tokens, n_out))
         })
         .collect()
 }

@@ -1,5 +1,6 @@
 //! The wire protocols a benchmark can speak: request bodies out, stream chunks in.
 
+use inferbench_data::ChatMessage;
 use memchr::memmem;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -163,9 +164,10 @@ impl RequestTemplate {
         self.stream
     }
 
-    /// The JSON body for one prompt.
-    pub fn body(&self, prompt: &str, max_tokens: u32) -> Vec<u8> {
-        if let Some(prefix) = &self.prefix {
+    /// The JSON body for one prompt; chat backends send `messages` when the dataset has them.
+    pub fn body(&self, prompt: &str, messages: Option<&[ChatMessage]>, max_tokens: u32) -> Vec<u8> {
+        let messages = messages.filter(|_| self.backend == Backend::OpenAiChat);
+        if let (Some(prefix), None) = (&self.prefix, messages) {
             // Hot path: append the per-request fields to the pre-serialised fixed ones.
             let mut b = Vec::with_capacity(prefix.len() + prompt.len() + 96);
             b.extend_from_slice(prefix);
@@ -196,7 +198,8 @@ impl RequestTemplate {
                 }
             }
             Backend::OpenAiChat => {
-                m.entry("messages").or_insert_with(|| json!([{"role": "user", "content": prompt}]));
+                let ms = messages.map_or_else(|| json!([{"role": "user", "content": prompt}]), |ms| json!(ms));
+                m.entry("messages").or_insert(ms);
                 m.entry("max_tokens").or_insert(json!(max_tokens));
             }
             Backend::OpenAi | Backend::Vllm => {
@@ -431,7 +434,7 @@ mod tests {
     #[test]
     fn vllm_body_forces_exact_lengths() {
         let t = RequestTemplate::new(Backend::Vllm, &opts());
-        let v: Value = serde_json::from_slice(&t.body("hi", 7)).unwrap();
+        let v: Value = serde_json::from_slice(&t.body("hi", None, 7)).unwrap();
         assert_eq!(v["prompt"], "hi");
         assert_eq!(v["max_tokens"], 7);
         assert_eq!(v["min_tokens"], 7);
@@ -449,15 +452,15 @@ mod tests {
             assert!(fast.prefix.is_some());
             let slow = RequestTemplate { prefix: None, ..fast.clone() };
             let prompt = "say \"hi\"\n\u{1F600}";
-            let a: Value = serde_json::from_slice(&fast.body(prompt, 9)).unwrap();
-            let b: Value = serde_json::from_slice(&slow.body(prompt, 9)).unwrap();
+            let a: Value = serde_json::from_slice(&fast.body(prompt, None, 9)).unwrap();
+            let b: Value = serde_json::from_slice(&slow.body(prompt, None, 9)).unwrap();
             assert_eq!(a, b, "{backend}");
         }
         let mut o = opts();
         o.extra_body = Some(json!({"max_tokens": 3}).as_object().unwrap().clone());
         let t = RequestTemplate::new(Backend::OpenAi, &o);
         assert!(t.prefix.is_none(), "overriding a per-request field takes the general path");
-        let v: Value = serde_json::from_slice(&t.body("x", 9)).unwrap();
+        let v: Value = serde_json::from_slice(&t.body("x", None, 9)).unwrap();
         assert_eq!(v["max_tokens"], 3);
     }
 
@@ -465,13 +468,21 @@ mod tests {
     fn chat_and_tgi_bodies() {
         let mut o = opts();
         o.extra_body = Some(json!({"top_k": 5}).as_object().unwrap().clone());
-        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::OpenAiChat, &o).body("hi", 3)).unwrap();
+        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::OpenAiChat, &o).body("hi", None, 3)).unwrap();
         assert_eq!(v["messages"][0]["content"], "hi");
         assert_eq!(v["top_k"], 5);
         assert!(v.get("ignore_eos").is_none());
-        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::Tgi, &opts()).body("hi", 3)).unwrap();
+        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::Tgi, &opts()).body("hi", None, 3)).unwrap();
         assert_eq!(v["inputs"], "hi");
         assert_eq!(v["parameters"]["max_new_tokens"], 3);
+        let ms =
+            [ChatMessage { role: "system".into(), content: "be brief".into() }, ChatMessage { role: "user".into(), content: "hi".into() }];
+        let v: Value =
+            serde_json::from_slice(&RequestTemplate::new(Backend::OpenAiChat, &opts()).body("be brief\nhi", Some(&ms), 3)).unwrap();
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert_eq!(v["messages"][1]["content"], "hi");
+        let v: Value = serde_json::from_slice(&RequestTemplate::new(Backend::OpenAi, &opts()).body("be brief\nhi", Some(&ms), 3)).unwrap();
+        assert_eq!(v["prompt"], "be brief\nhi", "completion backends send the joined text");
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl Requester {
     /// Sends one prompt and measures it. Never fails: every outcome becomes a record.
     pub async fn send(&self, slot: Slot, prompt: &Prompt, epoch: Instant, cancel: &CancellationToken) -> RequestRecord {
         let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
-        let body = self.template.body(&prompt.text, prompt.output_tokens);
+        let body = self.template.body(&prompt.text, prompt.messages.as_deref(), prompt.output_tokens);
         let mut p = Progress {
             first_token: None,
             last_chunk: None,

@@ -122,7 +122,7 @@ mod tests {
             endpoint: "/v1/completions".into(),
             model: "m".into(),
             tokenizer: "cl100k_base".into(),
-            dataset: DatasetSpec { name: "random".into(), path: None, input_len: 8, output_len: 4, range_ratio: 0.0, prefix_len: 0 },
+            dataset: DatasetSpec { name: "random".into(), input_len: 8, output_len: 4, ..DatasetSpec::default() },
             num_prompts: Some(2),
             duration_s: None,
             request_rate: None,
@@ -165,6 +165,7 @@ mod tests {
             summary,
             client: ClientUsage::default(),
             warmup_excluded: 0,
+            dataset: Default::default(),
             interrupted: false,
         }
     }

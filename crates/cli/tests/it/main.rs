@@ -2,6 +2,7 @@
 //! One test binary (modules below) keeps linking cheap.
 
 mod bad_input;
+mod datasets;
 mod faults;
 mod harness;
 mod interrupt;
