@@ -29,6 +29,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start the embedded server, benchmark it at a few concurrency levels, stop it.
     Demo(DemoArgs),
+    /// Load a dataset as `run` would and describe it: counts, token lengths, categories, load time.
+    Dataset(DatasetCmdArgs),
 }
 
 /// Inter-arrival distribution.
@@ -75,49 +77,8 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Target")]
     pub no_stream: bool,
 
-    /// Dataset: random (exact token lengths), sharegpt (JSON / JSONL / directory), sonnet (a text
-    /// file cut to lengths), prompts (one per line, `# category` headers), jsonl (`prompt` or
-    /// `messages`, optional `output_tokens` and `category`), shared-prefix (prefix-cache groups),
-    /// builtin (short / medium / long, several categories). Default: builtin, or random when a
-    /// --random-* flag is given.
-    #[arg(long, value_parser = DATASETS, help_heading = "Workload")]
-    pub dataset_name: Option<String>,
-    /// File (or, for sharegpt, directory) the dataset is read from.
-    #[arg(long, help_heading = "Workload")]
-    pub dataset_path: Option<PathBuf>,
-    /// Take file datasets in file order instead of a seeded shuffle.
-    #[arg(long, help_heading = "Workload")]
-    pub disable_shuffle: bool,
-    /// Tokenizer for prompt generation and for counting when the server reports no usage:
-    /// cl100k_base, o200k_base or gpt2 (bundled).
-    #[arg(long, default_value = "cl100k_base", help_heading = "Workload")]
-    pub tokenizer: String,
-    /// Prompt length in tokens (random; also sonnet and the shared-prefix suffix) [default: 1024].
-    #[arg(long, help_heading = "Workload")]
-    pub random_input_len: Option<u32>,
-    /// Output length in tokens (sent as max_tokens), and the output length of prompts that
-    /// carry none [default: 128].
-    #[arg(long, help_heading = "Workload")]
-    pub random_output_len: Option<u32>,
-    /// Draw random lengths uniformly from len*(1-r)..len*(1+r) [default: 0].
-    #[arg(long, help_heading = "Workload")]
-    pub random_range_ratio: Option<f64>,
-    /// Tokens of a prefix shared by prompts (random, sonnet, shared-prefix) [default: 0].
-    #[arg(long, help_heading = "Workload")]
-    pub random_prefix_len: Option<u32>,
-    /// Groups of prompts with their own shared prefix (shared-prefix dataset).
-    #[arg(long, default_value_t = 8, help_heading = "Workload")]
-    pub prefix_groups: u32,
-    /// Force this output length on file datasets instead of the reference reply's length or
-    /// the file's `output_tokens`.
-    #[arg(long, alias = "sharegpt-output-len", alias = "custom-output-len", help_heading = "Workload")]
-    pub fixed_output_len: Option<u32>,
-    /// Drop dataset prompts shorter than this many tokens (counted, and reported as skipped).
-    #[arg(long, help_heading = "Workload")]
-    pub min_input_len: Option<u32>,
-    /// Drop dataset prompts longer than this many tokens (e.g. the server's context length).
-    #[arg(long, help_heading = "Workload")]
-    pub max_input_len: Option<u32>,
+    #[command(flatten)]
+    pub data: DatasetArgs,
     /// Send ignore_eos and min_tokens so outputs have exactly the requested length (implied by
     /// --backend vllm).
     #[arg(long, help_heading = "Workload")]
@@ -207,6 +168,70 @@ pub struct RunArgs {
     /// Print nothing but errors (results are still written).
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+}
+
+/// Where prompts come from (shared by `run` and `dataset`).
+#[derive(Clone, Debug, Args)]
+pub struct DatasetArgs {
+    /// Dataset: random (exact token lengths), sharegpt (JSON / JSONL / directory), sonnet (a text
+    /// file cut to lengths), prompts (one per line, `# category` headers), jsonl (`prompt` or
+    /// `messages`, optional `output_tokens` and `category`), shared-prefix (prefix-cache groups),
+    /// builtin (short / medium / long, several categories). Default: builtin, or random when a
+    /// --random-* flag is given.
+    #[arg(long, value_parser = DATASETS, help_heading = "Workload")]
+    pub dataset_name: Option<String>,
+    /// File (or, for sharegpt, directory) the dataset is read from.
+    #[arg(long, help_heading = "Workload")]
+    pub dataset_path: Option<PathBuf>,
+    /// Take file datasets in file order instead of a seeded shuffle.
+    #[arg(long, help_heading = "Workload")]
+    pub disable_shuffle: bool,
+    /// Tokenizer for prompt generation and for counting when the server reports no usage:
+    /// cl100k_base, o200k_base or gpt2 (bundled).
+    #[arg(long, default_value = "cl100k_base", help_heading = "Workload")]
+    pub tokenizer: String,
+    /// Prompt length in tokens (random; also sonnet and the shared-prefix suffix) [default: 1024].
+    #[arg(long, help_heading = "Workload")]
+    pub random_input_len: Option<u32>,
+    /// Output length in tokens (sent as max_tokens), and the output length of prompts that
+    /// carry none [default: 128].
+    #[arg(long, help_heading = "Workload")]
+    pub random_output_len: Option<u32>,
+    /// Draw random lengths uniformly from len*(1-r)..len*(1+r) [default: 0].
+    #[arg(long, help_heading = "Workload")]
+    pub random_range_ratio: Option<f64>,
+    /// Tokens of a prefix shared by prompts (random, sonnet, shared-prefix) [default: 0].
+    #[arg(long, help_heading = "Workload")]
+    pub random_prefix_len: Option<u32>,
+    /// Groups of prompts with their own shared prefix (shared-prefix dataset).
+    #[arg(long, default_value_t = 8, help_heading = "Workload")]
+    pub prefix_groups: u32,
+    /// Force this output length on file datasets instead of the reference reply's length or
+    /// the file's `output_tokens`.
+    #[arg(long, alias = "sharegpt-output-len", alias = "custom-output-len", help_heading = "Workload")]
+    pub fixed_output_len: Option<u32>,
+    /// Drop dataset prompts shorter than this many tokens (counted, and reported as skipped).
+    #[arg(long, help_heading = "Workload")]
+    pub min_input_len: Option<u32>,
+    /// Drop dataset prompts longer than this many tokens (e.g. the server's context length).
+    #[arg(long, help_heading = "Workload")]
+    pub max_input_len: Option<u32>,
+}
+
+/// Flags of `inferbench dataset`.
+#[derive(Clone, Debug, Args)]
+pub struct DatasetCmdArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// Prompts to draw.
+    #[arg(long, default_value_t = 1000)]
+    pub num_prompts: u64,
+    /// Seed: the same seed draws the same prompts as `run --seed`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the drawn prompts as JSON lines (the `jsonl` dataset format), to freeze a workload.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
 }
 
 /// Flags of `inferbench serve`.

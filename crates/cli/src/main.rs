@@ -5,6 +5,7 @@
 
 mod args;
 mod collector;
+mod dataset;
 mod demo;
 mod proc;
 mod run;
@@ -62,6 +63,7 @@ async fn dispatch(cmd: Command) -> Result<bool> {
         }
         Command::Serve(a) => serve::run(a).await.map(|()| true),
         Command::Demo(a) => demo::run(a, interrupt_token()).await,
+        Command::Dataset(a) => dataset::run(a).map(|()| true),
     }
 }
 

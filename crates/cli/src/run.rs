@@ -1,7 +1,7 @@
 //! `inferbench run`: flags become a validated plan in one place, then the pipeline runs —
 //! prompts, pre-flight, load, collection, summary, files.
 
-use crate::args::{ArrivalArg, RampArg, RunArgs};
+use crate::args::{ArrivalArg, DatasetArgs, RampArg, RunArgs};
 use crate::collector::{collect, Collected};
 use crate::proc;
 use anyhow::{anyhow, bail, Context, Result};
@@ -64,6 +64,37 @@ fn positive(flag: &str, v: f64) -> Result<f64> {
     }
 }
 
+impl DatasetArgs {
+    /// The dataset these flags describe, for `count` distinct prompts: `(name, options)`.
+    pub fn options(&self, count: usize, seed: u64) -> Result<(String, DatasetOptions)> {
+        let randoms_given = self.random_input_len.is_some()
+            || self.random_output_len.is_some()
+            || self.random_range_ratio.is_some()
+            || self.random_prefix_len.is_some();
+        let name = self.dataset_name.clone().unwrap_or_else(|| if randoms_given { "random" } else { "builtin" }.to_owned());
+        let kind: DatasetKind = name.parse().map_err(|e| flag_err("--dataset-name", &name, e))?;
+        if kind.needs_path() && self.dataset_path.is_none() {
+            bail!("--dataset-name {name} needs --dataset-path FILE");
+        }
+        let opts = DatasetOptions {
+            kind,
+            path: self.dataset_path.clone(),
+            num_prompts: count,
+            seed,
+            shuffle: !self.disable_shuffle,
+            output_len: if kind == DatasetKind::Random { None } else { self.fixed_output_len },
+            default_output_len: self.random_output_len.unwrap_or(128),
+            input_len: self.random_input_len.unwrap_or(1024),
+            range_ratio: self.random_range_ratio.unwrap_or(0.0),
+            prefix_len: self.random_prefix_len.unwrap_or(0),
+            prefix_groups: self.prefix_groups,
+            min_input_len: self.min_input_len,
+            max_input_len: self.max_input_len,
+        };
+        Ok((name, opts))
+    }
+}
+
 /// Parses `50,90,99` into percentiles in (0, 100].
 pub fn parse_percentiles(s: &str) -> Result<Vec<f64>> {
     s.split(',')
@@ -87,7 +118,6 @@ impl RunPlan {
         let timeout = positive("--request-timeout", a.request_timeout)?;
         let target = HttpTarget::new(&a.base_url, &endpoint, a.api_key.as_deref(), Duration::from_secs_f64(timeout))
             .map_err(|e| anyhow!("--base-url: {e}"))?;
-        Tokenizer::by_name(&a.tokenizer).map_err(|e| anyhow!("--tokenizer: {e}"))?;
         let request_rate = match a.request_rate.trim() {
             "inf" | "infinity" | "Inf" => None,
             r => Some(positive("--request-rate", r.parse().map_err(|_| flag_err("--request-rate", r, "expected a number or inf"))?)?),
@@ -143,30 +173,10 @@ impl RunPlan {
             ArrivalArg::Constant => ArrivalKind::Constant,
         };
 
-        let randoms_given = a.random_input_len.is_some()
-            || a.random_output_len.is_some()
-            || a.random_range_ratio.is_some()
-            || a.random_prefix_len.is_some();
-        let dataset_name = a.dataset_name.clone().unwrap_or_else(|| if randoms_given { "random" } else { "builtin" }.to_owned());
-        let kind: DatasetKind = dataset_name.parse().map_err(|e| flag_err("--dataset-name", &dataset_name, e))?;
-        if kind.needs_path() && a.dataset_path.is_none() {
-            bail!("--dataset-name {dataset_name} needs --dataset-path FILE");
-        }
-        let dataset = DatasetOptions {
-            kind,
-            path: a.dataset_path.clone(),
-            num_prompts: num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize,
-            seed: a.seed,
-            shuffle: !a.disable_shuffle,
-            output_len: if kind == DatasetKind::Random { None } else { a.fixed_output_len },
-            default_output_len: a.random_output_len.unwrap_or(128),
-            input_len: a.random_input_len.unwrap_or(1024),
-            range_ratio: a.random_range_ratio.unwrap_or(0.0),
-            prefix_len: a.random_prefix_len.unwrap_or(0),
-            prefix_groups: a.prefix_groups,
-            min_input_len: a.min_input_len,
-            max_input_len: a.max_input_len,
-        };
+        let distinct = num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize;
+        let (dataset_name, dataset) = a.data.options(distinct, a.seed)?;
+        let kind = dataset.kind;
+        Tokenizer::by_name(&a.data.tokenizer).map_err(|e| anyhow!("--tokenizer: {e}"))?;
 
         let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let stem = a.result_filename.clone().unwrap_or_else(|| {
@@ -187,19 +197,19 @@ impl RunPlan {
             base_url: target.base_url.clone(),
             endpoint,
             model: a.model.clone().unwrap_or_default(),
-            tokenizer: a.tokenizer.clone(),
+            tokenizer: a.data.tokenizer.clone(),
             dataset: DatasetSpec {
                 name: dataset_name.clone(),
-                path: a.dataset_path.as_ref().map(|p| p.display().to_string()),
+                path: dataset.path.as_ref().map(|p| p.display().to_string()),
                 input_len: dataset.input_len,
                 output_len: dataset.default_output_len,
                 range_ratio: dataset.range_ratio,
                 prefix_len: dataset.prefix_len,
                 shuffle: dataset.shuffle,
                 fixed_output_len: dataset.output_len,
-                min_input_len: a.min_input_len,
-                max_input_len: a.max_input_len,
-                prefix_groups: (kind == DatasetKind::SharedPrefix).then_some(a.prefix_groups),
+                min_input_len: dataset.min_input_len,
+                max_input_len: dataset.max_input_len,
+                prefix_groups: (kind == DatasetKind::SharedPrefix).then_some(dataset.prefix_groups),
             },
             num_prompts,
             duration_s: duration,

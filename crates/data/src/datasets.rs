@@ -99,6 +99,8 @@ pub struct Dataset {
     pub skipped: usize,
     /// True when the source had fewer prompts than asked and some repeat.
     pub oversampled: bool,
+    /// Seconds spent reading and indexing the source (zero for generated sets).
+    pub read_s: f64,
 }
 
 /// Loads the dataset `opts` describes.
@@ -120,7 +122,7 @@ pub fn load_dataset(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, D
                 seed: opts.seed,
             };
             let prompts = random_prompts(tok, &cfg)?;
-            Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false })
+            Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0 })
         }
         DatasetKind::SharedPrefix => shared_prefix(tok, opts, &mut rng),
         DatasetKind::Sonnet => sonnet(tok, opts, path()?, &mut rng),
@@ -131,7 +133,12 @@ pub fn load_dataset(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, D
         }
         DatasetKind::Prompts => sample(tok, opts, read_prompts_file(path()?)?, &mut rng),
         DatasetKind::Jsonl => sample(tok, opts, read_jsonl(path()?)?, &mut rng),
-        DatasetKind::ShareGpt => sample(tok, opts, read_sharegpt(path()?)?, &mut rng),
+        DatasetKind::ShareGpt => {
+            let t = std::time::Instant::now();
+            let (cands, raw) = read_sharegpt(path()?)?;
+            let read_s = t.elapsed().as_secs_f64();
+            Ok(Dataset { read_s, ..sample_candidates(tok, opts, cands, &raw, &mut rng)? })
+        }
     }
 }
 
@@ -146,8 +153,73 @@ struct Entry {
     category: Option<String>,
 }
 
-/// Shuffles, tokenises lazily (only as many entries as needed), filters and oversamples.
-fn sample(tok: &Tokenizer, opts: &DatasetOptions, mut entries: Vec<Entry>, rng: &mut SmallRng) -> Result<Dataset, DataError> {
+/// A dataset entry, parsed already or only located (a byte range of a file, parsed if sampled).
+#[derive(Debug, Clone)]
+enum Candidate {
+    Ready(Entry),
+    Raw { file: usize, start: usize, end: usize, line: usize },
+}
+
+/// The files raw candidates point into.
+#[derive(Debug, Default)]
+struct RawFiles(Vec<(PathBuf, FileBytes)>);
+
+/// A dataset file's bytes: memory-mapped, so a 100 MB file is indexed without copying it (the
+/// page cache serves it, as it does `wc -l`). UTF-8 is checked per entry when it is parsed.
+#[derive(Debug)]
+enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Read(v) => v,
+        }
+    }
+}
+
+fn map_file(path: &Path) -> Result<FileBytes, DataError> {
+    let io = |e: std::io::Error| DataError::Io { path: path.to_owned(), message: e.to_string() };
+    let f = std::fs::File::open(path).map_err(io)?;
+    if f.metadata().map_err(io)?.len() == 0 {
+        return Ok(FileBytes::Read(Vec::new()));
+    }
+    // SAFETY: the map is read-only and lives as long as the dataset is loaded; a file truncated
+    // by another process meanwhile could fault, which is the documented risk of any mmap reader
+    // and acceptable for a benchmark's input files. Reading is the fallback when mapping fails.
+    #[allow(unsafe_code)]
+    match unsafe { memmap2::Mmap::map(&f) } {
+        Ok(m) => Ok(FileBytes::Mapped(m)),
+        Err(_) => std::fs::read(path).map(FileBytes::Read).map_err(io),
+    }
+}
+
+impl RawFiles {
+    /// Parses one located ShareGPT entry; `None` when it has no usable user turn and reply.
+    fn entry(&self, file: usize, start: usize, end: usize, line: usize) -> Result<Option<Entry>, DataError> {
+        let (path, bytes) = &self.0[file];
+        let v: Value = serde_json::from_slice(&bytes[start..end]).map_err(|e| malformed(path, line + e.line() - 1, e.to_string()))?;
+        Ok(sharegpt_turns(&v).map(|(q, a)| Entry { text: q, messages: None, reply: Some(a), output: None, category: None }))
+    }
+}
+
+/// Shuffles, then parses and tokenises lazily (only as many entries as are needed), filters and
+/// oversamples.
+fn sample(tok: &Tokenizer, opts: &DatasetOptions, entries: Vec<Entry>, rng: &mut SmallRng) -> Result<Dataset, DataError> {
+    sample_candidates(tok, opts, entries.into_iter().map(Candidate::Ready).collect(), &RawFiles::default(), rng)
+}
+
+fn sample_candidates(
+    tok: &Tokenizer,
+    opts: &DatasetOptions,
+    mut entries: Vec<Candidate>,
+    raw: &RawFiles,
+    rng: &mut SmallRng,
+) -> Result<Dataset, DataError> {
     let source = opts.path.as_ref().map_or_else(|| "the built-in set".to_owned(), |p| p.display().to_string());
     if entries.is_empty() {
         return Err(DataError::Empty(format!("{source} has no prompts")));
@@ -157,10 +229,20 @@ fn sample(tok: &Tokenizer, opts: &DatasetOptions, mut entries: Vec<Entry>, rng: 
     }
     let mut prompts = Vec::with_capacity(opts.num_prompts.min(entries.len()));
     let mut skipped = 0;
-    for e in entries {
+    for c in entries {
         if prompts.len() == opts.num_prompts {
             break;
         }
+        let e = match c {
+            Candidate::Ready(e) => e,
+            Candidate::Raw { file, start, end, line } => match raw.entry(file, start, end, line)? {
+                Some(e) => e,
+                None => {
+                    skipped += 1;
+                    continue;
+                }
+            },
+        };
         let input_tokens = tok.count(&e.text) as u32;
         let output_tokens = match (opts.output_len, e.output, &e.reply) {
             (Some(n), _, _) | (None, Some(n), _) => n,
@@ -187,7 +269,7 @@ fn sample(tok: &Tokenizer, opts: &DatasetOptions, mut entries: Vec<Entry>, rng: 
         prompts.push(prompts[i % available].clone());
         i += 1;
     }
-    Ok(Dataset { prompts, available, skipped, oversampled })
+    Ok(Dataset { prompts, available, skipped, oversampled, read_s: 0.0 })
 }
 
 fn read(path: &Path) -> Result<String, DataError> {
@@ -280,8 +362,10 @@ fn sharegpt_turns(v: &Value) -> Option<(String, String)> {
     Some((ms[pos].content.clone(), ms.get(pos + 1)?.content.clone()))
 }
 
-/// A ShareGPT file (JSON array or JSON lines) or a directory of `.json` / `.jsonl` files.
-fn read_sharegpt(path: &Path) -> Result<Vec<Entry>, DataError> {
+/// A ShareGPT file (JSON array or JSON lines) or a directory of `.json` / `.jsonl` files. Entries
+/// are only located here (line ends, or a structural scan of the array); each is parsed when
+/// sampled, so loading a 100 MB file costs about as much as reading it.
+fn read_sharegpt(path: &Path) -> Result<(Vec<Candidate>, RawFiles), DataError> {
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut fs: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| DataError::Io { path: path.to_owned(), message: e.to_string() })?
@@ -297,27 +381,89 @@ fn read_sharegpt(path: &Path) -> Result<Vec<Entry>, DataError> {
         vec![path.to_owned()]
     };
     let mut out = Vec::new();
-    for f in files {
-        let text = read(&f)?;
-        let mut push = |v: &Value| {
-            if let Some((q, a)) = sharegpt_turns(v) {
-                out.push(Entry { text: q, messages: None, reply: Some(a), output: None, category: None });
+    let mut raw = RawFiles::default();
+    for (file, f) in files.into_iter().enumerate() {
+        let text = map_file(&f)?;
+        let body = text.trim_ascii_start();
+        if body.starts_with(b"[") {
+            let offset = text.len() - body.len();
+            let line0 = text[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            for (start, end, line) in scan_array(body, line0).map_err(|(line, m)| malformed(&f, line, m))? {
+                out.push(Candidate::Raw { file, start: offset + start, end: offset + end, line });
             }
-        };
-        if text.trim_start().starts_with('[') {
-            let all: Vec<Value> = serde_json::from_str(&text).map_err(|e| malformed(&f, e.line(), e.to_string()))?;
-            all.iter().for_each(&mut push);
         } else {
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
+            let mut start = 0;
+            let mut line = 1;
+            let bytes: &[u8] = &text;
+            while start < bytes.len() {
+                let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+                if !bytes[start..end].trim_ascii().is_empty() {
+                    out.push(Candidate::Raw { file, start, end, line });
                 }
-                let v: Value = serde_json::from_str(line).map_err(|e| malformed(&f, i + 1, e.to_string()))?;
-                push(&v);
+                start = end + 1;
+                line += 1;
             }
         }
+        raw.0.push((f, text));
     }
-    Ok(out)
+    Ok((out, raw))
+}
+
+/// Locates the elements of a JSON array without parsing them: `(start, end, line)` per element.
+/// Strings are skipped with a SIMD search for their closing quote, so the scan runs near memory
+/// speed. Errors give the line and what was wrong.
+fn scan_array(b: &[u8], first_line: usize) -> Result<Vec<(usize, usize, usize)>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut line = first_line;
+    let mut i = 1; // past '['
+    let unterminated = |line| Err((line, "the JSON array is not terminated".to_owned()));
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            line += (b[i] == b'\n') as usize;
+            i += 1;
+        }
+        match b.get(i) {
+            None => return unterminated(line),
+            Some(b']') => return Ok(out),
+            _ => {}
+        }
+        let (start, start_line) = (i, line);
+        let mut depth = 0usize;
+        loop {
+            match b.get(i) {
+                None => return unterminated(line),
+                Some(b'"') => {
+                    i += 1;
+                    loop {
+                        let Some(k) = memchr::memchr2(b'"', b'\\', &b[i..]) else { return unterminated(line) };
+                        i += k;
+                        if b[i] == b'"' {
+                            break;
+                        }
+                        i += 2;
+                    }
+                }
+                Some(b'{' | b'[') => depth += 1,
+                Some(b'}' | b']') if depth == 0 => break,
+                Some(b'}' | b']') => depth -= 1,
+                Some(b',') if depth == 0 => break,
+                Some(b'\n') => line += 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        let mut end = i;
+        while end > start && b[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        if end == start {
+            return Err((line, "empty element in the JSON array".into()));
+        }
+        out.push((start, end, start_line));
+        if b[i] == b',' {
+            i += 1;
+        }
+    }
 }
 
 /// vLLM's sonnet dataset: a shared prefix of the file's first lines, then random lines, cut to
@@ -353,7 +499,7 @@ fn sonnet(tok: &Tokenizer, opts: &DatasetOptions, path: &Path, rng: &mut SmallRn
             Ok(Prompt::new(text, input_tokens, output))
         })
         .collect::<Result<Vec<_>, DataError>>()?;
-    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false })
+    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0 })
 }
 
 /// `prefix_groups` groups of prompts; within a group every prompt starts with the same
@@ -374,7 +520,7 @@ fn shared_prefix(tok: &Tokenizer, opts: &DatasetOptions, rng: &mut SmallRng) -> 
             Prompt { category: Some(format!("group-{g}")), ..Prompt::new(text, opts.prefix_len + opts.input_len, output) }
         })
         .collect();
-    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false })
+    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0 })
 }
 
 #[cfg(test)]
@@ -461,8 +607,20 @@ mod tests {
         assert_eq!(ds.available, 3);
         assert!(ds.prompts.iter().all(|p| p.output_tokens == 7));
         let (_d, bad) = file("broken.json", "[\n{\"conversations\": []},\n{oops}\n]");
-        let e = load_dataset(&tok(), &opts(DatasetKind::ShareGpt, Some(&bad), 1)).unwrap_err().to_string();
+        let e = load_dataset(&tok(), &opts(DatasetKind::ShareGpt, Some(&bad), 2)).unwrap_err().to_string();
         assert!(e.contains("broken.json:3:"), "{e}");
+        let (_d, bad) = file("cut.json", "[\n{\"conversations\": [{\"from\": \"human\", \"value\": \"a");
+        let e = load_dataset(&tok(), &opts(DatasetKind::ShareGpt, Some(&bad), 1)).unwrap_err().to_string();
+        assert!(e.contains("cut.json:2:") && e.contains("not terminated"), "{e}");
+    }
+
+    #[test]
+    fn array_scan_finds_elements_with_nesting_strings_and_lines() {
+        let text = "[\n {\"a\": [1, {\"b\": \"x,]}\\\"\"}]},\n  2 ,\n\"s\"\n]";
+        let got = scan_array(text.as_bytes(), 1).unwrap();
+        let parts: Vec<(&str, usize)> = got.iter().map(|&(s, e, l)| (&text[s..e], l)).collect();
+        assert_eq!(parts, vec![("{\"a\": [1, {\"b\": \"x,]}\\\"\"}]}", 2), ("2", 3), ("\"s\"", 4)]);
+        assert_eq!(scan_array(b"[]", 1).unwrap(), vec![]);
     }
 
     #[test]
