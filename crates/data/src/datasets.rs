@@ -409,10 +409,13 @@ fn read_sharegpt(path: &Path) -> Result<(Vec<Candidate>, RawFiles), DataError> {
     Ok((out, raw))
 }
 
+/// An element's `(start, end, line)` in a file.
+type Span = (usize, usize, usize);
+
 /// Locates the elements of a JSON array without parsing them: `(start, end, line)` per element.
 /// Strings are skipped with a SIMD search for their closing quote, so the scan runs near memory
 /// speed. Errors give the line and what was wrong.
-fn scan_array(b: &[u8], first_line: usize) -> Result<Vec<(usize, usize, usize)>, (usize, String)> {
+fn scan_array(b: &[u8], first_line: usize) -> Result<Vec<Span>, (usize, String)> {
     let mut out = Vec::new();
     let mut line = first_line;
     let mut i = 1; // past '['

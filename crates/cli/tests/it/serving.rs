@@ -43,8 +43,18 @@ fn token_counts_are_exact_from_usage_and_from_the_tokenizer() {
 /// TTFT and ITL as the client reports them, against what the simulator injects.
 fn check_latency(concurrency: &str, rate: &str, n: &str, ttft: f64, itl: f64) {
     let (t, i) = (ttft.to_string(), itl.to_string());
-    let sim =
-        Sim::start(&["--ttft-ms", &t, "--itl-ms", &i, "--prefill-ms-per-token", "0", "--itl-ms-per-seq", "0", "--max-num-seqs", "1024"]);
+    let sim = Sim::start_alone(&[
+        "--ttft-ms",
+        &t,
+        "--itl-ms",
+        &i,
+        "--prefill-ms-per-token",
+        "0",
+        "--itl-ms-per-seq",
+        "0",
+        "--max-num-seqs",
+        "1024",
+    ]);
     let r = run(
         &sim.url,
         &[
@@ -93,7 +103,7 @@ fn latency_matches_injected_values_at_concurrency_64() {
 fn goodput_counts_requests_that_meet_every_slo() {
     // TTFT = 2 ms per prompt token: prompts of up to 100 tokens take <= 200 ms (+ <1 ms of
     // overhead), longer ones >= 202 ms, so an SLO of 201 ms splits them cleanly.
-    let sim = Sim::start(&["--ttft-ms", "0", "--prefill-ms-per-token", "2", "--itl-ms", "1", "--itl-ms-per-seq", "0"]);
+    let sim = Sim::start_alone(&["--ttft-ms", "0", "--prefill-ms-per-token", "2", "--itl-ms", "1", "--itl-ms-per-seq", "0"]);
     let r = run(
         &sim.url,
         &[
@@ -123,7 +133,7 @@ fn goodput_counts_requests_that_meet_every_slo() {
 
 #[test]
 fn request_rate_paces_sends_without_lag() {
-    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let sim = Sim::start_alone(&["--ttft-ms", "1", "--itl-ms", "1"]);
     let r = run(
         &sim.url,
         &["--request-rate", "40", "--arrival", "constant", "--num-prompts", "40", "--random-output-len", "4", "--random-input-len", "16"],
