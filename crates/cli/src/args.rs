@@ -187,7 +187,8 @@ pub struct DatasetArgs {
     #[arg(long, help_heading = "Workload")]
     pub disable_shuffle: bool,
     /// Tokenizer for prompt generation and for counting when the server reports no usage:
-    /// cl100k_base, o200k_base or gpt2 (bundled).
+    /// cl100k_base, o200k_base or gpt2 (bundled), or a Hugging Face tokenizer.json file or model
+    /// directory (whose tokenizer_config.json chat template then counts openai-chat prompts).
     #[arg(long, default_value = "cl100k_base", help_heading = "Workload")]
     pub tokenizer: String,
     /// Prompt length in tokens (random; also sonnet and the shared-prefix suffix) [default: 1024].
@@ -299,7 +300,8 @@ pub struct SimArgs {
     /// Seed for faults and output text.
     #[arg(long = "sim-seed", default_value_t = 0)]
     pub seed: u64,
-    /// Tokenizer the simulator counts prompts and builds output with.
+    /// Tokenizer the simulator counts prompts and builds output with (a bundled name or a
+    /// tokenizer.json file or directory).
     #[arg(long = "sim-tokenizer", default_value = "cl100k_base")]
     pub tokenizer: String,
 }

@@ -90,6 +90,7 @@ impl DatasetArgs {
             prefix_groups: self.prefix_groups,
             min_input_len: self.min_input_len,
             max_input_len: self.max_input_len,
+            chat: false,
         };
         Ok((name, opts))
     }
@@ -174,7 +175,8 @@ impl RunPlan {
         };
 
         let distinct = num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize;
-        let (dataset_name, dataset) = a.data.options(distinct, a.seed)?;
+        let (dataset_name, mut dataset) = a.data.options(distinct, a.seed)?;
+        dataset.chat = backend == Backend::OpenAiChat;
         let kind = dataset.kind;
         Tokenizer::by_name(&a.data.tokenizer).map_err(|e| anyhow!("--tokenizer: {e}"))?;
 

@@ -86,6 +86,9 @@ pub struct DatasetOptions {
     pub min_input_len: Option<u32>,
     /// Drop prompts longer than this many tokens.
     pub max_input_len: Option<u32>,
+    /// Prompts go to a chat endpoint: when the tokenizer has a chat template, count each
+    /// prompt's tokens as the rendered conversation (what the server's model sees).
+    pub chat: bool,
 }
 
 /// Loaded prompts and what happened on the way.
@@ -105,6 +108,24 @@ pub struct Dataset {
 
 /// Loads the dataset `opts` describes.
 pub fn load_dataset(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, DataError> {
+    let mut ds = load_raw(tok, opts)?;
+    if let (true, Some(t)) = (opts.chat, tok.chat_template()) {
+        for p in &mut ds.prompts {
+            let single;
+            let messages = match &p.messages {
+                Some(m) => m.as_slice(),
+                None => {
+                    single = [ChatMessage { role: "user".into(), content: p.text.clone() }];
+                    &single
+                }
+            };
+            p.input_tokens = tok.count(&t.render(messages, true)?) as u32;
+        }
+    }
+    Ok(ds)
+}
+
+fn load_raw(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, DataError> {
     if opts.num_prompts == 0 {
         return Err(DataError::BadParameter("--num-prompts must be at least 1".into()));
     }
@@ -546,6 +567,7 @@ mod tests {
             prefix_groups: 4,
             min_input_len: None,
             max_input_len: None,
+            chat: false,
         }
     }
 
@@ -665,6 +687,21 @@ mod tests {
             assert!((58..=62).contains(&p.input_tokens), "{}", p.input_tokens);
             assert_eq!(tok().encode(&p.text)[..10], first10[..]);
         }
+    }
+
+    #[test]
+    fn chat_prompts_are_counted_through_the_chat_template() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::tokenizer::tests::write_tiny_hf_tokenizer(dir.path());
+        let tmpl = "{% for m in messages %} cat{{ m.content }}{% endfor %}{% if add_generation_prompt %} dog{% endif %}";
+        std::fs::write(dir.path().join("tokenizer_config.json"), serde_json::json!({"chat_template": tmpl}).to_string()).unwrap();
+        let t = Tokenizer::by_name(dir.path().to_str().unwrap()).unwrap();
+        let (_d, p) = file("p.jsonl", "{\"prompt\": \" fish fish\"}\n");
+        let mut o = opts(DatasetKind::Jsonl, Some(&p), 1);
+        assert_eq!(load_dataset(&t, &o).unwrap().prompts[0].input_tokens, 2);
+        o.chat = true;
+        // " cat" + " fish fish" + " dog" = 4 tokens.
+        assert_eq!(load_dataset(&t, &o).unwrap().prompts[0].input_tokens, 4);
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! "1,024-token prompt" means the same thing everywhere.
 
 mod builtin;
+pub mod chat;
 pub mod datasets;
 pub mod prompt;
 pub mod random;
 pub mod tokenizer;
 
+pub use chat::ChatTemplate;
 pub use datasets::{load_dataset, Dataset, DatasetKind, DatasetOptions};
 pub use prompt::{ChatMessage, Prompt};
 pub use random::{random_prompts, RandomConfig};
@@ -17,7 +19,7 @@ pub use tokenizer::Tokenizer;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The tokenizer name is not one we bundle.
-    #[error("unknown tokenizer '{0}' (bundled: cl100k_base, o200k_base, gpt2)")]
+    #[error("unknown tokenizer '{0}' (bundled: cl100k_base, o200k_base, gpt2; or a tokenizer.json file or model directory)")]
     UnknownTokenizer(String),
     /// The tokenizer failed to load or decode.
     #[error("tokenizer {name}: {message}")]
@@ -51,4 +53,7 @@ pub enum DataError {
     /// Nothing usable is left.
     #[error("{0}")]
     Empty(String),
+    /// A chat template failed to compile or render.
+    #[error("chat template: {0}")]
+    Template(String),
 }

@@ -97,6 +97,17 @@ mod tests {
     }
 
     #[test]
+    fn lengths_are_exact_with_a_hugging_face_tokenizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::tokenizer::tests::write_tiny_hf_tokenizer(dir.path());
+        let tok = Tokenizer::by_name(path.to_str().unwrap()).unwrap();
+        let ps = random_prompts(&tok, &cfg()).unwrap();
+        for p in &ps {
+            assert_eq!(tok.count(&p.text), p.input_tokens as usize);
+        }
+    }
+
+    #[test]
     fn deterministic_under_seed() {
         let tok = Tokenizer::by_name("gpt2").unwrap();
         assert_eq!(random_prompts(&tok, &cfg()).unwrap(), random_prompts(&tok, &cfg()).unwrap());

@@ -1,15 +1,23 @@
-//! Tokenizers bundled with the binary (tiktoken encodings), so counting works offline.
+//! Tokenizers the client counts with: bundled tiktoken encodings (offline, no files), or a
+//! Hugging Face `tokenizer.json` (a file, or a model directory that holds one, whose
+//! `tokenizer_config.json` also supplies the chat template).
 
+use crate::chat::ChatTemplate;
 use crate::DataError;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use tiktoken_rs::CoreBPE;
 
-/// A tokenizer the client counts tokens with. Cheap to clone (the tables are shared statics).
+/// A tokenizer. Cheap to clone (shared tables).
 #[derive(Clone)]
 pub struct Tokenizer {
-    name: &'static str,
-    bpe: &'static CoreBPE,
-    words: &'static OnceLock<Vec<String>>,
+    name: String,
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    Tiktoken { bpe: &'static CoreBPE, words: &'static OnceLock<Vec<String>> },
+    Hf { tok: Box<tokenizers::Tokenizer>, words: OnceLock<Vec<String>>, chat: Option<ChatTemplate> },
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -23,28 +31,57 @@ static O200K_WORDS: OnceLock<Vec<String>> = OnceLock::new();
 static GPT2_WORDS: OnceLock<Vec<String>> = OnceLock::new();
 
 impl Tokenizer {
-    /// Names accepted by [`Tokenizer::by_name`].
+    /// Names of the bundled encodings.
     pub const BUNDLED: [&'static str; 3] = ["cl100k_base", "o200k_base", "gpt2"];
 
-    /// Loads a bundled encoding by name (`cl100k_base`, `o200k_base`, `gpt2` / `r50k_base`).
-    pub fn by_name(name: &str) -> Result<Self, DataError> {
-        let (name, bpe, words): (&'static str, fn() -> &'static CoreBPE, _) = match name {
-            "cl100k_base" | "cl100k" => ("cl100k_base", tiktoken_rs::cl100k_base_singleton, &CL100K_WORDS),
-            "o200k_base" | "o200k" => ("o200k_base", tiktoken_rs::o200k_base_singleton, &O200K_WORDS),
-            "gpt2" | "r50k_base" => ("gpt2", tiktoken_rs::r50k_base_singleton, &GPT2_WORDS),
-            other => return Err(DataError::UnknownTokenizer(other.to_owned())),
+    /// Loads a bundled encoding by name (`cl100k_base`, `o200k_base`, `gpt2` / `r50k_base`), or
+    /// a Hugging Face tokenizer from a `tokenizer.json` file or a directory containing one.
+    pub fn by_name(spec: &str) -> Result<Self, DataError> {
+        let bundled: Option<(&str, fn() -> &'static CoreBPE, _)> = match spec {
+            "cl100k_base" | "cl100k" => Some(("cl100k_base", tiktoken_rs::cl100k_base_singleton, &CL100K_WORDS)),
+            "o200k_base" | "o200k" => Some(("o200k_base", tiktoken_rs::o200k_base_singleton, &O200K_WORDS)),
+            "gpt2" | "r50k_base" => Some(("gpt2", tiktoken_rs::r50k_base_singleton, &GPT2_WORDS)),
+            _ => None,
         };
-        Ok(Self { name, bpe: bpe(), words })
+        if let Some((name, bpe, words)) = bundled {
+            return Ok(Self { name: name.to_owned(), inner: Arc::new(Inner::Tiktoken { bpe: bpe(), words }) });
+        }
+        let path = Path::new(spec);
+        if path.exists() {
+            return Self::from_hf(path);
+        }
+        Err(DataError::UnknownTokenizer(spec.to_owned()))
     }
 
-    /// The encoding's canonical name.
+    fn from_hf(path: &Path) -> Result<Self, DataError> {
+        let (file, dir): (PathBuf, Option<&Path>) =
+            if path.is_dir() { (path.join("tokenizer.json"), Some(path)) } else { (path.to_owned(), path.parent()) };
+        let err = |message: String| DataError::Tokenizer { name: file.display().to_string(), message };
+        let tok = tokenizers::Tokenizer::from_file(&file).map_err(|e| err(format!("cannot load: {e}")))?;
+        let config = dir.map(|d| d.join("tokenizer_config.json")).filter(|p| p.exists());
+        let chat = config.map(|c| ChatTemplate::from_tokenizer_config(&c)).transpose()?.flatten();
+        Ok(Self { name: path.display().to_string(), inner: Arc::new(Inner::Hf { tok: Box::new(tok), words: OnceLock::new(), chat }) })
+    }
+
+    /// The encoding's name (a bundled name, or the path it was loaded from).
     pub fn name(&self) -> &str {
-        self.name
+        &self.name
     }
 
-    /// Encodes text as ordinary text (special-token strings are not treated specially).
+    /// The chat template that came with the tokenizer, if any.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        match &*self.inner {
+            Inner::Hf { chat, .. } => chat.as_ref(),
+            Inner::Tiktoken { .. } => None,
+        }
+    }
+
+    /// Encodes text as ordinary text (no special tokens added or recognised).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        self.bpe.encode_ordinary(text)
+        match &*self.inner {
+            Inner::Tiktoken { bpe, .. } => bpe.encode_ordinary(text),
+            Inner::Hf { tok, .. } => tok.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default(),
+        }
     }
 
     /// Counts the tokens of `text`.
@@ -54,21 +91,28 @@ impl Tokenizer {
 
     /// Decodes token ids to text.
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
-        self.bpe.decode(ids.to_vec()).map_err(|e| DataError::Tokenizer { name: self.name.into(), message: e.to_string() })
+        let err = |m: String| DataError::Tokenizer { name: self.name.clone(), message: m };
+        match &*self.inner {
+            Inner::Tiktoken { bpe, .. } => bpe.decode(ids.to_vec()).map_err(|e| err(e.to_string())),
+            Inner::Hf { tok, .. } => tok.decode(ids, false).map_err(|e| err(e.to_string())),
+        }
     }
 
     /// Lower-case words that encode, with a leading space, to exactly one token each. A text made
-    /// of such words separated by single spaces has exactly as many tokens as words, because every
-    /// bundled encoding's pre-tokenizer splits it at the spaces. Used for exact-length prompts and
-    /// for the simulator's output.
-    pub fn single_token_words(&self) -> &'static [String] {
-        self.words.get_or_init(|| {
-            let mut words = Vec::new();
+    /// of such words has exactly as many tokens as words in any tokenizer whose pre-tokenizer
+    /// splits at spaces (the generators re-encode samples to check). Used for exact-length
+    /// prompts and for the simulator's output.
+    pub fn single_token_words(&self) -> &[String] {
+        let (words, vocab) = match &*self.inner {
+            Inner::Tiktoken { words, .. } => (*words, None),
+            Inner::Hf { tok, words, .. } => (words, Some(tok.get_vocab_size(true) as u32)),
+        };
+        words.get_or_init(|| {
+            let mut found = Vec::new();
             let mut misses = 0;
-            // Ids are dense up to the vocabulary size (special tokens aside): stop after a long
-            // run of unknown ids rather than paying for an error on every id up to a guess.
-            for id in 0u32.. {
-                let Ok(piece) = self.bpe.decode(vec![id]) else {
+            // tiktoken ids are dense up to the vocabulary size: stop after a long run of unknown ids.
+            for id in 0u32..vocab.unwrap_or(u32::MAX) {
+                let Ok(piece) = self.decode(&[id]) else {
                     misses += 1;
                     if misses > 1024 {
                         break;
@@ -78,16 +122,16 @@ impl Tokenizer {
                 misses = 0;
                 let Some(word) = piece.strip_prefix(' ') else { continue };
                 if (3..=8).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase()) && self.encode(&piece) == [id] {
-                    words.push(piece);
+                    found.push(piece);
                 }
             }
-            words
+            found
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -102,6 +146,61 @@ mod tests {
             let text: String = words.iter().take(500).cloned().collect();
             assert_eq!(t.count(&text), 500, "{name}");
         }
+    }
+
+    /// Writes a small byte-level BPE `tokenizer.json` (GPT-2 style) whose vocabulary holds the
+    /// 256 byte symbols plus ` cat`, ` dog`, ` bird`, ` fish`, ` mouse` and their prefixes.
+    pub(crate) fn write_tiny_hf_tokenizer(dir: &Path) -> PathBuf {
+        use std::collections::HashMap;
+        use tokenizers::models::bpe::BPE;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let mut vocab: HashMap<String, u32> = HashMap::new();
+        let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
+        alphabet.sort_unstable();
+        for c in alphabet {
+            let n = vocab.len() as u32;
+            vocab.insert(c.to_string(), n);
+        }
+        let mut merges = Vec::new();
+        for w in ["cat", "dog", "bird", "fish", "mouse"] {
+            let mut cur = "Ġ".to_owned();
+            for ch in w.chars() {
+                let next = format!("{cur}{ch}");
+                if !vocab.contains_key(&next) {
+                    merges.push((cur.clone(), ch.to_string()));
+                    let n = vocab.len() as u32;
+                    vocab.insert(next.clone(), n);
+                }
+                cur = next;
+            }
+        }
+        let vocab: tokenizers::models::bpe::Vocab = vocab.into_iter().collect();
+        let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().unwrap();
+        let mut tok = tokenizers::Tokenizer::new(bpe);
+        tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+        tok.with_decoder(Some(ByteLevel::default()));
+        let path = dir.join("tokenizer.json");
+        tok.save(&path, false).unwrap();
+        path
+    }
+
+    #[test]
+    fn hugging_face_tokenizer_json_from_file_or_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_tiny_hf_tokenizer(dir.path());
+        for spec in [file.to_str().unwrap(), dir.path().to_str().unwrap()] {
+            let t = Tokenizer::by_name(spec).unwrap();
+            assert_eq!(t.count(" cat dog"), 2);
+            assert_eq!(t.decode(&t.encode(" fish mouse!")).unwrap(), " fish mouse!");
+            let mut words = t.single_token_words().to_vec();
+            words.sort();
+            // Every prefix of at least three letters is a token too (the merges build words up).
+            assert_eq!(words, [" bir", " bird", " cat", " dog", " fis", " fish", " mou", " mous", " mouse"]);
+            assert!(t.chat_template().is_none());
+        }
+        std::fs::write(dir.path().join("broken.json"), "{not a tokenizer").unwrap();
+        let e = Tokenizer::by_name(dir.path().join("broken.json").to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("broken.json") && e.contains("cannot load"), "{e}");
     }
 
     #[test]

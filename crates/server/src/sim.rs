@@ -220,7 +220,7 @@ impl Generator for Simulator {
             _ => Plan::Clean,
         };
         let (tx, rx) = mpsc::channel(32);
-        let words = self.tokenizer.single_token_words();
+        let tokenizer = self.tokenizer.clone();
         let (gate, counters, cfg) = (self.gate.clone(), self.counters.clone(), self.cfg.clone());
         tokio::spawn(async move {
             let (_permit, start) = match gate.clone().try_acquire_owned() {
@@ -239,6 +239,7 @@ impl Generator for Simulator {
             // TTFT counts from arrival (as a server's own TTFT does), or from admission when the
             // request had to queue for a slot.
             let mut deadline = start + ms(cfg.ttft_for(prompt_tokens));
+            let words = tokenizer.single_token_words();
             let mut word = h;
             for i in 0..out {
                 if i > 0 {
