@@ -26,6 +26,9 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+/// A bundled encoding: its name, its table loader and its word cache.
+type Bundled = (&'static str, fn() -> &'static CoreBPE, &'static OnceLock<Vec<String>>);
+
 static CL100K_WORDS: OnceLock<Vec<String>> = OnceLock::new();
 static O200K_WORDS: OnceLock<Vec<String>> = OnceLock::new();
 static GPT2_WORDS: OnceLock<Vec<String>> = OnceLock::new();
@@ -37,7 +40,7 @@ impl Tokenizer {
     /// Loads a bundled encoding by name (`cl100k_base`, `o200k_base`, `gpt2` / `r50k_base`), or
     /// a Hugging Face tokenizer from a `tokenizer.json` file or a directory containing one.
     pub fn by_name(spec: &str) -> Result<Self, DataError> {
-        let bundled: Option<(&str, fn() -> &'static CoreBPE, _)> = match spec {
+        let bundled: Option<Bundled> = match spec {
             "cl100k_base" | "cl100k" => Some(("cl100k_base", tiktoken_rs::cl100k_base_singleton, &CL100K_WORDS)),
             "o200k_base" | "o200k" => Some(("o200k_base", tiktoken_rs::o200k_base_singleton, &O200K_WORDS)),
             "gpt2" | "r50k_base" => Some(("gpt2", tiktoken_rs::r50k_base_singleton, &GPT2_WORDS)),
