@@ -187,8 +187,9 @@ pub struct DatasetArgs {
     #[arg(long, help_heading = "Workload")]
     pub disable_shuffle: bool,
     /// Tokenizer for prompt generation and for counting when the server reports no usage:
-    /// cl100k_base, o200k_base or gpt2 (bundled), or a Hugging Face tokenizer.json file or model
-    /// directory (whose tokenizer_config.json chat template then counts openai-chat prompts).
+    /// cl100k_base, o200k_base or gpt2 (bundled), a Hugging Face tokenizer.json file or model
+    /// directory, or a .gguf model file (its embedded tokenizer). A chat template that comes
+    /// with it (tokenizer_config.json or GGUF) counts openai-chat prompts as the model sees them.
     #[arg(long, default_value = "cl100k_base", help_heading = "Workload")]
     pub tokenizer: String,
     /// Prompt length in tokens (random; also sonnet and the shared-prefix suffix) [default: 1024].

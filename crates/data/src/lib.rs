@@ -5,6 +5,7 @@
 mod builtin;
 pub mod chat;
 pub mod datasets;
+pub mod gguf;
 pub mod prompt;
 pub mod random;
 pub mod tokenizer;
@@ -53,6 +54,14 @@ pub enum DataError {
     /// Nothing usable is left.
     #[error("{0}")]
     Empty(String),
+    /// A GGUF file could not be read.
+    #[error("{path}: {message}")]
+    Gguf {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A chat template failed to compile or render.
     #[error("chat template: {0}")]
     Template(String),

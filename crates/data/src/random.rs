@@ -97,13 +97,15 @@ mod tests {
     }
 
     #[test]
-    fn lengths_are_exact_with_a_hugging_face_tokenizer() {
+    fn lengths_are_exact_with_hugging_face_and_gguf_tokenizers() {
         let dir = tempfile::tempdir().unwrap();
-        let path = crate::tokenizer::tests::write_tiny_hf_tokenizer(dir.path());
-        let tok = Tokenizer::by_name(path.to_str().unwrap()).unwrap();
-        let ps = random_prompts(&tok, &cfg()).unwrap();
-        for p in &ps {
-            assert_eq!(tok.count(&p.text), p.input_tokens as usize);
+        let (gguf, _) = crate::tokenizer::tests::write_tiny_gguf(dir.path());
+        for spec in [dir.path().join("tokenizer.json"), gguf] {
+            let tok = Tokenizer::by_name(spec.to_str().unwrap()).unwrap();
+            let ps = random_prompts(&tok, &cfg()).unwrap();
+            for p in &ps {
+                assert_eq!(tok.count(&p.text), p.input_tokens as usize, "{}", spec.display());
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! `tokenizer_config.json` also supplies the chat template).
 
 use crate::chat::ChatTemplate;
+use crate::gguf::{GgufMetadata, GgufValue};
 use crate::DataError;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -50,6 +51,9 @@ impl Tokenizer {
             return Ok(Self { name: name.to_owned(), inner: Arc::new(Inner::Tiktoken { bpe: bpe(), words }) });
         }
         let path = Path::new(spec);
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+            return Self::from_gguf(path);
+        }
         if path.exists() {
             return Self::from_hf(path);
         }
@@ -63,6 +67,66 @@ impl Tokenizer {
         let tok = tokenizers::Tokenizer::from_file(&file).map_err(|e| err(format!("cannot load: {e}")))?;
         let config = dir.map(|d| d.join("tokenizer_config.json")).filter(|p| p.exists());
         let chat = config.map(|c| ChatTemplate::from_tokenizer_config(&c)).transpose()?.flatten();
+        Ok(Self { name: path.display().to_string(), inner: Arc::new(Inner::Hf { tok: Box::new(tok), words: OnceLock::new(), chat }) })
+    }
+
+    /// The tokenizer a GGUF model file embeds: byte-level BPE (`tokenizer.ggml.model = gpt2`,
+    /// the family of SmolLM2, Qwen, Llama 3) built from its tokens and merges, control tokens
+    /// matched before BPE, and the file's chat template.
+    fn from_gguf(path: &Path) -> Result<Self, DataError> {
+        use tokenizers::models::bpe::{Vocab, BPE};
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        use tokenizers::pre_tokenizers::digits::Digits;
+        use tokenizers::pre_tokenizers::sequence::Sequence;
+        use tokenizers::{AddedToken, PreTokenizerWrapper};
+        let md = GgufMetadata::read(path)?;
+        let err = |m: String| DataError::Gguf { path: path.display().to_string(), message: m };
+        match md.str("tokenizer.ggml.model") {
+            Some("gpt2") => {}
+            Some(other) => return Err(err(format!("tokenizer model '{other}' is not supported yet (byte-level BPE 'gpt2' is)"))),
+            None => return Err(err("it embeds no tokenizer (no tokenizer.ggml.model)".into())),
+        }
+        let strings = |key: &str| -> Result<Vec<String>, DataError> {
+            md.kv
+                .get(key)
+                .and_then(GgufValue::as_array)
+                .ok_or_else(|| err(format!("{key} is missing")))?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| err(format!("{key} holds a non-string"))))
+                .collect()
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+            .into_iter()
+            .map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| err(format!("bad merge '{m}'"))))
+            .collect::<Result<_, _>>()?;
+        let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| err(e.to_string()))?;
+        let mut tok = tokenizers::Tokenizer::new(bpe);
+        let byte_level = ByteLevel::new(false, true, true);
+        match md.str("tokenizer.ggml.pre") {
+            // SmolLM / Qwen style: every digit its own pre-token, as their tokenizer.json says.
+            Some("smollm" | "qwen2" | "deepseek-llm") => tok.with_pre_tokenizer(Some(Sequence::new(vec![
+                PreTokenizerWrapper::Digits(Digits::new(true)),
+                PreTokenizerWrapper::ByteLevel(byte_level),
+            ]))),
+            _ => tok.with_pre_tokenizer(Some(byte_level)),
+        };
+        tok.with_decoder(Some(ByteLevel::default()));
+        // Control (3) and user-defined (4) tokens are matched whole, before BPE, as llama.cpp does.
+        let types: Vec<i64> = md
+            .kv
+            .get("tokenizer.ggml.token_type")
+            .and_then(GgufValue::as_array)
+            .map_or_else(Vec::new, |a| a.iter().filter_map(GgufValue::as_i64).collect());
+        let special: Vec<AddedToken> =
+            types.iter().enumerate().filter(|(_, &t)| t == 3 || t == 4).map(|(i, _)| AddedToken::from(tokens[i].clone(), true)).collect();
+        tok.add_special_tokens(&special);
+        let token_at =
+            |key: &str| md.kv.get(key).and_then(GgufValue::as_i64).and_then(|i| tokens.get(i as usize)).cloned().unwrap_or_default();
+        let chat = md
+            .str("tokenizer.chat_template")
+            .map(|t| ChatTemplate::new(t, token_at("tokenizer.ggml.bos_token_id"), token_at("tokenizer.ggml.eos_token_id")));
         Ok(Self { name: path.display().to_string(), inner: Arc::new(Inner::Hf { tok: Box::new(tok), words: OnceLock::new(), chat }) })
     }
 
@@ -204,6 +268,83 @@ pub(crate) mod tests {
         std::fs::write(dir.path().join("broken.json"), "{not a tokenizer").unwrap();
         let e = Tokenizer::by_name(dir.path().join("broken.json").to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("broken.json") && e.contains("cannot load"), "{e}");
+    }
+
+    /// Writes a GGUF (metadata only) with the tiny tokenizer's vocabulary and merges, two
+    /// control tokens (ids n and n+1) and a chat template. Returns the path and n.
+    pub(crate) fn write_tiny_gguf(dir: &Path) -> (PathBuf, i64) {
+        let hf_path = write_tiny_hf_tokenizer(dir);
+        // Rebuild the same vocabulary and merges as GGUF metadata, plus two control tokens.
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hf_path).unwrap()).unwrap();
+        let mut vocab: Vec<(String, u32)> =
+            json["model"]["vocab"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap() as u32)).collect();
+        vocab.sort_by_key(|(_, id)| *id);
+        let mut tokens: Vec<String> = vocab.into_iter().map(|(t, _)| t).collect();
+        let n = tokens.len() as i64;
+        tokens.extend(["<|im_start|>".to_owned(), "<|im_end|>".to_owned()]);
+        let merges: Vec<GgufValue> = json["model"]["merges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| match m {
+                serde_json::Value::String(s) => GgufValue::Str(s.clone()),
+                pair => GgufValue::Str(format!("{} {}", pair[0].as_str().unwrap(), pair[1].as_str().unwrap())),
+            })
+            .collect();
+        let mut types = vec![GgufValue::Int(1); n as usize];
+        types.extend([GgufValue::Int(3), GgufValue::Int(3)]);
+        let gguf = dir.join("tiny.gguf");
+        crate::gguf::write_metadata(
+            &gguf,
+            &[
+                ("general.architecture", GgufValue::Str("llama".into())),
+                ("tokenizer.ggml.model", GgufValue::Str("gpt2".into())),
+                ("tokenizer.ggml.tokens", GgufValue::Array(tokens.iter().cloned().map(GgufValue::Str).collect())),
+                ("tokenizer.ggml.merges", GgufValue::Array(merges)),
+                ("tokenizer.ggml.token_type", GgufValue::Array(types)),
+                ("tokenizer.ggml.bos_token_id", GgufValue::Int(n)),
+                ("tokenizer.ggml.eos_token_id", GgufValue::Int(n + 1)),
+                (
+                    "tokenizer.chat_template",
+                    GgufValue::Str("{% for m in messages %}{{ bos_token }}{{ m.role }}\n{{ m.content }}{{ eos_token }}{% endfor %}".into()),
+                ),
+            ],
+        )
+        .unwrap();
+        (gguf, n)
+    }
+
+    #[test]
+    fn gguf_tokenizer_matches_the_tokenizer_json_it_was_made_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gguf, n) = write_tiny_gguf(dir.path());
+        let hf = Tokenizer::by_name(dir.path().join("tokenizer.json").to_str().unwrap()).unwrap();
+        let g = Tokenizer::by_name(gguf.to_str().unwrap()).unwrap();
+        for text in [" cat dog bird", "mouse, fish! 42 cats", " fi sh\n\tdog"] {
+            assert_eq!(g.encode(text), hf.encode(text), "{text:?}");
+            assert_eq!(g.decode(&g.encode(text)).unwrap(), text);
+        }
+        // Control tokens are matched whole, before BPE.
+        assert_eq!(g.encode("<|im_start|>user cat"), [[n as u32].as_slice(), &hf.encode("user cat")].concat());
+        let chat = g.chat_template().unwrap();
+        let rendered = chat.render(&[crate::ChatMessage { role: "user".into(), content: " cat".into() }], false).unwrap();
+        assert_eq!(rendered, "<|im_start|>user\n cat<|im_end|>");
+        assert_eq!(g.count(&rendered), 2 + hf.count("user\n cat"));
+    }
+
+    #[test]
+    fn bad_gguf_files_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.gguf");
+        std::fs::write(&p, b"NOPE").unwrap();
+        assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("bad magic"));
+        std::fs::write(&p, b"GGUF\x03\x00\x00\x00\x00").unwrap();
+        assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("truncated"));
+        crate::gguf::write_metadata(&p, &[("tokenizer.ggml.model", GgufValue::Str("llama".into()))]).unwrap();
+        assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("'llama' is not supported"));
+        crate::gguf::write_metadata(&p, &[("general.name", GgufValue::Str("x".into()))]).unwrap();
+        assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("no tokenizer"));
+        assert!(Tokenizer::by_name("/missing/model.gguf").unwrap_err().to_string().contains("/missing/model.gguf"));
     }
 
     #[test]

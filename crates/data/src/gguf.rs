@@ -1,0 +1,198 @@
+//! Reading GGUF metadata: enough to build the tokenizer a model file embeds (its vocabulary,
+//! merges, special tokens and chat template) without loading any tensor.
+
+use crate::DataError;
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// A metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GgufValue {
+    /// Any integer type, widened.
+    Int(i64),
+    /// Unsigned 64-bit integers that do not fit `i64`.
+    U64(u64),
+    /// `f32` / `f64`, widened.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(String),
+    /// An array of values.
+    Array(Vec<GgufValue>),
+}
+
+impl GgufValue {
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            GgufValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            GgufValue::Int(i) => Some(*i),
+            GgufValue::U64(u) => i64::try_from(*u).ok(),
+            _ => None,
+        }
+    }
+
+    /// The array, if this is one.
+    pub fn as_array(&self) -> Option<&[GgufValue]> {
+        match self {
+            GgufValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// A GGUF file's header facts and key–value metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufMetadata {
+    /// Format version (2 or 3).
+    pub version: u32,
+    /// Number of tensors the file holds.
+    pub tensor_count: u64,
+    /// The metadata.
+    pub kv: BTreeMap<String, GgufValue>,
+}
+
+/// Limits that keep a corrupt file from asking for absurd allocations.
+const MAX_STRING: u64 = 64 << 20;
+const MAX_ARRAY: u64 = 16 << 20;
+
+struct Reader<R> {
+    r: R,
+    path: String,
+}
+
+impl<R: Read> Reader<R> {
+    fn err(&self, m: impl Into<String>) -> DataError {
+        DataError::Gguf { path: self.path.clone(), message: m.into() }
+    }
+    fn bytes<const N: usize>(&mut self) -> Result<[u8; N], DataError> {
+        let mut b = [0u8; N];
+        self.r.read_exact(&mut b).map_err(|e| self.err(format!("truncated metadata ({e})")))?;
+        Ok(b)
+    }
+    fn u32(&mut self) -> Result<u32, DataError> {
+        Ok(u32::from_le_bytes(self.bytes()?))
+    }
+    fn u64(&mut self) -> Result<u64, DataError> {
+        Ok(u64::from_le_bytes(self.bytes()?))
+    }
+    fn string(&mut self) -> Result<String, DataError> {
+        let n = self.u64()?;
+        if n > MAX_STRING {
+            return Err(self.err(format!("a string of {n} bytes is implausible; the file is corrupt")));
+        }
+        let mut b = vec![0u8; n as usize];
+        self.r.read_exact(&mut b).map_err(|e| self.err(format!("truncated string ({e})")))?;
+        String::from_utf8(b).map_err(|_| self.err("a metadata string is not UTF-8"))
+    }
+    fn value(&mut self, ty: u32) -> Result<GgufValue, DataError> {
+        Ok(match ty {
+            0 => GgufValue::Int(self.bytes::<1>()?[0] as i64),
+            1 => GgufValue::Int(self.bytes::<1>()?[0] as i8 as i64),
+            2 => GgufValue::Int(u16::from_le_bytes(self.bytes()?) as i64),
+            3 => GgufValue::Int(i16::from_le_bytes(self.bytes()?) as i64),
+            4 => GgufValue::Int(self.u32()? as i64),
+            5 => GgufValue::Int(i32::from_le_bytes(self.bytes()?) as i64),
+            6 => GgufValue::Float(f32::from_le_bytes(self.bytes()?) as f64),
+            7 => GgufValue::Bool(self.bytes::<1>()?[0] != 0),
+            8 => GgufValue::Str(self.string()?),
+            9 => {
+                let inner = self.u32()?;
+                let n = self.u64()?;
+                if n > MAX_ARRAY {
+                    return Err(self.err(format!("an array of {n} items is implausible; the file is corrupt")));
+                }
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(self.value(inner)?);
+                }
+                GgufValue::Array(v)
+            }
+            10 => GgufValue::U64(self.u64()?),
+            11 => GgufValue::Int(i64::from_le_bytes(self.bytes()?)),
+            12 => GgufValue::Float(f64::from_le_bytes(self.bytes()?)),
+            t => return Err(self.err(format!("unknown metadata value type {t}"))),
+        })
+    }
+}
+
+impl GgufMetadata {
+    /// Reads the header and metadata of a GGUF file (tensors are not read).
+    pub fn read(path: &Path) -> Result<Self, DataError> {
+        let f = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_owned(), message: e.to_string() })?;
+        let mut r = Reader { r: BufReader::new(f), path: path.display().to_string() };
+        if &r.bytes::<4>()? != b"GGUF" {
+            return Err(r.err("not a GGUF file (bad magic)"));
+        }
+        let version = r.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(r.err(format!("GGUF version {version} is not supported (2 and 3 are)")));
+        }
+        let tensor_count = r.u64()?;
+        let kv_count = r.u64()?;
+        let mut kv = BTreeMap::new();
+        for _ in 0..kv_count {
+            let key = r.string()?;
+            let ty = r.u32()?;
+            let v = r.value(ty)?;
+            kv.insert(key, v);
+        }
+        Ok(Self { version, tensor_count, kv })
+    }
+
+    /// A string value.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.kv.get(key).and_then(GgufValue::as_str)
+    }
+}
+
+/// Writes GGUF metadata (no tensors), for tests that need a model file.
+pub fn write_metadata(path: &Path, kv: &[(&str, GgufValue)]) -> std::io::Result<()> {
+    fn put_str(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    fn ty(v: &GgufValue) -> u32 {
+        match v {
+            GgufValue::Int(_) => 11,
+            GgufValue::U64(_) => 10,
+            GgufValue::Float(_) => 12,
+            GgufValue::Bool(_) => 7,
+            GgufValue::Str(_) => 8,
+            GgufValue::Array(_) => 9,
+        }
+    }
+    fn put(out: &mut Vec<u8>, v: &GgufValue) {
+        match v {
+            GgufValue::Int(i) => out.extend_from_slice(&i.to_le_bytes()),
+            GgufValue::U64(u) => out.extend_from_slice(&u.to_le_bytes()),
+            GgufValue::Float(f) => out.extend_from_slice(&f.to_le_bytes()),
+            GgufValue::Bool(b) => out.push(*b as u8),
+            GgufValue::Str(s) => put_str(out, s),
+            GgufValue::Array(a) => {
+                out.extend_from_slice(&a.first().map_or(8, ty).to_le_bytes());
+                out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+                a.iter().for_each(|x| put(out, x));
+            }
+        }
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&(kv.len() as u64).to_le_bytes());
+    for (k, v) in kv {
+        put_str(&mut out, k);
+        out.extend_from_slice(&ty(v).to_le_bytes());
+        put(&mut out, v);
+    }
+    std::fs::write(path, out)
+}
