@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// `--dataset-name` values.
-const DATASETS: [&str; 7] = inferbench_data::DatasetKind::NAMES;
+const DATASETS: [&str; 8] = inferbench_data::DatasetKind::NAMES;
 
 /// Benchmark LLM inference: serving benchmarks against any OpenAI-compatible server, and an
 /// embedded simulator to try it on.
@@ -176,8 +176,9 @@ pub struct DatasetArgs {
     /// Dataset: random (exact token lengths), sharegpt (JSON / JSONL / directory), sonnet (a text
     /// file cut to lengths), prompts (one per line, `# category` headers), jsonl (`prompt` or
     /// `messages`, optional `output_tokens` and `category`), shared-prefix (prefix-cache groups),
-    /// builtin (short / medium / long, several categories). Default: builtin, or random when a
-    /// --random-* flag is given.
+    /// builtin (short / medium / long, several categories), multi-turn (conversations sent as
+    /// sessions, history growing turn by turn; --num-prompts counts sessions). Default: builtin,
+    /// or random when a --random-* flag is given.
     #[arg(long, value_parser = DATASETS, help_heading = "Workload")]
     pub dataset_name: Option<String>,
     /// File (or, for sharegpt, directory) the dataset is read from.
@@ -205,6 +206,9 @@ pub struct DatasetArgs {
     /// Tokens of a prefix shared by prompts (random, sonnet, shared-prefix) [default: 0].
     #[arg(long, help_heading = "Workload")]
     pub random_prefix_len: Option<u32>,
+    /// User turns per generated conversation (multi-turn without --dataset-path).
+    #[arg(long, default_value_t = 3, help_heading = "Workload")]
+    pub turns: u32,
     /// Groups of prompts with their own shared prefix (shared-prefix dataset).
     #[arg(long, default_value_t = 8, help_heading = "Workload")]
     pub prefix_groups: u32,

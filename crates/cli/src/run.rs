@@ -84,13 +84,15 @@ impl DatasetArgs {
             shuffle: !self.disable_shuffle,
             output_len: if kind == DatasetKind::Random { None } else { self.fixed_output_len },
             default_output_len: self.random_output_len.unwrap_or(128),
-            input_len: self.random_input_len.unwrap_or(1024),
+            // Generated conversations default to short turns; their history supplies the length.
+            input_len: self.random_input_len.unwrap_or(if kind == DatasetKind::MultiTurn { 64 } else { 1024 }),
             range_ratio: self.random_range_ratio.unwrap_or(0.0),
             prefix_len: self.random_prefix_len.unwrap_or(0),
             prefix_groups: self.prefix_groups,
             min_input_len: self.min_input_len,
             max_input_len: self.max_input_len,
             chat: false,
+            turns: self.turns,
         };
         Ok((name, opts))
     }
@@ -297,7 +299,9 @@ impl RunPlan {
         let requester = Arc::new(Requester::new(client, &self.target, template, tokenizer, self.keep_text));
 
         let writer = RecordWriter::create(&self.paths.records).map_err(|e| anyhow!("--result-dir: {e}"))?;
-        let pb = progress_bar(self.progress, self.spec.num_prompts, self.spec.duration_s);
+        // Sessions of several turns make more records than --num-prompts: count without a bar.
+        let sessions = prompts.iter().any(|p| p.turn.is_some());
+        let pb = progress_bar(self.progress, self.spec.num_prompts.filter(|_| !sessions), self.spec.duration_s);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let opts = self.summary_opts.clone();
         let collector = std::thread::Builder::new().name("inferbench-collector".into()).spawn(move || collect(rx, writer, &opts, pb))?;

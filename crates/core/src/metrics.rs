@@ -310,6 +310,7 @@ mod tests {
             token_source: TokenSource::Server,
             outcome: Outcome::Success,
             category: None,
+            turn: None,
             generated_text: None,
         }
     }

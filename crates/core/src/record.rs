@@ -97,6 +97,9 @@ pub struct RequestRecord {
     /// The prompt's category, when the dataset has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// Turn within its conversation, for multi-turn sessions (`id` is then the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
     /// The generated text, kept only when asked for (it can be large).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_text: Option<String>,
@@ -176,6 +179,7 @@ mod tests {
             token_source: TokenSource::Server,
             outcome: Outcome::Success,
             category: None,
+            turn: None,
             generated_text: None,
         }
     }

@@ -28,11 +28,14 @@ pub enum DatasetKind {
     SharedPrefix,
     /// The built-in short / medium / long set.
     Builtin,
+    /// Conversations sent as sessions whose history grows turn by turn: the user turns of a
+    /// ShareGPT-style file, or generated turns of `input_len` tokens.
+    MultiTurn,
 }
 
 impl DatasetKind {
     /// Every name, for help and errors.
-    pub const NAMES: [&'static str; 7] = ["random", "sharegpt", "sonnet", "prompts", "jsonl", "shared-prefix", "builtin"];
+    pub const NAMES: [&'static str; 8] = ["random", "sharegpt", "sonnet", "prompts", "jsonl", "shared-prefix", "builtin", "multi-turn"];
 
     /// Whether the kind reads `--dataset-path`.
     pub fn needs_path(self) -> bool {
@@ -51,6 +54,7 @@ impl FromStr for DatasetKind {
             "jsonl" | "custom" => DatasetKind::Jsonl,
             "shared-prefix" | "prefix-repetition" => DatasetKind::SharedPrefix,
             "builtin" => DatasetKind::Builtin,
+            "multi-turn" | "multiturn" => DatasetKind::MultiTurn,
             _ => return Err(format!("unknown dataset '{s}' (expected one of: {})", Self::NAMES.join(", "))),
         })
     }
@@ -86,6 +90,8 @@ pub struct DatasetOptions {
     pub min_input_len: Option<u32>,
     /// Drop prompts longer than this many tokens.
     pub max_input_len: Option<u32>,
+    /// User turns per generated conversation (multi-turn without a file).
+    pub turns: u32,
     /// Prompts go to a chat endpoint: when the tokenizer has a chat template, count each
     /// prompt's tokens as the rendered conversation (what the server's model sees).
     pub chat: bool,
@@ -154,6 +160,7 @@ fn load_raw(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, DataError
         }
         DatasetKind::Prompts => sample(tok, opts, read_prompts_file(path()?)?, &mut rng),
         DatasetKind::Jsonl => sample(tok, opts, read_jsonl(path()?)?, &mut rng),
+        DatasetKind::MultiTurn => multi_turn(tok, opts, &mut rng),
         DatasetKind::ShareGpt => {
             let t = std::time::Instant::now();
             let (cands, raw) = read_sharegpt(path()?)?;
@@ -278,7 +285,7 @@ fn sample_candidates(
             skipped += 1;
             continue;
         }
-        prompts.push(Prompt { text: e.text, input_tokens, output_tokens, category: e.category, messages: e.messages });
+        prompts.push(Prompt { text: e.text, input_tokens, output_tokens, category: e.category, messages: e.messages, turn: None });
     }
     if prompts.is_empty() {
         return Err(DataError::Empty(format!("no prompt of {source} is left after the length filters ({skipped} skipped)")));
@@ -490,6 +497,74 @@ fn scan_array(b: &[u8], first_line: usize) -> Result<Vec<Span>, (usize, String)>
     }
 }
 
+/// Every user turn of a conversation, from the same layouts [`sharegpt_turns`] reads.
+fn user_turns(v: &Value) -> Vec<String> {
+    let text = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
+    if let Some(turns) = v.get("conversations").and_then(Value::as_array) {
+        return turns
+            .iter()
+            .filter(|t| matches!(t.get("from").and_then(Value::as_str), Some("human" | "user")))
+            .filter_map(|t| text(t, "value"))
+            .collect();
+    }
+    if let Some(turns) = v.get("conversation").and_then(Value::as_array) {
+        return turns.iter().filter_map(|t| text(t, "human")).collect();
+    }
+    v.get("messages")
+        .and_then(messages_of)
+        .map_or_else(Vec::new, |ms| ms.into_iter().filter(|m| m.role == "user").map(|m| m.content).collect())
+}
+
+/// Conversations of `opts.num_prompts` sessions (from a file's user turns, or generated).
+/// Each turn's `input_tokens` counts its own message; the client adds the history when sending.
+fn multi_turn(tok: &Tokenizer, opts: &DatasetOptions, rng: &mut SmallRng) -> Result<Dataset, DataError> {
+    let output = opts.output_len.unwrap_or(opts.default_output_len);
+    let mut convs: Vec<Vec<String>> = match &opts.path {
+        Some(path) => {
+            let (cands, raw) = read_sharegpt(path)?;
+            let mut convs = Vec::new();
+            for c in cands {
+                let Candidate::Raw { file, start, end, line } = c else { continue };
+                let (p, bytes) = &raw.0[file];
+                let v: Value = serde_json::from_slice(&bytes[start..end]).map_err(|e| malformed(p, line + e.line() - 1, e.to_string()))?;
+                let turns = user_turns(&v);
+                if turns.len() >= 2 {
+                    convs.push(turns);
+                }
+            }
+            if convs.is_empty() {
+                return Err(DataError::Empty(format!("{} has no conversation with two or more user turns", path.display())));
+            }
+            convs
+        }
+        None => {
+            if opts.turns == 0 {
+                return Err(DataError::BadParameter("--turns must be at least 1".into()));
+            }
+            let words = tok.single_token_words();
+            (0..opts.num_prompts)
+                .map(|_| {
+                    (0..opts.turns)
+                        .map(|_| (0..opts.input_len).map(|_| words[rng.random_range(0..words.len())].as_str()).collect())
+                        .collect()
+                })
+                .collect()
+        }
+    };
+    if opts.shuffle {
+        convs.shuffle(rng);
+    }
+    let available = convs.len();
+    let mut prompts = Vec::new();
+    for c in 0..opts.num_prompts {
+        for (turn, text) in convs[c % available].iter().enumerate() {
+            let input_tokens = tok.count(text) as u32;
+            prompts.push(Prompt { turn: Some(turn as u32), ..Prompt::new(text.clone(), input_tokens, output) });
+        }
+    }
+    Ok(Dataset { prompts, available, skipped: 0, oversampled: available < opts.num_prompts, read_s: 0.0 })
+}
+
 /// vLLM's sonnet dataset: a shared prefix of the file's first lines, then random lines, cut to
 /// `input_len` tokens.
 fn sonnet(tok: &Tokenizer, opts: &DatasetOptions, path: &Path, rng: &mut SmallRng) -> Result<Dataset, DataError> {
@@ -568,6 +643,7 @@ mod tests {
             min_input_len: None,
             max_input_len: None,
             chat: false,
+            turns: 3,
         }
     }
 
@@ -702,6 +778,25 @@ mod tests {
         o.chat = true;
         // " cat" + " fish fish" + " dog" = 4 tokens.
         assert_eq!(load_dataset(&t, &o).unwrap().prompts[0].input_tokens, 4);
+    }
+
+    #[test]
+    fn multi_turn_conversations_from_files_or_generated() {
+        let (_d, p) = file(
+            "conv.jsonl",
+            "{\"conversations\": [{\"from\": \"human\", \"value\": \"hi\"}, {\"from\": \"gpt\", \"value\": \"hello\"}, {\"from\": \"human\", \"value\": \"how are you\"}]}\n{\"conversations\": [{\"from\": \"human\", \"value\": \"single\"}]}\n",
+        );
+        let ds = load_dataset(&tok(), &opts(DatasetKind::MultiTurn, Some(&p), 2)).unwrap();
+        let turns: Vec<(Option<u32>, &str)> = ds.prompts.iter().map(|p| (p.turn, p.text.as_str())).collect();
+        assert_eq!(turns, [(Some(0), "hi"), (Some(1), "how are you"), (Some(0), "hi"), (Some(1), "how are you")]);
+        assert!(ds.oversampled, "one usable conversation for two sessions");
+        let mut o = opts(DatasetKind::MultiTurn, None, 3);
+        o.turns = 4;
+        o.input_len = 10;
+        let ds = load_dataset(&tok(), &o).unwrap();
+        assert_eq!(ds.prompts.len(), 12);
+        assert!(ds.prompts.iter().all(|p| p.input_tokens == 10));
+        assert_eq!(ds.prompts.iter().filter(|p| p.turn == Some(0)).count(), 3);
     }
 
     #[test]

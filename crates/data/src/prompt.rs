@@ -27,11 +27,16 @@ pub struct Prompt {
     /// backends send `text` (the messages' contents joined by newlines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<ChatMessage>>,
+    /// For multi-turn datasets, which turn of its conversation this is (0-based). Consecutive
+    /// prompts with turns 0, 1, 2, ... form one conversation, sent as a session: each turn after
+    /// the previous one's answer, with the history (including the live answers) in front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
 }
 
 impl Prompt {
     /// A single-text prompt.
     pub fn new(text: String, input_tokens: u32, output_tokens: u32) -> Self {
-        Self { text, input_tokens, output_tokens, category: None, messages: None }
+        Self { text, input_tokens, output_tokens, category: None, messages: None, turn: None }
     }
 }

@@ -255,6 +255,18 @@ impl Requester {
 
     /// Sends one prompt and measures it. Never fails: every outcome becomes a record.
     pub async fn send(&self, slot: Slot, prompt: &Prompt, epoch: Instant, cancel: &CancellationToken) -> RequestRecord {
+        self.send_with_text(slot, prompt, epoch, cancel).await.0
+    }
+
+    /// Counts a conversation's tokens the way [`Requester::send`] counts a prompt's (used for
+    /// multi-turn history when the server reports no usage).
+    pub fn count(&self, text: &str) -> u64 {
+        self.tokenizer.count(text) as u64
+    }
+
+    /// Like [`Requester::send`], also returning the generated text (multi-turn sessions need
+    /// it for the next turn's history).
+    pub async fn send_with_text(&self, slot: Slot, prompt: &Prompt, epoch: Instant, cancel: &CancellationToken) -> (RequestRecord, String) {
         let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
         let body = self.template.body(&prompt.text, prompt.messages.as_deref(), prompt.output_tokens);
         let mut p = Progress {
@@ -287,7 +299,8 @@ impl Requester {
             Ok(()) => Outcome::Success,
             Err((failure, message)) => Outcome::Failed { failure, message },
         };
-        RequestRecord {
+        let text = std::mem::take(&mut p.text);
+        let record = RequestRecord {
             id: slot.id,
             scheduled_ns: slot.scheduled_ns,
             gate_ns: slot.gate_ns,
@@ -300,8 +313,10 @@ impl Requester {
             token_source,
             outcome,
             category: prompt.category.clone(),
-            generated_text: self.keep_text.then_some(p.text),
-        }
+            turn: prompt.turn,
+            generated_text: self.keep_text.then(|| text.clone()),
+        };
+        (record, text)
     }
 
     async fn exchange(&self, body: Vec<u8>, p: &mut Progress) -> Result<(), (FailureKind, String)> {

@@ -9,7 +9,8 @@
 use crate::arrival::{ArrivalConfig, Arrivals};
 use crate::client::{Requester, Slot};
 use inferbench_core::RequestRecord;
-use inferbench_data::Prompt;
+use inferbench_data::{ChatMessage, Prompt};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,10 +95,11 @@ pub async fn run_load(
 
     let _ = tx.send(RunEvent::MeasureStart);
     let epoch = Instant::now();
+    let work = Arc::new(Work::new(prompts));
     let scheduled = if plan.arrivals.rate.is_none() && plan.arrivals.ramp.is_none() {
-        closed_loop(&tracker, &req, &prompts, &plan, epoch, &tx, &stop, &hard)
+        closed_loop(&tracker, &req, &work, &plan, epoch, &tx, &stop, &hard)
     } else {
-        open_loop(tracker.clone(), req, prompts, &plan, epoch, tx, stop.clone(), hard.clone()).await
+        open_loop(tracker.clone(), req, work, &plan, epoch, tx, stop.clone(), hard.clone()).await
     };
     tracker.close();
     drain(&tracker, &stop, &hard, plan.grace).await;
@@ -111,7 +113,7 @@ pub async fn run_load(
 fn closed_loop(
     tracker: &TaskTracker,
     req: &Arc<Requester>,
-    prompts: &Arc<[Prompt]>,
+    work: &Arc<Work>,
     plan: &LoadPlan,
     epoch: Instant,
     tx: &mpsc::UnboundedSender<RunEvent>,
@@ -127,8 +129,8 @@ fn closed_loop(
         (None, None) => unreachable!("validated: an infinite rate needs a request count or a concurrency cap"),
     };
     for _ in 0..workers {
-        let (req, prompts, tx, stop, hard, next, sent) =
-            (req.clone(), prompts.clone(), tx.clone(), stop.clone(), hard.clone(), next.clone(), sent.clone());
+        let (req, work, tx, stop, hard, next, sent) =
+            (req.clone(), work.clone(), tx.clone(), stop.clone(), hard.clone(), next.clone(), sent.clone());
         let (limit, duration, capped) = (plan.num_prompts, plan.duration, plan.max_concurrency.is_some());
         tracker.spawn(async move {
             while !stop.is_cancelled() {
@@ -146,8 +148,7 @@ fn closed_loop(
                 // request is due at the start and the lag is how long the client took to send it.
                 let due_ns = if capped { now.duration_since(epoch).as_nanos() as u64 } else { 0 };
                 let slot = Slot { id: i, scheduled_ns: due_ns, gate_ns: due_ns };
-                let rec = req.send(slot, &prompts[i as usize % prompts.len()], epoch, &hard).await;
-                if tx.send(RunEvent::Record(Box::new(rec))).is_err() {
+                if !run_job(&req, work.job(i), slot, epoch, &hard, &tx).await {
                     break;
                 }
             }
@@ -162,7 +163,7 @@ fn closed_loop(
 async fn open_loop(
     tracker: TaskTracker,
     req: Arc<Requester>,
-    prompts: Arc<[Prompt]>,
+    work: Arc<Work>,
     plan: &LoadPlan,
     epoch: Instant,
     tx: mpsc::UnboundedSender<RunEvent>,
@@ -176,11 +177,83 @@ async fn open_loop(
     std::thread::Builder::new()
         .name("inferbench-scheduler".into())
         .spawn(move || {
-            let n = schedule(&handle, &tracker, &req, &prompts, &plan, gate, epoch, &tx, &stop, &hard);
+            let n = schedule(&handle, &tracker, &req, &work, &plan, gate, epoch, &tx, &stop, &hard);
             let _ = done_tx.send(n);
         })
         .expect("spawning the scheduler thread");
     Arc::new(AtomicU64::new(done_rx.await.expect("scheduler thread finished")))
+}
+
+/// The prompts and how they group into units of work: a single prompt, or the turns of one
+/// conversation (consecutive prompts numbered turn 0, 1, 2, ...).
+#[derive(Debug)]
+struct Work {
+    prompts: Arc<[Prompt]>,
+    jobs: Vec<Range<usize>>,
+}
+
+impl Work {
+    fn new(prompts: Arc<[Prompt]>) -> Self {
+        let mut jobs: Vec<Range<usize>> = Vec::with_capacity(prompts.len());
+        for (i, p) in prompts.iter().enumerate() {
+            match (p.turn, jobs.last_mut()) {
+                (Some(t), Some(last)) if t > 0 => last.end = i + 1,
+                _ => jobs.push(i..i + 1),
+            }
+        }
+        Self { prompts, jobs }
+    }
+
+    /// The prompts of unit `i` (units repeat when the run outlasts them).
+    fn job(&self, i: u64) -> &[Prompt] {
+        &self.prompts[self.jobs[i as usize % self.jobs.len()].clone()]
+    }
+}
+
+/// Runs one unit of work and reports its records; false once nobody is listening. A
+/// conversation's turns go one after another, each with the history so far (earlier user turns
+/// and the server's actual answers) and due the moment the previous answer ended; a failed turn
+/// ends its session.
+async fn run_job(
+    req: &Requester,
+    turns: &[Prompt],
+    slot: Slot,
+    epoch: Instant,
+    hard: &CancellationToken,
+    tx: &mpsc::UnboundedSender<RunEvent>,
+) -> bool {
+    if let [single] = turns {
+        let rec = req.send(slot, single, epoch, hard).await;
+        return tx.send(RunEvent::Record(Box::new(rec))).is_ok();
+    }
+    let mut history: Vec<ChatMessage> = Vec::new();
+    let mut slot = slot;
+    for (k, p) in turns.iter().enumerate() {
+        history.push(ChatMessage { role: "user".into(), content: p.text.clone() });
+        let text = history.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n");
+        let turn = Prompt {
+            text,
+            input_tokens: 0,
+            output_tokens: p.output_tokens,
+            category: Some(p.category.clone().unwrap_or_else(|| format!("turn-{k}"))),
+            messages: Some(history.clone()),
+            turn: Some(k as u32),
+        };
+        let (mut rec, reply) = req.send_with_text(slot, &turn, epoch, hard).await;
+        if rec.input_tokens == 0 {
+            rec.input_tokens = req.count(&turn.text); // the server reported no usage
+        }
+        let (ok, end) = (rec.is_success(), rec.end_ns);
+        if tx.send(RunEvent::Record(Box::new(rec))).is_err() {
+            return false;
+        }
+        if !ok || hard.is_cancelled() {
+            break;
+        }
+        history.push(ChatMessage { role: "assistant".into(), content: reply });
+        slot = Slot { id: slot.id, scheduled_ns: end, gate_ns: end };
+    }
+    true
 }
 
 /// Waits for in-flight requests; after an interrupt, cancels what outlives the grace period.
@@ -201,7 +274,7 @@ fn schedule(
     handle: &tokio::runtime::Handle,
     tracker: &TaskTracker,
     req: &Arc<Requester>,
-    prompts: &Arc<[Prompt]>,
+    work: &Arc<Work>,
     plan: &LoadPlan,
     gate: Option<Arc<Semaphore>>,
     epoch: Instant,
@@ -238,13 +311,11 @@ fn schedule(
         let now = Instant::now();
         let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
         let slot = Slot { id: i, scheduled_ns: ns(at), gate_ns: ns(now.max(at)) };
-        let (req, prompts, tx, hard) = (req.clone(), prompts.clone(), tx.clone(), hard.clone());
-        let idx = i as usize % prompts.len();
+        let (req, work, tx, hard) = (req.clone(), work.clone(), tx.clone(), hard.clone());
         tracker.spawn_on(
             async move {
-                let rec = req.send(slot, &prompts[idx], epoch, &hard).await;
+                run_job(&req, work.job(i), slot, epoch, &hard, &tx).await;
                 drop(permit);
-                let _ = tx.send(RunEvent::Record(Box::new(rec)));
             },
             handle,
         );

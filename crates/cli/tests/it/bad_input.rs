@@ -14,6 +14,7 @@ fn assert_one_line_error(r: &crate::harness::Run, needle: &str) {
 
 #[test]
 fn bad_flags_name_the_flag_and_value() {
+    let _machine = crate::harness::machine_shared();
     let url = "http://127.0.0.1:9";
     assert_one_line_error(&run(url, &["--backend", "foo"]), "invalid --backend 'foo'");
     assert_one_line_error(&run(url, &["--metric-percentiles", "50,abc"]), "--metric-percentiles");
@@ -25,6 +26,7 @@ fn bad_flags_name_the_flag_and_value() {
 
 #[test]
 fn unreachable_server_fails_fast() {
+    let _machine = crate::harness::machine_shared();
     // Bind and drop a listener to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
@@ -34,6 +36,7 @@ fn unreachable_server_fails_fast() {
 
 #[test]
 fn wrong_api_key_and_unknown_model() {
+    let _machine = crate::harness::machine_shared();
     let sim = Sim::start(&["--api-key", "sekrit"]);
     let r = run(&sim.url, &["--api-key", "wrong", "--num-prompts", "2"]);
     assert_one_line_error(&r, "HTTP 401");
@@ -49,6 +52,7 @@ fn wrong_api_key_and_unknown_model() {
 
 #[test]
 fn unwritable_result_dir_is_named() {
+    let _machine = crate::harness::machine_shared();
     let file = tempfile::NamedTempFile::new().unwrap();
     let bad = file.path().join("sub");
     let out = Command::new(BIN).args(["run", "--base-url", "http://127.0.0.1:9", "--result-dir"]).arg(&bad).output().unwrap();
@@ -60,6 +64,7 @@ fn unwritable_result_dir_is_named() {
 
 #[test]
 fn serve_without_sim_explains_itself() {
+    let _machine = crate::harness::machine_shared();
     let out = Command::new(BIN).args(["serve", "--port", "0"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sim"));
@@ -67,6 +72,7 @@ fn serve_without_sim_explains_itself() {
 
 #[test]
 fn cli_docs_are_current() {
+    let _machine = crate::harness::machine_shared();
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
     for cmd in ["run", "serve", "demo"] {
         let out = Command::new(BIN).args([cmd, "--help"]).env("COLUMNS", "100").output().unwrap();

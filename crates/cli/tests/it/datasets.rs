@@ -4,6 +4,7 @@ use crate::harness::{run, Sim};
 
 #[test]
 fn prompts_file_gives_per_category_results() {
+    let _machine = crate::harness::machine_shared();
     let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("prompts.txt");
@@ -25,6 +26,7 @@ fn prompts_file_gives_per_category_results() {
 
 #[test]
 fn jsonl_conversations_go_to_chat_as_messages() {
+    let _machine = crate::harness::machine_shared();
     let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.jsonl");
@@ -41,6 +43,7 @@ fn jsonl_conversations_go_to_chat_as_messages() {
 
 #[test]
 fn builtin_set_is_the_default() {
+    let _machine = crate::harness::machine_shared();
     let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
     let r = run(&sim.url, &["--num-prompts", "10", "--fixed-output-len", "3"]);
     let j = r.assert_ok().json();
@@ -50,6 +53,7 @@ fn builtin_set_is_the_default() {
 
 #[test]
 fn bad_dataset_files_are_named_with_their_line() {
+    let _machine = crate::harness::machine_shared();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, "{\"prompt\": \"fine\"}\n{\"prompt\": }\n").unwrap();
@@ -61,4 +65,46 @@ fn bad_dataset_files_are_named_with_their_line() {
     assert_eq!(err.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{err}");
     let r = run(&sim.url, &["--dataset-name", "sharegpt", "--num-prompts", "2"]);
     assert!(r.stderr().contains("needs --dataset-path"), "{}", r.stderr());
+}
+
+#[test]
+fn multi_turn_sessions_carry_their_history() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let r = run(
+        &sim.url,
+        &[
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "multi-turn",
+            "--turns",
+            "3",
+            "--random-input-len",
+            "10",
+            "--fixed-output-len",
+            "5",
+            "--num-prompts",
+            "4",
+            "--max-concurrency",
+            "2",
+        ],
+    );
+    let j = r.assert_ok().json();
+    assert_eq!(j["completed"], 12, "4 sessions of 3 turns");
+    let mut recs = r.records();
+    recs.sort_by_key(|r| (r["id"].as_u64().unwrap(), r["turn"].as_u64().unwrap()));
+    for s in recs.chunks(3) {
+        let inputs: Vec<u64> = s.iter().map(|r| r["input_tokens"].as_u64().unwrap()).collect();
+        // Turn k sees k+1 user messages of 10 tokens and k answers of 5 tokens (the simulator
+        // counts the messages' contents).
+        assert_eq!(inputs, [10, 25, 40], "history grows turn by turn");
+        // Each turn starts after the previous one ended.
+        for w in s.windows(2) {
+            assert!(w[1]["sent_ns"].as_u64() >= w[0]["end_ns"].as_u64());
+            assert_eq!(w[1]["scheduled_ns"], w[0]["end_ns"]);
+        }
+    }
+    let cats = &j["summary"]["categories"];
+    assert_eq!(cats["turn-2"]["completed"], 4);
 }

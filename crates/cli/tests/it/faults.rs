@@ -14,6 +14,7 @@ fn sim_fault_count(metrics: &str, kind: &str) -> u64 {
 
 #[test]
 fn each_fault_mode_is_counted_by_kind() {
+    let _machine = crate::harness::machine_shared();
     let sim = Sim::start(&[
         "--ttft-ms",
         "1",

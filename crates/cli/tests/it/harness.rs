@@ -9,38 +9,30 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_inferbench");
 
-/// Tests that compare latencies with the simulator's injected values take this lock exclusively,
+/// Tests that compare latencies with injected values take this lock exclusively,
 /// so no other simulator or client of this test binary loads the two cores meanwhile; every
 /// other simulator holds it shared.
 static MACHINE: RwLock<()> = RwLock::new(());
 
-#[allow(dead_code)] // held for its Drop
-enum Hold {
-    Shared(RwLockReadGuard<'static, ()>),
-    Exclusive(RwLockWriteGuard<'static, ()>),
+/// Every test starts by taking this: shared for most, exclusive for timing-sensitive ones.
+pub fn machine_shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The machine to this test alone (no other simulator or client of this binary runs).
+pub fn machine_alone() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A simulator process, killed on drop.
 pub struct Sim {
     child: Child,
     pub url: String,
-    _hold: Hold,
 }
 
 impl Sim {
     /// Starts `inferbench serve --sim --port 0` with extra flags and waits for its URL.
     pub fn start(flags: &[&str]) -> Sim {
-        let hold = Hold::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Self::start_holding(flags, hold)
-    }
-
-    /// Like [`Sim::start`], with the machine to itself (for timing-sensitive tests).
-    pub fn start_alone(flags: &[&str]) -> Sim {
-        let hold = Hold::Exclusive(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
-        Self::start_holding(flags, hold)
-    }
-
-    fn start_holding(flags: &[&str], hold: Hold) -> Sim {
         let mut child = Command::new(BIN)
             .args(["serve", "--sim", "--host", "127.0.0.1", "--port", "0"])
             .args(flags)
@@ -51,7 +43,7 @@ impl Sim {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read simulator banner");
         let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_owned();
-        Sim { child, url, _hold: hold }
+        Sim { child, url }
     }
 
     /// Fetches the simulator's Prometheus text.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 #[test]
 fn ctrl_c_keeps_json_and_jsonl() {
+    let _machine = crate::harness::machine_shared();
     // Each request takes ~5 s, so an interrupt at ~1.5 s finds all of them in flight.
     let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "50"]);
     let (mut cmd, dir) = run_cmd(
