@@ -59,6 +59,30 @@ pub struct GgufMetadata {
     pub tensor_count: u64,
     /// The metadata.
     pub kv: BTreeMap<String, GgufValue>,
+    /// Where each tensor lies, so a model loader can read just the tensors it needs.
+    pub tensors: Vec<TensorInfo>,
+    /// Byte offset of the tensor data section (tensor offsets are relative to it).
+    pub data_offset: u64,
+}
+
+/// One tensor's name, shape, element type and place in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// The tensor's name (`blk.0.attn_q.weight`).
+    pub name: String,
+    /// Dimensions, innermost (contiguous) first, as GGUF stores them.
+    pub dims: Vec<u64>,
+    /// The ggml type id (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0, ...).
+    pub ggml_type: u32,
+    /// Offset from the start of the data section.
+    pub offset: u64,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
 }
 
 /// Limits that keep a corrupt file from asking for absurd allocations.
@@ -68,6 +92,7 @@ const MAX_ARRAY: u64 = 16 << 20;
 struct Reader<R> {
     r: R,
     path: String,
+    pos: u64,
 }
 
 impl<R: Read> Reader<R> {
@@ -77,6 +102,7 @@ impl<R: Read> Reader<R> {
     fn bytes<const N: usize>(&mut self) -> Result<[u8; N], DataError> {
         let mut b = [0u8; N];
         self.r.read_exact(&mut b).map_err(|e| self.err(format!("truncated metadata ({e})")))?;
+        self.pos += N as u64;
         Ok(b)
     }
     fn u32(&mut self) -> Result<u32, DataError> {
@@ -92,6 +118,7 @@ impl<R: Read> Reader<R> {
         }
         let mut b = vec![0u8; n as usize];
         self.r.read_exact(&mut b).map_err(|e| self.err(format!("truncated string ({e})")))?;
+        self.pos += n;
         String::from_utf8(b).map_err(|_| self.err("a metadata string is not UTF-8"))
     }
     fn value(&mut self, ty: u32) -> Result<GgufValue, DataError> {
@@ -126,10 +153,11 @@ impl<R: Read> Reader<R> {
 }
 
 impl GgufMetadata {
-    /// Reads the header and metadata of a GGUF file (tensors are not read).
+    /// Reads the header, metadata and tensor directory of a GGUF file (tensor data is not read).
     pub fn read(path: &Path) -> Result<Self, DataError> {
         let f = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_owned(), message: e.to_string() })?;
-        let mut r = Reader { r: BufReader::new(f), path: path.display().to_string() };
+        let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let mut r = Reader { r: BufReader::new(f), path: path.display().to_string(), pos: 0 };
         if &r.bytes::<4>()? != b"GGUF" {
             return Err(r.err("not a GGUF file (bad magic)"));
         }
@@ -146,7 +174,32 @@ impl GgufMetadata {
             let v = r.value(ty)?;
             kv.insert(key, v);
         }
-        Ok(Self { version, tensor_count, kv })
+        if tensor_count > MAX_ARRAY {
+            return Err(r.err(format!("{tensor_count} tensors is implausible; the file is corrupt")));
+        }
+        let mut tensors = Vec::with_capacity(tensor_count as usize);
+        for _ in 0..tensor_count {
+            let name = r.string()?;
+            let n_dims = r.u32()?;
+            if n_dims > 8 {
+                return Err(r.err(format!("tensor '{name}' has {n_dims} dimensions; the file is corrupt")));
+            }
+            let dims = (0..n_dims).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+            let ggml_type = r.u32()?;
+            let offset = r.u64()?;
+            tensors.push(TensorInfo { name, dims, ggml_type, offset });
+        }
+        let align = kv.get("general.alignment").and_then(GgufValue::as_i64).filter(|a| *a > 0).unwrap_or(32) as u64;
+        let data_offset = r.pos.div_ceil(align) * align;
+        if tensor_count > 0 && data_offset > file_len {
+            return Err(r.err("the file ends before its tensor data; it is truncated"));
+        }
+        Ok(Self { version, tensor_count, kv, tensors, data_offset })
+    }
+
+    /// A tensor's directory entry by name.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
     }
 
     /// A string value.
@@ -155,8 +208,16 @@ impl GgufMetadata {
     }
 }
 
-/// Writes GGUF metadata (no tensors), for tests that need a model file.
+/// Writes GGUF metadata (no tensors), for tests that need a tokenizer file.
 pub fn write_metadata(path: &Path, kv: &[(&str, GgufValue)]) -> std::io::Result<()> {
+    write_gguf(path, kv, &[])
+}
+
+/// A tensor to write: name, dims (innermost first), ggml type id and raw data.
+pub type TensorData<'a> = (&'a str, Vec<u64>, u32, Vec<u8>);
+
+/// Writes a GGUF file with metadata and tensors, for tests that need a model file.
+pub fn write_gguf(path: &Path, kv: &[(&str, GgufValue)], tensors: &[TensorData<'_>]) -> std::io::Result<()> {
     fn put_str(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&(s.len() as u64).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
@@ -187,12 +248,28 @@ pub fn write_metadata(path: &Path, kv: &[(&str, GgufValue)]) -> std::io::Result<
     }
     let mut out = b"GGUF".to_vec();
     out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
     out.extend_from_slice(&(kv.len() as u64).to_le_bytes());
     for (k, v) in kv {
         put_str(&mut out, k);
         out.extend_from_slice(&ty(v).to_le_bytes());
         put(&mut out, v);
+    }
+    let mut offset = 0u64;
+    for (name, dims, ggml_type, data) in tensors {
+        put_str(&mut out, name);
+        out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+        dims.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
+        out.extend_from_slice(&ggml_type.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        offset += (data.len() as u64).div_ceil(32) * 32;
+    }
+    if !tensors.is_empty() {
+        out.resize(out.len().div_ceil(32) * 32, 0);
+        for (_, _, _, data) in tensors {
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(32) * 32, 0);
+        }
     }
     std::fs::write(path, out)
 }

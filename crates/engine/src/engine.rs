@@ -1,0 +1,501 @@
+//! The serving engine: a scheduler thread that admits requests up to `max_num_seqs` and a KV
+//! budget, queues the rest, and runs every admitted sequence in one forward step at a time
+//! (continuous batching with chunked prefill). Requests arrive from any thread; events go back
+//! through each request's [`EventSink`].
+
+use crate::detok::Detokenizer;
+use crate::metrics::EngineStats;
+use crate::model::{BatchItem, Model};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::{EngineError, KvCache};
+use inferbench_data::tokenizer::Tokenizer;
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Scheduler limits.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sequences decoded together at most; more requests wait.
+    pub max_num_seqs: usize,
+    /// Tokens one step may process (decode tokens plus prefill chunks).
+    pub max_num_batched_tokens: usize,
+    /// KV-cache budget in bytes; a request reserves `prompt + max_tokens` positions at admission.
+    pub kv_cache_bytes: usize,
+    /// Longest sequence (prompt + output) accepted; `None` is the model's context length.
+    pub max_model_len: Option<usize>,
+    /// Compute threads.
+    pub threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_num_seqs: 16,
+            max_num_batched_tokens: 512,
+            kv_cache_bytes: 512 << 20,
+            max_model_len: None,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// One generation request, already tokenized.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Prompt token ids.
+    pub prompt: Vec<u32>,
+    /// Tokens to generate at most.
+    pub max_tokens: usize,
+    /// Tokens to generate at least (end-of-sequence is masked until then).
+    pub min_tokens: usize,
+    /// Never stop at end-of-sequence (benchmarks that need exact output lengths).
+    pub ignore_eos: bool,
+    /// Sampling settings.
+    pub sampling: SamplingParams,
+    /// Stop strings: generation ends before the first occurrence.
+    pub stop: Vec<String>,
+}
+
+/// Why a sequence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// `max_tokens` reached.
+    Length,
+    /// End-of-sequence token or a stop string.
+    Stop,
+}
+
+impl FinishReason {
+    /// The OpenAI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Length => "length",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+/// What a request's sink receives, in order: tokens, then `Finished` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// One generated token and the text it completes (may be empty while a UTF-8 character is
+    /// split across tokens).
+    Token {
+        /// Token id.
+        id: u32,
+        /// New text.
+        text: String,
+    },
+    /// Generation ended normally.
+    Finished {
+        /// Why.
+        reason: FinishReason,
+        /// Prompt tokens.
+        prompt_tokens: usize,
+        /// Generated tokens.
+        completion_tokens: usize,
+    },
+    /// The engine failed this request.
+    Failed(String),
+}
+
+/// Where a request's events go.
+pub trait EventSink: Send + 'static {
+    /// Delivers an event; `false` means the receiver is gone and the request should be dropped.
+    fn send(&mut self, ev: Event) -> bool;
+    /// Whether the receiver is gone (checked before spending compute on a request).
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+impl EventSink for mpsc::Sender<Event> {
+    fn send(&mut self, ev: Event) -> bool {
+        mpsc::Sender::send(self, ev).is_ok()
+    }
+}
+
+struct Job {
+    req: Request,
+    sink: Box<dyn EventSink>,
+    arrived: Instant,
+}
+
+struct Shared {
+    model: Arc<Model>,
+    tokenizer: Tokenizer,
+    eos: Vec<u32>,
+    cfg: EngineConfig,
+    max_len: usize,
+    kv_budget_tokens: usize,
+    stats: Arc<EngineStats>,
+}
+
+/// A running engine. Dropping it stops the scheduler after the current step.
+pub struct Engine {
+    shared: Arc<Shared>,
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cfg", &self.shared.cfg).finish()
+    }
+}
+
+impl Engine {
+    /// Starts the scheduler thread over a loaded model and its tokenizer.
+    pub fn start(model: Arc<Model>, tokenizer: Tokenizer, eos: Vec<u32>, cfg: EngineConfig) -> Result<Self, EngineError> {
+        if cfg.max_num_seqs == 0 || cfg.max_num_batched_tokens < cfg.max_num_seqs {
+            return Err(EngineError::BadInput(format!(
+                "max_num_batched_tokens ({}) must be at least max_num_seqs ({}), which must be positive",
+                cfg.max_num_batched_tokens, cfg.max_num_seqs
+            )));
+        }
+        let max_len = cfg.max_model_len.unwrap_or(model.cfg.context_length).min(model.cfg.context_length);
+        let kv_budget_tokens = cfg.kv_cache_bytes / model.cfg.kv_bytes_per_token();
+        if kv_budget_tokens == 0 {
+            return Err(EngineError::BadInput(format!("a KV-cache budget of {} bytes holds no token", cfg.kv_cache_bytes)));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.threads.max(1))
+            .thread_name(|i| format!("inferbench-compute-{i}"))
+            .build()
+            .map_err(|e| EngineError::Internal(format!("thread pool: {e}")))?;
+        let stats = Arc::new(EngineStats::new(kv_budget_tokens));
+        let shared = Arc::new(Shared { model, tokenizer, eos, cfg, max_len, kv_budget_tokens, stats });
+        let (tx, rx) = mpsc::channel();
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("inferbench-engine".into())
+            .spawn(move || pool.install(|| Scheduler::new(s).run(rx)))
+            .map_err(|e| EngineError::Internal(format!("cannot start the engine thread: {e}")))?;
+        Ok(Self { shared, tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.shared.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.shared.tokenizer
+    }
+
+    /// Live counters and histograms.
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.shared.stats
+    }
+
+    /// Positions the KV budget holds.
+    pub fn kv_budget_tokens(&self) -> usize {
+        self.shared.kv_budget_tokens
+    }
+
+    /// Longest prompt + output accepted.
+    pub fn max_model_len(&self) -> usize {
+        self.shared.max_len
+    }
+
+    /// Checks a request against the context and the KV budget and queues it.
+    pub fn submit(&self, req: Request, sink: Box<dyn EventSink>) -> Result<(), EngineError> {
+        let s = &self.shared;
+        if req.prompt.is_empty() {
+            return Err(EngineError::BadInput("the prompt is empty".into()));
+        }
+        if req.max_tokens == 0 {
+            return Err(EngineError::BadInput("max_tokens must be at least 1".into()));
+        }
+        if let Some(&t) = req.prompt.iter().find(|&&t| t as usize >= s.model.cfg.vocab) {
+            return Err(EngineError::BadInput(format!("token id {t} is outside the vocabulary of {}", s.model.cfg.vocab)));
+        }
+        req.sampling.validate().map_err(EngineError::BadInput)?;
+        let need = req.prompt.len() + req.max_tokens;
+        if need > s.max_len {
+            return Err(EngineError::TooLarge(format!(
+                "this model's maximum context length is {} tokens; the request asks for {} ({} prompt + {} output)",
+                s.max_len,
+                need,
+                req.prompt.len(),
+                req.max_tokens
+            )));
+        }
+        if need > s.kv_budget_tokens {
+            return Err(EngineError::TooLarge(format!(
+                "the request needs {need} KV-cache positions ({} prompt + {} output) but the whole budget holds {}",
+                req.prompt.len(),
+                req.max_tokens,
+                s.kv_budget_tokens
+            )));
+        }
+        s.stats.waiting_add(1);
+        let tx = self.tx.as_ref().ok_or_else(|| EngineError::Unavailable("the engine is shutting down".into()))?;
+        tx.send(Job { req, sink, arrived: Instant::now() }).map_err(|_| {
+            s.stats.waiting_add(-1);
+            EngineError::Unavailable("the engine has stopped".into())
+        })
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Seq {
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    cache: KvCache,
+    sampler: Sampler,
+    sink: Box<dyn EventSink>,
+    req: Request,
+    detok: Detokenizer,
+    text: String,
+    emitted: usize,
+    arrived: Instant,
+    last_token: Option<Instant>,
+}
+
+impl Seq {
+    fn generated(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+}
+
+struct Scheduler {
+    s: Arc<Shared>,
+    waiting: VecDeque<Job>,
+    running: Vec<Seq>,
+    kv_used: usize,
+}
+
+impl Scheduler {
+    fn new(s: Arc<Shared>) -> Self {
+        Self { s, waiting: VecDeque::new(), running: Vec::new(), kv_used: 0 }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        loop {
+            if self.running.is_empty() && self.waiting.is_empty() {
+                match rx.recv() {
+                    Ok(j) => self.waiting.push_back(j),
+                    Err(_) => return,
+                }
+            }
+            while let Ok(j) = rx.try_recv() {
+                self.waiting.push_back(j);
+            }
+            self.admit();
+            self.step();
+        }
+    }
+
+    fn admit(&mut self) {
+        let c = &self.s.model.cfg;
+        // Requests whose client left while queued are dropped without compute.
+        let before = self.waiting.len();
+        self.waiting.retain(|j| !j.sink.is_closed());
+        self.s.stats.waiting_add(-((before - self.waiting.len()) as i64));
+        while self.running.len() < self.s.cfg.max_num_seqs {
+            let Some(j) = self.waiting.front() else { break };
+            let need = j.req.prompt.len() + j.req.max_tokens;
+            if self.kv_used + need > self.s.kv_budget_tokens {
+                break;
+            }
+            let j = self.waiting.pop_front().expect("front exists");
+            self.kv_used += need;
+            self.s.stats.waiting_add(-1);
+            self.s.stats.prompt_tokens.fetch_add(j.req.prompt.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.running.push(Seq {
+                tokens: j.req.prompt.clone(),
+                prompt_len: j.req.prompt.len(),
+                cache: KvCache::new(c.n_layer, c.kv_dim(), need),
+                sampler: Sampler::new(j.req.sampling.clone()),
+                sink: j.sink,
+                req: j.req,
+                detok: Detokenizer::default(),
+                text: String::new(),
+                emitted: 0,
+                arrived: j.arrived,
+                last_token: None,
+            });
+        }
+        self.s.stats.set_running(self.running.len(), self.kv_used);
+    }
+
+    fn step(&mut self) {
+        self.running.retain(|q| !q.sink.is_closed());
+        if self.running.is_empty() {
+            self.recount();
+            return;
+        }
+        // Decoding sequences first (one token each), then prefill chunks in arrival order.
+        let mut budget = self.s.cfg.max_num_batched_tokens;
+        let mut plan: Vec<(usize, usize)> = Vec::new(); // (seq index, tokens this step)
+        for (i, q) in self.running.iter().enumerate() {
+            if q.tokens.len() - q.cache.len() == 1 && budget > 0 {
+                plan.push((i, 1));
+                budget -= 1;
+            }
+        }
+        for (i, q) in self.running.iter().enumerate() {
+            let pending = q.tokens.len() - q.cache.len();
+            if pending > 1 && budget > 0 {
+                let n = pending.min(budget);
+                plan.push((i, n));
+                budget -= n;
+            }
+        }
+        plan.sort_unstable();
+        let model = self.s.model.clone();
+        let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(plan.len());
+        let mut planned = plan.iter().peekable();
+        for (i, q) in self.running.iter_mut().enumerate() {
+            if let Some(&(_, n)) = planned.next_if(|p| p.0 == i) {
+                let start = q.cache.len();
+                let want_logits = start + n == q.tokens.len();
+                items.push(BatchItem { tokens: &q.tokens[start..start + n], start, cache: &mut q.cache, want_logits });
+            }
+        }
+        let t = Instant::now();
+        let result = model.forward(&mut items);
+        let step_tokens: usize = plan.iter().map(|p| p.1).sum();
+        drop(items);
+        self.s.stats.record_step(step_tokens, t.elapsed());
+        let logits = match result {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("forward step failed: {e}");
+                for &(i, _) in plan.iter().rev() {
+                    let mut q = self.running.swap_remove(i);
+                    q.sink.send(Event::Failed(e.to_string()));
+                }
+                self.recount();
+                return;
+            }
+        };
+        // Logits come back in plan order for the sequences whose pending tokens are all cached.
+        let mut logits = logits.into_iter();
+        let mut done = Vec::new();
+        for &(i, _) in &plan {
+            let q = &mut self.running[i];
+            if q.cache.len() != q.tokens.len() {
+                continue;
+            }
+            let Some(mut l) = logits.next() else { break };
+            if let Some(finish) = self.emit(i, &mut l) {
+                done.push((i, finish));
+            }
+        }
+        done.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        for (i, _alive) in done {
+            self.running.swap_remove(i);
+        }
+        self.recount();
+    }
+
+    fn recount(&mut self) {
+        self.kv_used = self.running.iter().map(|q| q.cache.capacity()).sum();
+        self.s.stats.set_running(self.running.len(), self.kv_used);
+    }
+
+    /// Samples and delivers the next token of sequence `i`; `Some(alive)` when it is over
+    /// (`alive` false when the client went away).
+    fn emit(&mut self, i: usize, logits: &mut [f32]) -> Option<bool> {
+        let s = &self.s;
+        let q = &mut self.running[i];
+        let eos_allowed = !q.req.ignore_eos && q.generated() >= q.req.min_tokens;
+        if !eos_allowed {
+            for &e in &s.eos {
+                if let Some(l) = logits.get_mut(e as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let tok = q.sampler.sample(logits);
+        let now = Instant::now();
+        match q.last_token {
+            None => s.stats.ttft(now - q.arrived),
+            Some(prev) => s.stats.itl(now - prev),
+        }
+        q.last_token = Some(now);
+        s.stats.generation_tokens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let finish = |q: &mut Seq, reason| {
+            let ev = Event::Finished { reason, prompt_tokens: q.prompt_len, completion_tokens: q.generated() };
+            s.stats.finished(q.arrived.elapsed());
+            Some(q.sink.send(ev))
+        };
+        if eos_allowed && s.eos.contains(&tok) {
+            // The end-of-sequence token counts as generated (as in vLLM) but has no text.
+            q.tokens.push(tok);
+            let mut rest = q.detok.flush(&s.tokenizer, &q.tokens[q.prompt_len..q.tokens.len() - 1]);
+            if !q.req.stop.is_empty() {
+                q.text.push_str(&rest);
+                rest = q.text.get(q.emitted..).unwrap_or_default().to_owned();
+            }
+            if !rest.is_empty() && !q.sink.send(Event::Token { id: tok, text: rest }) {
+                return Some(false);
+            }
+            return finish(q, FinishReason::Stop);
+        }
+        q.tokens.push(tok);
+        let mut text = q.detok.step(&s.tokenizer, &q.tokens[q.prompt_len..]);
+        let at_limit = q.generated() >= q.req.max_tokens;
+        if at_limit {
+            text.push_str(&q.detok.flush(&s.tokenizer, &q.tokens[q.prompt_len..]));
+        }
+        let mut stopped = false;
+        if !q.req.stop.is_empty() {
+            // Text that may be the start of a stop string is held back until it is not.
+            let before = q.text.len();
+            q.text.push_str(&text);
+            let from = q.emitted.saturating_sub(q.req.stop.iter().map(String::len).max().unwrap_or(0));
+            let from = (0..=from).rev().find(|&k| q.text.is_char_boundary(k)).unwrap_or(0);
+            let found =
+                q.req.stop.iter().filter(|s| !s.is_empty()).filter_map(|st| q.text[from..].find(st.as_str()).map(|p| from + p)).min();
+            let upto = match found {
+                Some(cut) => {
+                    stopped = true;
+                    q.text.truncate(cut);
+                    cut
+                }
+                None if at_limit => q.text.len(),
+                None => q.text.len() - held_back(&q.text, &q.req.stop),
+            };
+            let _ = before;
+            text = q.text.get(q.emitted..upto.max(q.emitted)).unwrap_or_default().to_owned();
+            q.emitted = upto.max(q.emitted);
+        }
+        if !q.sink.send(Event::Token { id: tok, text }) {
+            return Some(false);
+        }
+        if stopped {
+            return finish(q, FinishReason::Stop);
+        }
+        if at_limit {
+            return finish(q, FinishReason::Length);
+        }
+        None
+    }
+}
+
+/// Bytes at the end of `text` that are a proper prefix of some stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    let mut hold = 0;
+    for st in stops {
+        for (k, _) in st.char_indices().skip(1) {
+            if k > hold && text.ends_with(&st[..k]) {
+                hold = k;
+            }
+        }
+    }
+    hold
+}

@@ -1,0 +1,61 @@
+//! A sequence's KV cache: keys and values of every layer for a fixed number of positions,
+//! reserved when the sequence is admitted and written in place as it grows.
+
+/// Keys and values of one sequence, `[layer][position][kv_dim]` each.
+#[derive(Debug)]
+pub struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    layers: usize,
+    kv_dim: usize,
+    cap: usize,
+    len: usize,
+}
+
+impl KvCache {
+    /// Reserves room for `cap` positions. The zeroed allocation is lazily mapped by the OS, so
+    /// memory is only touched as positions are written.
+    pub fn new(layers: usize, kv_dim: usize, cap: usize) -> Self {
+        Self { k: vec![0.0; layers * cap * kv_dim], v: vec![0.0; layers * cap * kv_dim], layers, kv_dim, cap, len: 0 }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions reserved.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Bytes reserved.
+    pub fn reserved_bytes(&self) -> usize {
+        2 * self.layers * self.cap * self.kv_dim * 4
+    }
+
+    pub(crate) fn write(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let at = (layer * self.cap + pos) * self.kv_dim;
+        self.k[at..at + self.kv_dim].copy_from_slice(k);
+        self.v[at..at + self.kv_dim].copy_from_slice(v);
+    }
+
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    pub(crate) fn key(&self, layer: usize, pos: usize, head: usize, hd: usize) -> &[f32] {
+        let at = (layer * self.cap + pos) * self.kv_dim + head * hd;
+        &self.k[at..at + hd]
+    }
+
+    pub(crate) fn value(&self, layer: usize, pos: usize, head: usize, hd: usize) -> &[f32] {
+        let at = (layer * self.cap + pos) * self.kv_dim + head * hd;
+        &self.v[at..at + hd]
+    }
+}

@@ -1,0 +1,158 @@
+//! Tiny llama GGUF files with random weights, written on the fly, so tests of the engine, the
+//! server and the CLI run fast and offline.
+
+use crate::quant::{ggml, QMatrix, WeightFormat};
+use inferbench_data::gguf::{write_gguf, GgufValue, TensorData};
+use std::path::Path;
+
+/// Shape of a tiny model.
+#[derive(Debug, Clone)]
+pub struct TinySpec {
+    /// `general.architecture`.
+    pub arch: String,
+    /// Blocks.
+    pub layers: usize,
+    /// Hidden size (a multiple of 32).
+    pub embd: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Feed-forward size (a multiple of 32).
+    pub ff: usize,
+    /// Context length.
+    pub ctx: usize,
+    /// ggml type of the layer matrices (Q4_1, Q8_0, F16, F32, or an unsupported one for tests).
+    pub matrix_type: u32,
+    /// Weight seed.
+    pub seed: u64,
+}
+
+impl Default for TinySpec {
+    fn default() -> Self {
+        Self { arch: "llama".into(), layers: 2, embd: 64, heads: 4, kv_heads: 2, ff: 128, ctx: 256, matrix_type: ggml::Q4_1, seed: 1 }
+    }
+}
+
+/// GPT-2's byte-to-character table: every byte gets a printable character.
+fn byte_chars() -> Vec<char> {
+    let mut out = vec!['\0'; 256];
+    let mut extra = 0u32;
+    for b in 0..256u32 {
+        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        out[b as usize] = if printable {
+            char::from_u32(b).expect("valid")
+        } else {
+            extra += 1;
+            char::from_u32(255 + extra).expect("valid")
+        };
+    }
+    out
+}
+
+fn f16(x: f32) -> [u8; 2] {
+    half::f16::from_f32(x).to_le_bytes()
+}
+
+/// Encodes `f32` values as ggml bytes of type `t`.
+pub fn encode(t: u32, w: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match t {
+        ggml::F32 => w.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        ggml::F16 => w.iter().for_each(|x| out.extend_from_slice(&f16(*x))),
+        ggml::Q8_0 => out = QMatrix::quantize(w, 1, w.len(), WeightFormat::Q8_0).to_ggml(),
+        ggml::Q4_1 => out = QMatrix::quantize(w, 1, w.len(), WeightFormat::Q4_1).to_ggml(),
+        // Unsupported types get plausible-length filler, so the loader's type check is what fails.
+        _ => out.resize(w.len() / 32 * 210, 0),
+    }
+    out
+}
+
+/// Writes a tiny llama GGUF: a byte-level vocabulary (256 bytes, `<|im_start|>`, `<|im_end|>`
+/// (the end token) and one merge, `ab`), a chat template, and random weights.
+pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
+    let chars = byte_chars();
+    let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+    tokens.extend(["<|im_start|>".to_owned(), "<|im_end|>".to_owned(), format!("{}{}", chars[b'a' as usize], chars[b'b' as usize])]);
+    let vocab = tokens.len();
+    let mut types = vec![GgufValue::Int(1); 256];
+    types.extend([GgufValue::Int(3), GgufValue::Int(3), GgufValue::Int(1)]);
+    let s = spec;
+    let arch = s.arch.as_str();
+    let key = |k: &str| format!("{arch}.{k}");
+    let keys: Vec<String> = [
+        "block_count",
+        "embedding_length",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "feed_forward_length",
+        "context_length",
+        "rope.freq_base",
+        "attention.layer_norm_rms_epsilon",
+    ]
+    .iter()
+    .map(|k| key(k))
+    .collect();
+    let kv: Vec<(&str, GgufValue)> = vec![
+        ("general.architecture", GgufValue::Str(arch.into())),
+        ("general.name", GgufValue::Str("tiny-random".into())),
+        ("general.file_type", GgufValue::Int(3)),
+        (&keys[0], GgufValue::Int(s.layers as i64)),
+        (&keys[1], GgufValue::Int(s.embd as i64)),
+        (&keys[2], GgufValue::Int(s.heads as i64)),
+        (&keys[3], GgufValue::Int(s.kv_heads as i64)),
+        (&keys[4], GgufValue::Int(s.ff as i64)),
+        (&keys[5], GgufValue::Int(s.ctx as i64)),
+        (&keys[6], GgufValue::Float(10000.0)),
+        (&keys[7], GgufValue::Float(1e-5)),
+        ("tokenizer.ggml.model", GgufValue::Str("gpt2".into())),
+        ("tokenizer.ggml.tokens", GgufValue::Array(tokens.into_iter().map(GgufValue::Str).collect())),
+        ("tokenizer.ggml.merges", GgufValue::Array(vec![GgufValue::Str(format!("{} {}", chars[b'a' as usize], chars[b'b' as usize]))])),
+        ("tokenizer.ggml.token_type", GgufValue::Array(types)),
+        ("tokenizer.ggml.bos_token_id", GgufValue::Int(256)),
+        ("tokenizer.ggml.eos_token_id", GgufValue::Int(257)),
+        (
+            "tokenizer.chat_template",
+            GgufValue::Str("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}".into()),
+        ),
+    ];
+    let mut state = s.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rand = |n: usize, scale: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    };
+    let (e, ff, kvd) = (s.embd, s.ff, s.embd / s.heads * s.kv_heads);
+    let mut tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)> = Vec::new();
+    tensors.push(("token_embd.weight".into(), vec![e as u64, vocab as u64], ggml::Q8_0, encode(ggml::Q8_0, &rand(vocab * e, 0.3))));
+    let ones = vec![1f32; e];
+    let mt = s.matrix_type;
+    for l in 0..s.layers {
+        let mut push = |name: &str, cols: usize, rows: usize, t: u32, w: Vec<f32>| {
+            tensors.push((
+                format!("blk.{l}.{name}.weight"),
+                if rows == 1 { vec![cols as u64] } else { vec![cols as u64, rows as u64] },
+                t,
+                encode(t, &w),
+            ));
+        };
+        let sc = 1.0 / (e as f32).sqrt();
+        push("attn_norm", e, 1, ggml::F32, ones.clone());
+        push("attn_q", e, e, mt, rand(e * e, sc * 2.0));
+        push("attn_k", e, kvd, mt, rand(e * kvd, sc * 2.0));
+        push("attn_v", e, kvd, mt, rand(e * kvd, sc));
+        push("attn_output", e, e, mt, rand(e * e, sc));
+        push("ffn_norm", e, 1, ggml::F32, ones.clone());
+        push("ffn_gate", e, ff, mt, rand(e * ff, sc));
+        push("ffn_up", e, ff, mt, rand(e * ff, sc));
+        push("ffn_down", ff, e, mt, rand(ff * e, 1.0 / (ff as f32).sqrt()));
+    }
+    tensors.push(("output_norm.weight".into(), vec![e as u64], ggml::F32, encode(ggml::F32, &ones)));
+    let refs: Vec<TensorData<'_>> = tensors.iter().map(|(n, d, t, b)| (n.as_str(), d.clone(), *t, b.clone())).collect();
+    write_gguf(path, &kv, &refs)
+}
