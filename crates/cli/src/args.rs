@@ -25,8 +25,12 @@ pub struct Cli {
 pub enum Command {
     /// Run one serving benchmark against an OpenAI-compatible (or TGI) server.
     Run(Box<RunArgs>),
-    /// Serve the OpenAI-compatible API: `--sim` for the latency simulator.
+    /// Serve the OpenAI-compatible API: a GGUF model on CPU (`--model`, the default model when
+    /// omitted, pulled if missing), or `--sim` for the latency simulator.
     Serve(ServeArgs),
+    /// Manage the local model cache: pull, list, verify.
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Start the embedded server, benchmark it at a few concurrency levels, stop it.
     Demo(DemoArgs),
     /// Load a dataset as `run` would and describe it: counts, token lengths, categories, load time.
@@ -244,7 +248,7 @@ pub struct DatasetCmdArgs {
 #[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Serve the latency simulator (no model needed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "model")]
     pub sim: bool,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -256,6 +260,8 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERBENCH_SERVER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
     pub sim_args: SimArgs,
 }
 
@@ -263,9 +269,9 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Simulator")]
 pub struct SimArgs {
-    /// Model name the simulator serves.
-    #[arg(long = "served-model-name", default_value = "inferbench-sim")]
-    pub model: String,
+    /// Model name served at /v1/models (simulator: inferbench-sim; engine: the model's name).
+    #[arg(long, help_heading = "Serving")]
+    pub served_model_name: Option<String>,
     /// Time to first token after admission, ms.
     #[arg(long, default_value_t = 20.0)]
     pub ttft_ms: f64,
@@ -278,12 +284,13 @@ pub struct SimArgs {
     /// Extra gap per additional running sequence, ms (models batch decode cost).
     #[arg(long, default_value_t = 0.05)]
     pub itl_ms_per_seq: f64,
-    /// Sequences decoded at once; more requests queue.
-    #[arg(long, default_value_t = 256)]
-    pub max_num_seqs: usize,
-    /// Longest prompt accepted, tokens (HTTP 413 beyond).
-    #[arg(long, default_value_t = 32768)]
-    pub max_model_len: u32,
+    /// Sequences decoded at once; more requests queue [default: simulator 256, engine 16].
+    #[arg(long, help_heading = "Serving")]
+    pub max_num_seqs: Option<usize>,
+    /// Longest prompt + output accepted, tokens (HTTP 413 beyond) [default: simulator 32768,
+    /// engine the model's context length].
+    #[arg(long, help_heading = "Serving")]
+    pub max_model_len: Option<u32>,
     /// Leave `usage` out of responses (clients must count tokens themselves).
     #[arg(long)]
     pub no_usage: bool,
@@ -311,16 +318,60 @@ pub struct SimArgs {
     pub tokenizer: String,
 }
 
+/// The embedded engine's flags.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Engine")]
+pub struct EngineArgs {
+    /// GGUF model to serve: a file path, or a name from `inferbench model list` (pulled into the
+    /// cache if missing) [default: SmolLM2-135M-Instruct].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Compute threads [default: the number of CPUs].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// KV-cache budget, MiB. Each request reserves prompt + max_tokens positions when admitted;
+    /// requests that do not fit wait, and one larger than the whole budget gets HTTP 413.
+    #[arg(long, default_value_t = 512)]
+    pub kv_cache_memory_mib: usize,
+    /// Tokens one forward step may process (decode tokens plus chunks of prefill).
+    #[arg(long, default_value_t = 512)]
+    pub max_num_batched_tokens: usize,
+    /// Re-quantize the weights at load: q4_1 or q8_0 [default: as shipped].
+    #[arg(long, value_parser = ["q4_1", "q8_0"])]
+    pub quantization: Option<String>,
+}
+
+/// `inferbench model` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelCmd {
+    /// Download a known model into the cache, trying its sources in order, verifying its SHA-256.
+    Pull {
+        /// Model name [default: SmolLM2-135M-Instruct].
+        name: Option<String>,
+    },
+    /// List known models and what the cache holds.
+    List,
+    /// Recompute the SHA-256 of cached models and compare with the known checksums.
+    Verify {
+        /// Model name [default: every cached known model].
+        name: Option<String>,
+    },
+}
+
 /// Flags of `inferbench demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Benchmark the latency simulator instead of the embedded model.
     #[arg(long)]
     pub sim: bool,
-    /// Concurrency levels to run, comma-separated.
-    #[arg(long, default_value = "1,8,32")]
-    pub concurrency: String,
-    /// Requests per level (default: 4 per concurrent stream, 16 to 256).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Concurrency levels to run, comma-separated [default: 1,4,8 for the engine, 1,8,32 for
+    /// the simulator].
+    #[arg(long)]
+    pub concurrency: Option<String>,
+    /// Requests per level [default: engine 2 per concurrent stream (8 to 32), simulator 4 (16 to
+    /// 256)].
     #[arg(long)]
     pub num_prompts: Option<u64>,
     /// Directory for results.

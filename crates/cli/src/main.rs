@@ -7,6 +7,7 @@ mod args;
 mod collector;
 mod dataset;
 mod demo;
+mod model;
 mod proc;
 mod run;
 mod serve;
@@ -64,6 +65,7 @@ async fn dispatch(cmd: Command) -> Result<bool> {
         Command::Serve(a) => serve::run(a).await.map(|()| true),
         Command::Demo(a) => demo::run(a, interrupt_token()).await,
         Command::Dataset(a) => dataset::run(a).map(|()| true),
+        Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?,
     }
 }
 

@@ -1,8 +1,9 @@
 //! `inferbench serve`: the OpenAI-compatible server, in the foreground until Ctrl-C / SIGTERM.
 
-use crate::args::{ServeArgs, SimArgs};
-use anyhow::{bail, Context, Result};
-use inferbench_server::{serve, Generator, SimConfig, Simulator};
+use crate::args::{EngineArgs, ServeArgs, SimArgs};
+use anyhow::{Context, Result};
+use inferbench_engine::{Engine, EngineConfig, LoadOptions, WeightFormat};
+use inferbench_server::{serve, EngineGenerator, Generator, SimConfig, Simulator};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -11,13 +12,13 @@ impl SimArgs {
     /// The simulator configuration these flags describe.
     pub fn config(&self) -> SimConfig {
         SimConfig {
-            model: self.model.clone(),
+            model: self.served_model_name.clone().unwrap_or_else(|| "inferbench-sim".into()),
             ttft_ms: self.ttft_ms,
             prefill_ms_per_token: self.prefill_ms_per_token,
             itl_ms: self.itl_ms,
             itl_ms_per_seq: self.itl_ms_per_seq,
-            max_num_seqs: self.max_num_seqs,
-            max_model_len: self.max_model_len,
+            max_num_seqs: self.max_num_seqs.unwrap_or(256),
+            max_model_len: self.max_model_len.unwrap_or(32768),
             default_max_tokens: 16,
             no_usage: self.no_usage,
             error_rate: self.error_rate,
@@ -65,16 +66,65 @@ pub fn simulator(a: &SimArgs) -> Result<Arc<dyn Generator>> {
     Ok(Arc::new(Simulator::new(a.config()).map_err(anyhow::Error::msg).context("simulator")?))
 }
 
+/// What the engine server loaded, for the banner and reports.
+pub struct EngineInfo {
+    /// The model file.
+    pub path: std::path::PathBuf,
+    /// A one-line description: dimensions, formats, limits.
+    pub summary: String,
+}
+
+/// Resolves the model (pulling the default one if missing), loads it and starts the engine.
+pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>, EngineInfo)> {
+    let spec = e.model.clone();
+    let (path, name) = tokio::task::spawn_blocking(move || crate::model::resolve(spec.as_deref())).await??;
+    let requantize = e.quantization.as_deref().and_then(WeightFormat::parse);
+    let p = path.clone();
+    let loaded = tokio::task::spawn_blocking(move || inferbench_engine::load(&p, &LoadOptions { requantize }))
+        .await?
+        .with_context(|| format!("cannot load the model {}", path.display()))?;
+    let cfg = EngineConfig {
+        max_num_seqs: s.max_num_seqs.unwrap_or(16),
+        max_num_batched_tokens: e.max_num_batched_tokens,
+        kv_cache_bytes: e.kv_cache_memory_mib << 20,
+        max_model_len: s.max_model_len.map(|v| v as usize),
+        threads: e.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+    };
+    let m = &loaded.model;
+    let summary = format!(
+        "{name}: {} layers, {} hidden, {} heads ({} KV), vocab {}; file {}, weights {} ({:.0} MB) loaded in {:.2} s; \
+         {} threads, up to {} sequences, KV budget {} MiB",
+        m.cfg.n_layer,
+        m.cfg.n_embd,
+        m.cfg.n_head,
+        m.cfg.n_head_kv,
+        m.cfg.vocab,
+        m.file_format,
+        m.weight_format(),
+        m.weight_bytes as f64 / 1e6,
+        loaded.load_seconds,
+        cfg.threads,
+        cfg.max_num_seqs,
+        e.kv_cache_memory_mib,
+    );
+    let engine =
+        Engine::start(loaded.model.clone(), loaded.tokenizer.clone(), loaded.eos.clone(), cfg).context("cannot start the engine")?;
+    let served = s.served_model_name.clone().unwrap_or(name);
+    Ok((Arc::new(EngineGenerator::new(engine, served)), EngineInfo { path, summary }))
+}
+
 /// Runs `inferbench serve` until interrupted.
 pub async fn run(a: ServeArgs) -> Result<()> {
-    if !a.sim {
-        bail!("the embedded model engine is not part of this build yet; use `inferbench serve --sim` for the simulator");
-    }
     crate::proc::raise_nofile_limit();
-    let gen = simulator(&a.sim_args)?;
+    let (gen, what): (Arc<dyn Generator>, String) = if a.sim {
+        (simulator(&a.sim_args)?, "simulator".into())
+    } else {
+        let (g, info) = engine(&a.engine, &a.sim_args).await?;
+        (g, format!("engine, {}", info.summary))
+    };
     let model = gen.model_name().to_owned();
     let server = start(&a.host, a.port, gen, a.api_key.clone()).await?;
-    println!("inferbench serve: listening on {} (simulator, model {model})", server.url);
+    println!("inferbench serve: listening on {} (model {model}; {what})", server.url);
     shutdown_signal().await;
     eprintln!("inferbench serve: shutting down");
     server.shutdown().await

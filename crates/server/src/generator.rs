@@ -4,10 +4,22 @@
 use tokio::sync::mpsc;
 
 /// A generation request, already validated by the front.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GenRequest {
-    /// The prompt text (chat messages are flattened by the front).
+    /// The prompt text (for chat: the messages' text joined, for generators without a template).
     pub prompt: String,
+    /// The chat messages, for generators that apply the model's chat template.
+    pub messages: Option<Vec<inferbench_data::prompt::ChatMessage>>,
+    /// Sampling temperature (`None`: the generator's default, greedy for the engine).
+    pub temperature: Option<f32>,
+    /// Nucleus sampling cut-off.
+    pub top_p: Option<f32>,
+    /// Top-k cut-off (0 or -1: off).
+    pub top_k: Option<i64>,
+    /// Seed for reproducible sampling.
+    pub seed: Option<u64>,
+    /// Stop strings.
+    pub stop: Vec<String>,
     /// Tokens to generate at most.
     pub max_tokens: u32,
     /// Tokens to generate at least (EOS is ignored until then).
@@ -33,6 +45,8 @@ pub enum GenEvent {
     Token(String),
     /// An injected fault.
     Fault(Fault),
+    /// The generator failed mid-stream; the stream ends with an error.
+    Error(String),
     /// Generation is over.
     Finish {
         /// `length` or `stop`.

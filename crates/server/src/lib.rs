@@ -1,11 +1,13 @@
 //! The embedded OpenAI-compatible server: one HTTP front over a [`Generator`], implemented by the
-//! latency simulator (and, later, the real engine).
+//! latency simulator and by the real engine.
 
 pub mod api;
+pub mod engine;
 pub mod generator;
 pub mod sim;
 mod timer;
 
+pub use engine::EngineGenerator;
 pub use generator::{Fault, GenError, GenEvent, GenRequest, Generator};
 pub use sim::{SimConfig, Simulator};
 

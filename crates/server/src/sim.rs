@@ -313,7 +313,7 @@ mod tests {
     use super::*;
 
     fn req(n: u32) -> GenRequest {
-        GenRequest { prompt: "hello world".into(), max_tokens: n, min_tokens: 0, ignore_eos: true }
+        GenRequest { prompt: "hello world".into(), max_tokens: n, min_tokens: 0, ignore_eos: true, ..Default::default() }
     }
 
     #[test]
@@ -352,7 +352,7 @@ mod tests {
                 GenEvent::Finish { completion_tokens, prompt_tokens, .. } => {
                     assert_eq!((completion_tokens, prompt_tokens), (4, 2));
                 }
-                GenEvent::Fault(f) => panic!("unexpected {f:?}"),
+                other @ (GenEvent::Fault(_) | GenEvent::Error(_)) => panic!("unexpected {other:?}"),
             }
         }
         assert!(near(&times, &[10.0, 15.0, 20.0, 25.0]), "{times:?}");
