@@ -331,8 +331,8 @@ pub struct EngineArgs {
     pub threads: Option<usize>,
     /// KV-cache budget, MiB. Each request reserves prompt + max_tokens positions when admitted;
     /// requests that do not fit wait, and one larger than the whole budget gets HTTP 413.
-    #[arg(long, default_value_t = 512)]
-    pub kv_cache_memory_mib: usize,
+    #[arg(long, default_value_t = 512.0)]
+    pub kv_cache_memory_mib: f64,
     /// Tokens one forward step may process (decode tokens plus chunks of prefill).
     #[arg(long, default_value_t = 512)]
     pub max_num_batched_tokens: usize,

@@ -37,6 +37,12 @@ pub fn random_prompts(tok: &Tokenizer, cfg: &RandomConfig) -> Result<Vec<Prompt>
         return Err(DataError::BadParameter("--random-output-len must be at least 1".into()));
     }
     let words = tok.single_token_words();
+    if words.is_empty() {
+        return Err(DataError::BadParameter(format!(
+            "tokenizer {} has no single-token words, so random prompts of exact lengths cannot be built with it; pass another --tokenizer",
+            tok.name()
+        )));
+    }
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     let pick = |n: u32, out: &mut String, rng: &mut SmallRng| {
         for _ in 0..n {

@@ -342,14 +342,9 @@ pub fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
     let rows = x.rows;
     // Computed weight-row-major (each task owns a contiguous strip), then transposed.
     let mut t = vec![0f32; w.rows * rows];
-    let per_task = (w.rows / (rayon::current_num_threads() * 8)).clamp(4, 256);
+    let per_task = (w.rows / (rayon::current_num_threads() * 8)).clamp(4, 256) & !1;
     let kernel = Kernel::detect();
-    t.par_chunks_mut(per_task * rows).enumerate().for_each(|(i, strip)| {
-        let n0 = i * per_task;
-        for (j, col) in strip.chunks_exact_mut(rows).enumerate() {
-            kernel.row(w, n0 + j, x, col);
-        }
-    });
+    t.par_chunks_mut(per_task * rows).enumerate().for_each(|(i, strip)| kernel.rows(w, i * per_task, x, strip, rows));
     for n in 0..w.rows {
         for r in 0..rows {
             out[r * w.rows + n] = t[n * rows + r];
@@ -373,16 +368,19 @@ impl Kernel {
         Kernel::Scalar
     }
 
-    /// Dots weight row `n` with every activation row, writing `out[r]`.
-    fn row(self, w: &QMatrix, n: usize, x: &QActs, out: &mut [f32]) {
+    /// Dots weight rows `n..n + out.len() / nrows` with every activation row, writing
+    /// `out[j * nrows + r]`.
+    fn rows(self, w: &QMatrix, n: usize, x: &QActs, out: &mut [f32], nrows: usize) {
         match self {
             Kernel::Scalar => {
-                for (r, o) in out.iter_mut().enumerate() {
-                    *o = scalar_dot(w, n, x, r);
+                for (j, col) in out.chunks_exact_mut(nrows).enumerate() {
+                    for (r, o) in col.iter_mut().enumerate() {
+                        *o = scalar_dot(w, n + j, x, r);
+                    }
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => avx2::row(w, n, x, out),
+            Kernel::Avx2 => avx2::rows(w, n, x, out, nrows),
         }
     }
 }
@@ -416,26 +414,53 @@ fn scalar_dot(w: &QMatrix, n: usize, x: &QActs, r: usize) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    //! The AVX2 block dot products. Every pointer offset below stays inside the slices whose
-    //! lengths the callers fix (`rows * cols` elements, `cols` a multiple of 32).
+    //! The AVX2 block dot products, register-blocked: a tile of up to 2 weight rows by 4
+    //! activation rows shares every load. Each output element goes through the same operations
+    //! in the same order whatever the tile shape, so results do not depend on the batch.
+    //! Every pointer offset below stays inside the slices whose lengths the callers fix
+    //! (`rows * cols` elements, `cols` a multiple of 32).
     use super::{QActs, QMatrix, WeightFormat, QK};
     use std::arch::x86_64::*;
 
-    /// Rows of activations dotted per pass over a weight row.
-    const TILE: usize = 4;
+    /// Activation rows per tile.
+    const TR: usize = 4;
 
-    pub(super) fn row(w: &QMatrix, n: usize, x: &QActs, out: &mut [f32]) {
-        let mut r = 0;
-        while r < out.len() {
-            let k = (out.len() - r).min(TILE);
-            // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2 and FMA.
-            unsafe {
-                match w.fmt {
-                    WeightFormat::Q8_0 => tile_q8_0(w, n, x, r, &mut out[r..r + k]),
-                    WeightFormat::Q4_1 => tile_q4_1(w, n, x, r, &mut out[r..r + k]),
+    /// Fills `out[j][r]` (weight rows `n..n + out.len()`, all activation rows).
+    pub(super) fn rows(w: &QMatrix, n: usize, x: &QActs, out: &mut [f32], nrows: usize) {
+        let nw = out.len() / nrows;
+        let mut j = 0;
+        while j < nw {
+            let two = j + 1 < nw;
+            let mut r = 0;
+            while r < nrows {
+                let k = (nrows - r).min(TR);
+                // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2 and FMA.
+                let res: [[f32; TR]; 2] = unsafe {
+                    match (w.fmt, two, k) {
+                        (WeightFormat::Q4_1, true, 4) => tile::<true, 2, 4>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, true, 3) => tile::<true, 2, 3>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, true, 2) => tile::<true, 2, 2>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, true, _) => tile::<true, 2, 1>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, false, 4) => tile::<true, 1, 4>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, false, 3) => tile::<true, 1, 3>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, false, 2) => tile::<true, 1, 2>(w, n + j, x, r),
+                        (WeightFormat::Q4_1, false, _) => tile::<true, 1, 1>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, true, 4) => tile::<false, 2, 4>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, true, 3) => tile::<false, 2, 3>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, true, 2) => tile::<false, 2, 2>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, true, _) => tile::<false, 2, 1>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, false, 4) => tile::<false, 1, 4>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, false, 3) => tile::<false, 1, 3>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, false, 2) => tile::<false, 1, 2>(w, n + j, x, r),
+                        (WeightFormat::Q8_0, false, _) => tile::<false, 1, 1>(w, n + j, x, r),
+                    }
+                };
+                for (jj, row) in res.iter().enumerate().take(if two { 2 } else { 1 }) {
+                    out[(j + jj) * nrows + r..(j + jj) * nrows + r + k].copy_from_slice(&row[..k]);
                 }
+                r += k;
             }
-            r += k;
+            j += if two { 2 } else { 1 };
         }
     }
 
@@ -449,59 +474,54 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `Q4` selects Q4_1 (else Q8_0).
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_q8_0(w: &QMatrix, n: usize, x: &QActs, r0: usize, out: &mut [f32]) {
+    unsafe fn tile<const Q4: bool, const NW: usize, const NR: usize>(w: &QMatrix, n: usize, x: &QActs, r0: usize) -> [[f32; TR]; 2] {
         let nb = w.cols / QK;
-        let k = out.len();
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); TILE];
-        let wq = w.qs.as_ptr().add(n * nb * 32);
-        let wd = w.d.as_ptr().add(n * nb);
-        for b in 0..nb {
-            let wv = _mm256_loadu_si256(wq.add(b * 32) as *const __m256i);
-            let aw = _mm256_sign_epi8(wv, wv);
-            let dw = *wd.add(b);
-            for (i, a) in acc.iter_mut().enumerate().take(k) {
-                let xb = (r0 + i) * nb + b;
-                let xv = _mm256_loadu_si256(x.qs.as_ptr().add(xb * QK) as *const __m256i);
-                let sx = _mm256_sign_epi8(xv, wv);
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-                *a = _mm256_fmadd_ps(_mm256_set1_ps(dw * *x.d.get_unchecked(xb)), _mm256_cvtepi32_ps(p), *a);
-            }
-        }
-        for (o, a) in out.iter_mut().zip(acc) {
-            *o = hsum(a);
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_q4_1(w: &QMatrix, n: usize, x: &QActs, r0: usize, out: &mut [f32]) {
-        let nb = w.cols / QK;
-        let k = out.len();
         let ones = _mm256_set1_epi16(1);
         let mask = _mm_set1_epi8(0x0F);
-        let mut acc = [_mm256_setzero_ps(); TILE];
-        let mut mins = [0f32; TILE];
-        let wq = w.qs.as_ptr().add(n * nb * 16);
-        let wd = w.d.as_ptr().add(n * nb);
-        let wm = w.m.as_ptr().add(n * nb);
+        let mut acc = [[_mm256_setzero_ps(); NR]; NW];
+        let mut mins = [[0f32; NR]; NW];
+        let bpb = if Q4 { 16 } else { 32 };
         for b in 0..nb {
-            let raw = _mm_loadu_si128(wq.add(b * 16) as *const __m128i);
-            let lo = _mm_and_si128(raw, mask);
-            let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-            let wv = _mm256_set_m128i(hi, lo);
-            let (dw, mw) = (*wd.add(b), *wm.add(b));
-            for i in 0..k {
+            let mut wv = [_mm256_setzero_si256(); NW];
+            let mut aw = [_mm256_setzero_si256(); NW];
+            let mut dw = [_mm256_setzero_ps(); NW];
+            for j in 0..NW {
+                let blk = (n + j) * nb + b;
+                let q = w.qs.as_ptr().add(blk * bpb);
+                if Q4 {
+                    let raw = _mm_loadu_si128(q as *const __m128i);
+                    let lo = _mm_and_si128(raw, mask);
+                    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+                    wv[j] = _mm256_set_m128i(hi, lo);
+                } else {
+                    wv[j] = _mm256_loadu_si256(q as *const __m256i);
+                    aw[j] = _mm256_sign_epi8(wv[j], wv[j]);
+                }
+                dw[j] = _mm256_set1_ps(*w.d.get_unchecked(blk));
+            }
+            for i in 0..NR {
                 let xb = (r0 + i) * nb + b;
                 let xv = _mm256_loadu_si256(x.qs.as_ptr().add(xb * QK) as *const __m256i);
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones);
-                acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * *x.d.get_unchecked(xb)), _mm256_cvtepi32_ps(p), acc[i]);
-                mins[i] += mw * *x.s.get_unchecked(xb);
+                let dx = _mm256_set1_ps(*x.d.get_unchecked(xb));
+                for j in 0..NW {
+                    let p16 = if Q4 { _mm256_maddubs_epi16(wv[j], xv) } else { _mm256_maddubs_epi16(aw[j], _mm256_sign_epi8(xv, wv[j])) };
+                    let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                    acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(p, dx), dw[j], acc[j][i]);
+                    if Q4 {
+                        mins[j][i] += *w.m.get_unchecked((n + j) * nb + b) * *x.s.get_unchecked(xb);
+                    }
+                }
             }
         }
-        for i in 0..k {
-            out[i] = hsum(acc[i]) + mins[i];
+        let mut out = [[0f32; TR]; 2];
+        for j in 0..NW {
+            for i in 0..NR {
+                out[j][i] = hsum(acc[j][i]) + mins[j][i];
+            }
         }
+        out
     }
 }
 

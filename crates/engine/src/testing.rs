@@ -34,6 +34,12 @@ impl Default for TinySpec {
     }
 }
 
+/// Words the tiny vocabulary holds whole.
+const WORDS: [&str; 24] = [
+    "the", "model", "token", "bench", "serve", "fast", "slow", "cache", "batch", "queue", "latency", "stream", "river", "stone", "cloud",
+    "green", "house", "light", "music", "paper", "table", "water", "window", "garden",
+];
+
 /// GPT-2's byte-to-character table: every byte gets a printable character.
 fn byte_chars() -> Vec<char> {
     let mut out = vec!['\0'; 256];
@@ -69,14 +75,29 @@ pub fn encode(t: u32, w: &[f32]) -> Vec<u8> {
 }
 
 /// Writes a tiny llama GGUF: a byte-level vocabulary (256 bytes, `<|im_start|>`, `<|im_end|>`
-/// (the end token) and one merge, `ab`), a chat template, and random weights.
+/// (the end token), and a few whole words), a chat template, and random weights.
 pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
     let chars = byte_chars();
     let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
-    tokens.extend(["<|im_start|>".to_owned(), "<|im_end|>".to_owned(), format!("{}{}", chars[b'a' as usize], chars[b'b' as usize])]);
+    tokens.extend(["<|im_start|>".to_owned(), "<|im_end|>".to_owned()]);
+    // Whole words with a leading space (`Ġword`), built up by merges, so benchmarks can make
+    // random prompts of exact lengths with this tokenizer.
+    let mut merges = Vec::new();
+    for w in WORDS {
+        let mut cur = chars[b' ' as usize].to_string();
+        for c in w.chars() {
+            let next = format!("{cur}{c}");
+            if !tokens.contains(&next) {
+                merges.push(GgufValue::Str(format!("{cur} {c}")));
+                tokens.push(next.clone());
+            }
+            cur = next;
+        }
+    }
     let vocab = tokens.len();
     let mut types = vec![GgufValue::Int(1); 256];
-    types.extend([GgufValue::Int(3), GgufValue::Int(3), GgufValue::Int(1)]);
+    types.extend([GgufValue::Int(3), GgufValue::Int(3)]);
+    types.resize(vocab, GgufValue::Int(1));
     let s = spec;
     let arch = s.arch.as_str();
     let key = |k: &str| format!("{arch}.{k}");
@@ -107,7 +128,7 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
         (&keys[7], GgufValue::Float(1e-5)),
         ("tokenizer.ggml.model", GgufValue::Str("gpt2".into())),
         ("tokenizer.ggml.tokens", GgufValue::Array(tokens.into_iter().map(GgufValue::Str).collect())),
-        ("tokenizer.ggml.merges", GgufValue::Array(vec![GgufValue::Str(format!("{} {}", chars[b'a' as usize], chars[b'b' as usize]))])),
+        ("tokenizer.ggml.merges", GgufValue::Array(merges)),
         ("tokenizer.ggml.token_type", GgufValue::Array(types)),
         ("tokenizer.ggml.bos_token_id", GgufValue::Int(256)),
         ("tokenizer.ggml.eos_token_id", GgufValue::Int(257)),

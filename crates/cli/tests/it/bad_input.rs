@@ -63,19 +63,20 @@ fn unwritable_result_dir_is_named() {
 }
 
 #[test]
-fn serve_without_sim_explains_itself() {
+fn serve_refuses_both_a_model_and_the_simulator() {
     let _machine = crate::harness::machine_shared();
-    let out = Command::new(BIN).args(["serve", "--port", "0"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--sim"));
+    let out = Command::new(BIN).args(["serve", "--port", "0", "--sim", "--model", "m.gguf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--sim") && err.contains("--model"), "{err}");
 }
 
 #[test]
 fn cli_docs_are_current() {
     let _machine = crate::harness::machine_shared();
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
-    for cmd in ["run", "serve", "demo"] {
-        let out = Command::new(BIN).args([cmd, "--help"]).env("COLUMNS", "100").output().unwrap();
+    for cmd in ["run", "serve", "demo", "model pull", "dataset"] {
+        let out = Command::new(BIN).args(cmd.split(' ')).arg("--help").env("COLUMNS", "100").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(docs.contains(&help), "docs/cli.md is stale for `{cmd}`: run scripts/gen-cli-docs");
     }

@@ -33,8 +33,16 @@ pub struct Sim {
 impl Sim {
     /// Starts `inferbench serve --sim --port 0` with extra flags and waits for its URL.
     pub fn start(flags: &[&str]) -> Sim {
+        let mut all = vec!["--sim"];
+        all.extend_from_slice(flags);
+        Sim::serve(&all)
+    }
+
+    /// Starts `inferbench serve --port 0` with these flags (a simulator or a model) and waits
+    /// for its URL.
+    pub fn serve(flags: &[&str]) -> Sim {
         let mut child = Command::new(BIN)
-            .args(["serve", "--sim", "--host", "127.0.0.1", "--port", "0"])
+            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -66,6 +74,25 @@ pub fn get(url: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// Minimal HTTP POST of a JSON body; returns the status and the body.
+pub fn post(url: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned());
+    (status, body)
 }
 
 impl Drop for Sim {

@@ -1,8 +1,10 @@
-//! End-to-end tests: the real `inferbench` binary against the real simulator on 127.0.0.1.
+//! End-to-end tests: the real `inferbench` binary against the real simulator, and the real engine on a tiny
+//! random model, on 127.0.0.1.
 //! One test binary (modules below) keeps linking cheap.
 
 mod bad_input;
 mod datasets;
+mod engine;
 mod faults;
 mod harness;
 mod interrupt;

@@ -1,0 +1,150 @@
+//! The embedded engine end to end: `inferbench serve --model` on a tiny random GGUF, driven by
+//! `inferbench run` and by hand-written requests.
+
+use crate::harness::*;
+use inferbench_engine::testing::{write_tiny_model, TinySpec};
+use serde_json::Value;
+use std::process::Command;
+
+fn tiny_model() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tiny.gguf");
+    write_tiny_model(&p, &TinySpec::default()).unwrap();
+    let s = p.to_string_lossy().into_owned();
+    (dir, s)
+}
+
+#[test]
+fn run_against_the_engine_gets_exact_lengths_and_metrics() {
+    let _m = machine_shared();
+    let (_d, model) = tiny_model();
+    let srv = Sim::serve(&["--model", &model, "--threads", "1", "--max-num-seqs", "4"]);
+    let r = run(
+        &srv.url,
+        &[
+            "--backend",
+            "vllm",
+            "--tokenizer",
+            &model,
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "8",
+            "--num-prompts",
+            "12",
+            "--max-concurrency",
+            "6",
+        ],
+    );
+    r.assert_ok();
+    let j = r.json();
+    assert_eq!(j["completed"], 12);
+    assert_eq!(j["total_output_tokens"], 96);
+    assert_eq!(j["total_input_tokens"], 12 * 16);
+    assert_eq!(j["model_id"], "tiny");
+    // Chat goes through the model's chat template.
+    let r = run(
+        &srv.url,
+        &["--backend", "openai-chat", "--tokenizer", &model, "--random-input-len", "8", "--random-output-len", "4", "--num-prompts", "3"],
+    );
+    r.assert_ok();
+    assert_eq!(r.json()["completed"], 3);
+    let m = srv.metrics();
+    for name in [
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+    ] {
+        assert!(m.contains(name), "{name} missing from\n{m}");
+    }
+    assert!(m.contains("vllm:request_success_total{model_name=\"tiny\"} 15"), "{m}");
+}
+
+#[test]
+fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
+    let _m = machine_shared();
+    let (_d, model) = tiny_model();
+    let srv = Sim::serve(&["--model", &model, "--threads", "1"]);
+    let url = format!("{}/v1/completions", srv.url);
+    // Longer than the context (256 tokens).
+    let long = "x".repeat(300);
+    let (status, body) = post(&url, &format!(r#"{{"prompt": "{long}", "max_tokens": 4}}"#));
+    assert_eq!(status, 413, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("maximum context length is 256"), "{body}");
+    // An answer longer than the context.
+    let (status, body) = post(&url, r#"{"prompt": "hi", "max_tokens": 100000}"#);
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = post(&url, r#"{"prompt": "hi", "max_tokens": 4, "temperature": -1}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("temperature"), "{body}");
+    let (status, body) = post(&url, r#"{"prompt": "hi", "max_tokens": 4, "model": "gpt-9"}"#);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(&url, r#"{"prompt": 5}"#);
+    assert_eq!(status, 400, "{body}");
+    // Still serving, with sensible usage.
+    let (status, body) = post(&url, r#"{"prompt": "hello", "max_tokens": 5, "ignore_eos": true}"#);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    assert_eq!(v["usage"]["prompt_tokens"], 5);
+    // Greedy answers repeat exactly.
+    let again = post(&url, r#"{"prompt": "hello", "max_tokens": 5, "ignore_eos": true}"#).1;
+    let w: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["choices"][0]["text"], w["choices"][0]["text"]);
+}
+
+#[test]
+fn the_kv_budget_is_enforced() {
+    let _m = machine_shared();
+    let (_d, model) = tiny_model();
+    // The tiny model keeps 2 layers x 2 (K, V) x 32 floats x 4 bytes = 512 bytes per position, so
+    // 0.05 MiB holds 102 positions: less than the 256-token context.
+    let srv = Sim::serve(&["--model", &model, "--threads", "1", "--kv-cache-memory-mib", "0.05"]);
+    let url = format!("{}/v1/completions", srv.url);
+    let (status, body) = post(&url, r#"{"prompt": "hello", "max_tokens": 150}"#);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("budget holds 102"), "{body}");
+    // Requests that fit only one at a time queue and all finish.
+    let r = run(
+        &srv.url,
+        &[
+            "--backend",
+            "vllm",
+            "--tokenizer",
+            &model,
+            "--random-input-len",
+            "20",
+            "--random-output-len",
+            "40",
+            "--num-prompts",
+            "4",
+            "--max-concurrency",
+            "4",
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(r.json()["completed"], 4);
+}
+
+#[test]
+fn missing_or_corrupt_models_fail_with_one_clear_line() {
+    let _m = machine_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).args(["serve", "--port", "0", "--model", "/nonexistent/m.gguf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/m.gguf: no such file"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    let out = Command::new(BIN).args(["serve", "--port", "0", "--model"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.gguf") && err.contains("truncated"), "{err}");
+    let out = Command::new(BIN).args(["model", "pull", "gpt-9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model 'gpt-9'"));
+}
