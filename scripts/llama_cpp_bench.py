@@ -4,11 +4,14 @@ chat prompt and after the 512-token prompt. Prints one JSON line per figure.
 
 usage: python llama_cpp_bench.py MODEL.gguf THREADS
 """
+import ctypes
 import json
 import statistics
 import sys
 import time
 
+import llama_cpp
+import numpy as np
 from llama_cpp import Llama
 
 path, threads = sys.argv[1], int(sys.argv[2])
@@ -36,7 +39,8 @@ def decode(prompt, n=128):
     eos = m.token_eos()
     t = None
     for i in range(n):
-        logits = m.scores[m.n_tokens - 1]
+        ptr = llama_cpp.llama_get_logits_ith(m._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(m.n_vocab(),)).copy()
         logits[eos] = -1e30  # ignore EOS, as the engine bench does
         tok = int(logits.argmax())
         if i == 1:

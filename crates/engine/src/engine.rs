@@ -395,7 +395,7 @@ impl Scheduler {
                 done.push((i, finish));
             }
         }
-        done.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        done.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
         for (i, _alive) in done {
             self.running.swap_remove(i);
         }

@@ -310,27 +310,71 @@ pub struct QActs {
     d: Vec<f32>,
     /// `d * sum(q)` per block, for the Q4_1 minimum term.
     s: Vec<f32>,
+    /// The same sums transposed, `[block][row]`, with 3 rows of padding, so a kernel can load
+    /// the sums of 4 consecutive rows at once.
+    st: Vec<f32>,
 }
 
 impl QActs {
     /// Quantizes `x` (`rows` × `cols`).
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
         let nb = rows * cols / QK;
-        let mut a = QActs { rows, cols, qs: vec![0; rows * cols], d: Vec::with_capacity(nb), s: Vec::with_capacity(nb) };
+        let mut a = QActs { rows, cols, qs: vec![0; rows * cols], d: vec![0.0; nb], s: vec![0.0; nb], st: Vec::new() };
+        #[cfg(target_arch = "x86_64")]
+        let vector = matches!(Kernel::detect(), Kernel::Avx2);
+        #[cfg(not(target_arch = "x86_64"))]
+        let vector = false;
         for (b, (src, dst)) in x.chunks_exact(QK).zip(a.qs.chunks_exact_mut(QK)).enumerate() {
-            let _ = b;
-            let amax = src.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, v) in dst.iter_mut().zip(src) {
-                *q = (v * id).round() as i8;
-                sum += *q as i32;
+            let (d, sum) = if vector {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    avx2::quantize_block(src, dst)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!()
+            } else {
+                quantize_block_scalar(src, dst)
+            };
+            a.d[b] = d;
+            a.s[b] = d * sum as f32;
+        }
+        let bpr = cols / QK;
+        let pad = rows + 3;
+        a.st = vec![0.0; bpr * pad];
+        for r in 0..rows {
+            for b in 0..bpr {
+                a.st[b * pad + r] = a.s[r * bpr + b];
             }
-            a.d.push(d);
-            a.s.push(d * sum as f32);
         }
         a
+    }
+}
+
+fn quantize_block_scalar(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+    let amax = src.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, v) in dst.iter_mut().zip(src) {
+        *q = (v * id).round_ties_even() as i8;
+        sum += *q as i32;
+    }
+    (d, sum)
+}
+
+/// A pointer to the output that the parallel tasks share; each writes its own columns only.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (their own weight rows' columns) and the owner waits
+// for all of them before reading.
+#[allow(unsafe_code)]
+unsafe impl Send for OutPtr {}
+#[allow(unsafe_code)]
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -340,16 +384,33 @@ pub fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
     assert_eq!(w.cols, x.cols, "matmul: inner dimensions differ");
     assert_eq!(out.len(), x.rows * w.rows, "matmul: output size");
     let rows = x.rows;
-    // Computed weight-row-major (each task owns a contiguous strip), then transposed.
-    let mut t = vec![0f32; w.rows * rows];
     let per_task = (w.rows / (rayon::current_num_threads() * 8)).clamp(4, 256) & !1;
     let kernel = Kernel::detect();
-    t.par_chunks_mut(per_task * rows).enumerate().for_each(|(i, strip)| kernel.rows(w, i * per_task, x, strip, rows));
-    for n in 0..w.rows {
-        for r in 0..rows {
-            out[r * w.rows + n] = t[n * rows + r];
+    let tasks = w.rows.div_ceil(per_task);
+    let ptr = OutPtr(out.as_mut_ptr());
+    (0..tasks).into_par_iter().for_each(|i| {
+        let n0 = i * per_task;
+        let n1 = (n0 + per_task).min(w.rows);
+        let mut strip = [0f32; 256 * 4];
+        // Rows of activations in groups of 4 keep the strip on the stack.
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(4);
+            let strip = &mut strip[..(n1 - n0) * nr];
+            kernel.rows(w, n0, x, r0, nr, strip);
+            for (j, col) in strip.chunks_exact(nr).enumerate() {
+                for (r, v) in col.iter().enumerate() {
+                    // SAFETY: (r0 + r, n0 + j) is inside `out` (asserted sizes) and only this
+                    // task writes column n0 + j.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        *ptr.get().add((r0 + r) * w.rows + n0 + j) = *v;
+                    }
+                }
+            }
+            r0 += nr;
         }
-    }
+    });
 }
 
 #[derive(Clone, Copy)]
@@ -368,19 +429,19 @@ impl Kernel {
         Kernel::Scalar
     }
 
-    /// Dots weight rows `n..n + out.len() / nrows` with every activation row, writing
-    /// `out[j * nrows + r]`.
-    fn rows(self, w: &QMatrix, n: usize, x: &QActs, out: &mut [f32], nrows: usize) {
+    /// Dots weight rows `n..n + out.len() / nr` with activation rows `r0..r0 + nr` (at most 4),
+    /// writing `out[j * nr + r]`.
+    fn rows(self, w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32]) {
         match self {
             Kernel::Scalar => {
-                for (j, col) in out.chunks_exact_mut(nrows).enumerate() {
+                for (j, col) in out.chunks_exact_mut(nr).enumerate() {
                     for (r, o) in col.iter_mut().enumerate() {
-                        *o = scalar_dot(w, n + j, x, r);
+                        *o = scalar_dot(w, n + j, x, r0 + r);
                     }
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => avx2::rows(w, n, x, out, nrows),
+            Kernel::Avx2 => avx2::rows(w, n, x, r0, nr, out),
         }
     }
 }
@@ -425,43 +486,78 @@ mod avx2 {
     /// Activation rows per tile.
     const TR: usize = 4;
 
-    /// Fills `out[j][r]` (weight rows `n..n + out.len()`, all activation rows).
-    pub(super) fn rows(w: &QMatrix, n: usize, x: &QActs, out: &mut [f32], nrows: usize) {
-        let nw = out.len() / nrows;
+    /// Fills `out[j * nr + i]` for weight rows `n + j` and activation rows `r0 + i` (`nr` <= 4).
+    pub(super) fn rows(w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32]) {
+        let nw = out.len() / nr;
         let mut j = 0;
         while j < nw {
             let two = j + 1 < nw;
-            let mut r = 0;
-            while r < nrows {
-                let k = (nrows - r).min(TR);
-                // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2 and FMA.
-                let res: [[f32; TR]; 2] = unsafe {
-                    match (w.fmt, two, k) {
-                        (WeightFormat::Q4_1, true, 4) => tile::<true, 2, 4>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, true, 3) => tile::<true, 2, 3>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, true, 2) => tile::<true, 2, 2>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, true, _) => tile::<true, 2, 1>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, false, 4) => tile::<true, 1, 4>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, false, 3) => tile::<true, 1, 3>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, false, 2) => tile::<true, 1, 2>(w, n + j, x, r),
-                        (WeightFormat::Q4_1, false, _) => tile::<true, 1, 1>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, true, 4) => tile::<false, 2, 4>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, true, 3) => tile::<false, 2, 3>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, true, 2) => tile::<false, 2, 2>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, true, _) => tile::<false, 2, 1>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, false, 4) => tile::<false, 1, 4>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, false, 3) => tile::<false, 1, 3>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, false, 2) => tile::<false, 1, 2>(w, n + j, x, r),
-                        (WeightFormat::Q8_0, false, _) => tile::<false, 1, 1>(w, n + j, x, r),
-                    }
-                };
-                for (jj, row) in res.iter().enumerate().take(if two { 2 } else { 1 }) {
-                    out[(j + jj) * nrows + r..(j + jj) * nrows + r + k].copy_from_slice(&row[..k]);
+            // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2 and FMA.
+            let res: [[f32; TR]; 2] = unsafe {
+                match (w.fmt, two, nr) {
+                    (WeightFormat::Q4_1, true, 4) => tile::<true, 2, 4>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, true, 3) => tile::<true, 2, 3>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, true, 2) => tile::<true, 2, 2>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, true, _) => tile::<true, 2, 1>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, false, 4) => tile::<true, 1, 4>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, false, 3) => tile::<true, 1, 3>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, false, 2) => tile::<true, 1, 2>(w, n + j, x, r0),
+                    (WeightFormat::Q4_1, false, _) => tile::<true, 1, 1>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, true, 4) => tile::<false, 2, 4>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, true, 3) => tile::<false, 2, 3>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, true, 2) => tile::<false, 2, 2>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, true, _) => tile::<false, 2, 1>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, false, 4) => tile::<false, 1, 4>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, false, 3) => tile::<false, 1, 3>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, false, 2) => tile::<false, 1, 2>(w, n + j, x, r0),
+                    (WeightFormat::Q8_0, false, _) => tile::<false, 1, 1>(w, n + j, x, r0),
                 }
-                r += k;
+            };
+            for (jj, row) in res.iter().enumerate().take(if two { 2 } else { 1 }) {
+                out[(j + jj) * nr..(j + jj + 1) * nr].copy_from_slice(&row[..nr]);
             }
             j += if two { 2 } else { 1 };
         }
+    }
+
+    /// Quantizes one block of 32 to 8 bits (round to nearest even); returns the scale and the
+    /// sum of the quantized values.
+    pub(super) fn quantize_block(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+        assert!(src.len() == QK && dst.len() == QK);
+        // SAFETY: AVX2 was detected by the caller's `Kernel::detect`; both slices hold 32 items.
+        unsafe { quantize_block_avx2(src, dst) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn quantize_block_avx2(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+        let p = src.as_ptr();
+        let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_andnot_ps(sign, v[0]);
+        for x in &v[1..] {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *x));
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        let amax = _mm_cvtss_f32(m4);
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+        let q: [__m256i; 4] = std::array::from_fn(|i| {
+            _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+        });
+        let s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
+        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b10_11_00_01));
+        let sum = _mm_cvtsi128_si32(s4);
+        // Pack to i8; the packs work within 128-bit lanes, so restore the order at the end.
+        let a = _mm256_packs_epi32(q[0], q[1]);
+        let b = _mm256_packs_epi32(q[2], q[3]);
+        let ab = _mm256_packs_epi16(a, b);
+        let ordered = _mm256_permutevar8x32_epi32(ab, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, ordered);
+        (d, sum)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -476,12 +572,14 @@ mod avx2 {
 
     /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `Q4` selects Q4_1 (else Q8_0).
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)] // indices keep the register tile readable
     unsafe fn tile<const Q4: bool, const NW: usize, const NR: usize>(w: &QMatrix, n: usize, x: &QActs, r0: usize) -> [[f32; TR]; 2] {
         let nb = w.cols / QK;
         let ones = _mm256_set1_epi16(1);
         let mask = _mm_set1_epi8(0x0F);
         let mut acc = [[_mm256_setzero_ps(); NR]; NW];
-        let mut mins = [[0f32; NR]; NW];
+        let mut mins = [_mm_setzero_ps(); NW];
+        let pad = x.rows + 3;
         let bpb = if Q4 { 16 } else { 32 };
         for b in 0..nb {
             let mut wv = [_mm256_setzero_si256(); NW];
@@ -500,6 +598,10 @@ mod avx2 {
                     aw[j] = _mm256_sign_epi8(wv[j], wv[j]);
                 }
                 dw[j] = _mm256_set1_ps(*w.d.get_unchecked(blk));
+                if Q4 {
+                    let st = _mm_loadu_ps(x.st.as_ptr().add(b * pad + r0));
+                    mins[j] = _mm_fmadd_ps(_mm_set1_ps(*w.m.get_unchecked(blk)), st, mins[j]);
+                }
             }
             for i in 0..NR {
                 let xb = (r0 + i) * nb + b;
@@ -509,16 +611,15 @@ mod avx2 {
                     let p16 = if Q4 { _mm256_maddubs_epi16(wv[j], xv) } else { _mm256_maddubs_epi16(aw[j], _mm256_sign_epi8(xv, wv[j])) };
                     let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
                     acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(p, dx), dw[j], acc[j][i]);
-                    if Q4 {
-                        mins[j][i] += *w.m.get_unchecked((n + j) * nb + b) * *x.s.get_unchecked(xb);
-                    }
                 }
             }
         }
         let mut out = [[0f32; TR]; 2];
         for j in 0..NW {
+            let mut m = [0f32; 4];
+            _mm_storeu_ps(m.as_mut_ptr(), mins[j]);
             for i in 0..NR {
-                out[j][i] = hsum(acc[j][i]) + mins[j][i];
+                out[j][i] = hsum(acc[j][i]) + m[i];
             }
         }
         out

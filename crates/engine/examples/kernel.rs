@@ -1,0 +1,33 @@
+//! Times the quantized matrix product alone: GMAC/s for the layer shapes of SmolLM2-135M at
+//! batch sizes 1 to 16. `cargo run --release -p inferbench-engine --example kernel [THREADS]`
+
+use inferbench_engine::quant::{matmul, QActs, QMatrix, WeightFormat};
+use std::time::Instant;
+
+fn main() {
+    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
+    let shapes = [
+        ("qkv", 960, 576, WeightFormat::Q4_1),
+        ("gate_up", 3072, 576, WeightFormat::Q4_1),
+        ("down", 576, 1536, WeightFormat::Q4_1),
+        ("output", 49152, 576, WeightFormat::Q8_0),
+    ];
+    for (name, n, k, fmt) in shapes {
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let q = QMatrix::quantize(&w, n, k, fmt);
+        for rows in [1usize, 4, 8, 16] {
+            let x: Vec<f32> = (0..rows * k).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+            let a = QActs::quantize(&x, rows, k);
+            let mut out = vec![0f32; rows * n];
+            let reps = (2_000_000_000 / (n * k * rows)).max(3);
+            matmul(&q, &a, &mut out);
+            let t = Instant::now();
+            for _ in 0..reps {
+                matmul(&q, &a, &mut out);
+            }
+            let dt = t.elapsed().as_secs_f64() / reps as f64;
+            println!("{name:8} {fmt} {n:6}x{k:<5} rows {rows:3}: {:8.1} us  {:6.1} GMAC/s", dt * 1e6, (n * k * rows) as f64 / dt / 1e9);
+        }
+    }
+}
