@@ -28,6 +28,9 @@ pub enum Command {
     /// Serve the OpenAI-compatible API: a GGUF model on CPU (`--model`, the default model when
     /// omitted, pulled if missing), or `--sim` for the latency simulator.
     Serve(ServeArgs),
+    /// Benchmark a model in process (no HTTP): latency by input x output length, memory,
+    /// throughput, performance targets. Configured by YAML (--config), every key also a flag.
+    Engine(Box<EngineBenchArgs>),
     /// Manage the local model cache: pull, list, verify.
     #[command(subcommand)]
     Model(ModelCmd),
@@ -339,6 +342,64 @@ pub struct EngineArgs {
     /// Re-quantize the weights at load: q4_1 or q8_0 [default: as shipped].
     #[arg(long, value_parser = ["q4_1", "q8_0"])]
     pub quantization: Option<String>,
+}
+
+/// Flags of `inferbench engine` (each overrides the same key of --config).
+#[derive(Debug, Clone, Args)]
+pub struct EngineBenchArgs {
+    /// YAML configuration (sections latency, memory, throughput, report, targets, test_prompts;
+    /// see config/*.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// GGUF model: a path or a known name [default: SmolLM2-135M-Instruct].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Compute threads [default: the number of CPUs].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// latency.warmup_runs: runs per cell not counted.
+    #[arg(long, help_heading = "Latency")]
+    pub warmup_runs: Option<usize>,
+    /// latency.test_runs: runs per cell measured.
+    #[arg(long, help_heading = "Latency")]
+    pub test_runs: Option<usize>,
+    /// latency.input_lengths, comma-separated.
+    #[arg(long, value_delimiter = ',', help_heading = "Latency")]
+    pub input_lengths: Option<Vec<usize>>,
+    /// latency.output_lengths, comma-separated.
+    #[arg(long, value_delimiter = ',', help_heading = "Latency")]
+    pub output_lengths: Option<Vec<usize>>,
+    /// throughput.concurrent_requests (0 skips the concurrent test).
+    #[arg(long, help_heading = "Throughput")]
+    pub concurrent_requests: Option<usize>,
+    /// throughput.batch_sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', help_heading = "Throughput")]
+    pub batch_sizes: Option<Vec<usize>>,
+    /// throughput.tokens_per_request.
+    #[arg(long, help_heading = "Throughput")]
+    pub tokens_per_request: Option<usize>,
+    /// throughput.duration_seconds: repeat the concurrent test this long.
+    #[arg(long, help_heading = "Throughput")]
+    pub duration_seconds: Option<f64>,
+    /// report.output_dir.
+    #[arg(long, help_heading = "Report")]
+    pub output_dir: Option<PathBuf>,
+    /// report.format, comma-separated: json, csv, text.
+    #[arg(long, value_delimiter = ',', help_heading = "Report")]
+    pub format: Option<Vec<String>>,
+    /// report.include_system_info = false.
+    #[arg(long, help_heading = "Report")]
+    pub no_system_info: bool,
+    /// A target, e.g. max_ttft_ms=200 or min_tokens_per_second=50 (repeatable); a failed target
+    /// exits 1 after the reports are written.
+    #[arg(long, value_parser = parse_target, help_heading = "Targets")]
+    pub target: Vec<(String, f64)>,
+}
+
+fn parse_target(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}': expected NAME=VALUE, e.g. max_ttft_ms=200"))?;
+    let v: f64 = v.parse().map_err(|_| format!("'{s}': '{v}' is not a number"))?;
+    Ok((k.trim().to_owned(), v))
 }
 
 /// `inferbench model` subcommands.

@@ -7,6 +7,7 @@ mod args;
 mod collector;
 mod dataset;
 mod demo;
+mod engine_bench;
 mod model;
 mod proc;
 mod run;
@@ -65,6 +66,7 @@ async fn dispatch(cmd: Command) -> Result<bool> {
         Command::Serve(a) => serve::run(a).await.map(|()| true),
         Command::Demo(a) => demo::run(a, interrupt_token()).await,
         Command::Dataset(a) => dataset::run(a).map(|()| true),
+        Command::Engine(a) => engine_bench::run(*a).await,
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?,
     }
 }

@@ -148,3 +148,59 @@ fn missing_or_corrupt_models_fail_with_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model 'gpt-9'"));
 }
+
+#[test]
+fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let cfg = d.path().join("bench.yaml");
+    let out = d.path().join("out");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model: {model}\nthreads: 1\nlatency:\n  warmup_runs: 1\n  test_runs: 2\n  input_lengths: [8, 16]\n  output_lengths: [4]\nthroughput:\n  concurrent_requests: 3\n  batch_sizes: [1, 2]\n  tokens_per_request: 5\nreport:\n  output_dir: {}\ntargets:\n  default:\n    max_memory_gb: 100\n    min_tokens_per_second: 1000000\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN).args(["engine", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 of 2 targets failed: min_tokens_per_second"), "{err}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    assert_eq!(j["latency"].as_array().unwrap().len(), 2);
+    assert_eq!(j["latency"][1]["input_tokens"], 16);
+    assert_eq!(j["latency"][1]["iterations"].as_array().unwrap().len(), 2);
+    assert_eq!(j["latency"][1]["iterations"][0]["output_tokens"], 4);
+    assert!(j["throughput"]["batch_2_tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert!(j["throughput"]["concurrent_3_requests_per_second"].as_f64().unwrap() > 0.0);
+    assert!(j["memory"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
+    assert_eq!(j["targets"][0]["pass"], true);
+    assert!(j["system"]["cpu_cores"].as_u64().unwrap() >= 1);
+    assert!(out.join("engine-tiny.csv").exists() && out.join("engine-tiny.txt").exists());
+    // Flags override the file; with only a reachable target the run passes.
+    let o = Command::new(BIN)
+        .args(["engine", "--config"])
+        .arg(&cfg)
+        .args(["--target", "min_tokens_per_second=0.001", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn engine_bench_rejects_bad_configs_clearly() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let cfg = d.path().join("bad.yaml");
+    std::fs::write(&cfg, "latency:\n  test_runs: 2\n  input_lenghts: [8]\n").unwrap();
+    let o = Command::new(BIN).args(["engine", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("bad.yaml") && err.contains("line 3") && err.contains("input_lenghts"), "{err}");
+    // A length beyond the model's context (256).
+    let o = Command::new(BIN).args(["engine", "--model", &model, "--input-lengths", "300", "--output-lengths", "8"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("exceed the model's context of 256"), "{err}");
+}
