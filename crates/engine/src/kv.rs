@@ -45,6 +45,11 @@ impl KvCache {
         self.v[at..at + self.kv_dim].copy_from_slice(v);
     }
 
+    /// Forgets positions from `len` on (rejected speculative tokens); they are overwritten later.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
     }

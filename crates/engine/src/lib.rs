@@ -10,6 +10,7 @@ pub mod model;
 pub mod models;
 pub mod quant;
 pub mod sampling;
+pub mod speculative;
 #[doc(hidden)]
 pub mod testing;
 

@@ -210,6 +210,10 @@ impl Reader<'_> {
             ggml::Q8_0 => Some(WeightFormat::Q8_0),
             _ => None,
         };
+        if self.opts.requantize == Some(WeightFormat::F32) {
+            let f = dequantize(t.ggml_type, &raw, rows * cols)?;
+            return Ok(QMatrix::quantize(&f, rows, cols, WeightFormat::F32));
+        }
         match (native, self.opts.requantize) {
             (Some(_), None) => QMatrix::from_ggml(t.ggml_type, &raw, rows, cols),
             (Some(n), Some(want)) if n == want => QMatrix::from_ggml(t.ggml_type, &raw, rows, cols),
@@ -293,6 +297,16 @@ impl Model {
     /// Runs one step for a batch of sequences: appends their tokens to their caches and returns
     /// the next-token logits of each item that asked (in item order).
     pub fn forward(&self, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.forward_rows(items, false)
+    }
+
+    /// Runs one sequence's tokens and returns the logits after every one of them (speculative
+    /// decoding verifies all the draft's proposals in this one pass).
+    pub fn forward_all(&self, tokens: &[u32], start: usize, cache: &mut KvCache) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.forward_rows(&mut [BatchItem { tokens, start, cache, want_logits: true }], true)
+    }
+
+    fn forward_rows(&self, items: &mut [BatchItem<'_>], every_row: bool) -> Result<Vec<Vec<f32>>, EngineError> {
         let c = &self.cfg;
         let (e, hd, kvd) = (c.n_embd, c.head_dim(), c.kv_dim());
         // Row bookkeeping: which item and position each row belongs to.
@@ -379,10 +393,12 @@ impl Model {
         let mut last = Vec::new();
         let mut row = 0;
         for it in items.iter() {
-            row += it.tokens.len();
-            if it.want_logits {
-                last.push(row - 1);
+            if it.want_logits && every_row {
+                last.extend(row..row + it.tokens.len());
+            } else if it.want_logits {
+                last.push(row + it.tokens.len() - 1);
             }
+            row += it.tokens.len();
         }
         if last.is_empty() {
             return Ok(Vec::new());

@@ -53,6 +53,8 @@ pub enum WeightFormat {
     Q4_1,
     /// 8-bit with a scale per block (9 bits a weight as held here).
     Q8_0,
+    /// 32-bit floats: the reference the quantized formats are compared with.
+    F32,
 }
 
 impl WeightFormat {
@@ -61,6 +63,7 @@ impl WeightFormat {
         match s.to_ascii_lowercase().as_str() {
             "q4_1" => Some(Self::Q4_1),
             "q8_0" => Some(Self::Q8_0),
+            "f32" => Some(Self::F32),
             _ => None,
         }
     }
@@ -71,6 +74,7 @@ impl std::fmt::Display for WeightFormat {
         f.write_str(match self {
             Self::Q4_1 => "Q4_1",
             Self::Q8_0 => "Q8_0",
+            Self::F32 => "F32",
         })
     }
 }
@@ -141,6 +145,8 @@ pub struct QMatrix {
     m: Vec<f32>,
     /// Quantized values: Q4_1 16 bytes a block (low nibbles first 16 elements), Q8_0 32 bytes.
     qs: Vec<u8>,
+    /// The values of an F32 matrix.
+    f: Vec<f32>,
 }
 
 impl QMatrix {
@@ -151,7 +157,7 @@ impl QMatrix {
 
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
-        self.d.len() * 4 + self.m.len() * 4 + self.qs.len()
+        self.d.len() * 4 + self.m.len() * 4 + self.qs.len() + self.f.len() * 4
     }
 
     fn blocks(&self) -> usize {
@@ -170,6 +176,7 @@ impl QMatrix {
                     d: Vec::with_capacity(nb),
                     m: Vec::with_capacity(nb),
                     qs: Vec::with_capacity(nb * 16),
+                    f: Vec::new(),
                 };
                 for b in raw.chunks_exact(20) {
                     q.d.push(f16(b));
@@ -179,8 +186,15 @@ impl QMatrix {
                 Ok(q)
             }
             ggml::Q8_0 if raw.len() == nb * 34 => {
-                let mut q =
-                    Self { rows, cols, fmt: WeightFormat::Q8_0, d: Vec::with_capacity(nb), m: Vec::new(), qs: Vec::with_capacity(nb * 32) };
+                let mut q = Self {
+                    rows,
+                    cols,
+                    fmt: WeightFormat::Q8_0,
+                    d: Vec::with_capacity(nb),
+                    m: Vec::new(),
+                    qs: Vec::with_capacity(nb * 32),
+                    f: Vec::new(),
+                };
                 for b in raw.chunks_exact(34) {
                     q.d.push(f16(b));
                     q.qs.extend_from_slice(&b[2..34]);
@@ -195,6 +209,7 @@ impl QMatrix {
     pub fn to_ggml(&self) -> Vec<u8> {
         let f16 = |x: f32| half::f16::from_f32(x).to_le_bytes();
         let mut out = Vec::new();
+        self.f.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         for b in 0..self.d.len() {
             out.extend_from_slice(&f16(self.d[b]));
             match self.fmt {
@@ -203,6 +218,7 @@ impl QMatrix {
                     out.extend_from_slice(&self.qs[b * 16..b * 16 + 16]);
                 }
                 WeightFormat::Q8_0 => out.extend_from_slice(&self.qs[b * 32..b * 32 + 32]),
+                WeightFormat::F32 => {}
             }
         }
         out
@@ -211,8 +227,9 @@ impl QMatrix {
     /// Quantizes `f32` weights (`rows` × `cols`) to `fmt`.
     pub fn quantize(w: &[f32], rows: usize, cols: usize, fmt: WeightFormat) -> Self {
         let nb = rows * cols / QK;
-        let mut q = Self { rows, cols, fmt, d: Vec::with_capacity(nb), m: Vec::new(), qs: Vec::new() };
+        let mut q = Self { rows, cols, fmt, d: Vec::with_capacity(nb), m: Vec::new(), qs: Vec::new(), f: Vec::new() };
         match fmt {
+            WeightFormat::F32 => q.f = w.to_vec(),
             WeightFormat::Q8_0 => {
                 q.qs.reserve(nb * 32);
                 for b in w.chunks_exact(QK) {
@@ -243,6 +260,9 @@ impl QMatrix {
 
     /// The weights as `f32` (for re-quantizing and for reference computations).
     pub fn to_f32(&self) -> Vec<f32> {
+        if self.fmt == WeightFormat::F32 {
+            return self.f.clone();
+        }
         let mut out = Vec::with_capacity(self.rows * self.cols);
         for b in 0..self.d.len() {
             out.extend_from_slice(&self.block_f32(b));
@@ -265,6 +285,7 @@ impl QMatrix {
                     o[j + 16] = (qs[j] >> 4) as f32 * self.d[b] + self.m[b];
                 }
             }
+            WeightFormat::F32 => o.copy_from_slice(&self.f[b * QK..(b + 1) * QK]),
         }
         o
     }
@@ -290,12 +311,13 @@ impl QMatrix {
                 .map(|p| if p.fmt == WeightFormat::Q8_0 { p } else { QMatrix::quantize(&p.to_f32(), p.rows, p.cols, WeightFormat::Q8_0) })
                 .collect()
         };
-        let mut out = QMatrix { rows: 0, cols, fmt: parts[0].fmt, d: Vec::new(), m: Vec::new(), qs: Vec::new() };
+        let mut out = QMatrix { rows: 0, cols, fmt: parts[0].fmt, d: Vec::new(), m: Vec::new(), qs: Vec::new(), f: Vec::new() };
         for p in parts {
             out.rows += p.rows;
             out.d.extend(p.d);
             out.m.extend(p.m);
             out.qs.extend(p.qs);
+            out.f.extend(p.f);
         }
         out
     }
@@ -313,13 +335,15 @@ pub struct QActs {
     /// The same sums transposed, `[block][row]`, with 3 rows of padding, so a kernel can load
     /// the sums of 4 consecutive rows at once.
     st: Vec<f32>,
+    /// The activations unquantized, for F32 weights.
+    raw: Vec<f32>,
 }
 
 impl QActs {
     /// Quantizes `x` (`rows` × `cols`).
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
         let nb = rows * cols / QK;
-        let mut a = QActs { rows, cols, qs: vec![0; rows * cols], d: vec![0.0; nb], s: vec![0.0; nb], st: Vec::new() };
+        let mut a = QActs { rows, cols, qs: vec![0; rows * cols], d: vec![0.0; nb], s: vec![0.0; nb], st: Vec::new(), raw: x.to_vec() };
         #[cfg(target_arch = "x86_64")]
         let vector = matches!(Kernel::detect(), Kernel::Avx2);
         #[cfg(not(target_arch = "x86_64"))]
@@ -447,6 +471,10 @@ impl Kernel {
 }
 
 fn scalar_dot(w: &QMatrix, n: usize, x: &QActs, r: usize) -> f32 {
+    if w.fmt == WeightFormat::F32 {
+        let (wr, xr) = (&w.f[n * w.cols..(n + 1) * w.cols], &x.raw[r * x.cols..(r + 1) * x.cols]);
+        return wr.iter().zip(xr).map(|(a, b)| a * b).sum();
+    }
     let nb = w.blocks();
     let mut acc = 0f32;
     for b in 0..nb {
@@ -467,6 +495,7 @@ fn scalar_dot(w: &QMatrix, n: usize, x: &QActs, r: usize) -> f32 {
                 }
                 acc += s as f32 * w.d[wb] * x.d[xb] + w.m[wb] * x.s[xb];
             }
+            WeightFormat::F32 => unreachable!("handled above"),
         }
     }
     acc
@@ -489,6 +518,14 @@ mod avx2 {
     /// Fills `out[j * nr + i]` for weight rows `n + j` and activation rows `r0 + i` (`nr` <= 4).
     pub(super) fn rows(w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32]) {
         let nw = out.len() / nr;
+        if w.fmt == WeightFormat::F32 {
+            for j in 0..nw {
+                // SAFETY: AVX2 and FMA were detected; rows and columns are in range.
+                let res = unsafe { tile_f32(w, n + j, x, r0, nr) };
+                out[j * nr..(j + 1) * nr].copy_from_slice(&res[..nr]);
+            }
+            return;
+        }
         let mut j = 0;
         while j < nw {
             let two = j + 1 < nw;
@@ -511,6 +548,7 @@ mod avx2 {
                     (WeightFormat::Q8_0, false, 3) => tile::<false, 1, 3>(w, n + j, x, r0),
                     (WeightFormat::Q8_0, false, 2) => tile::<false, 1, 2>(w, n + j, x, r0),
                     (WeightFormat::Q8_0, false, _) => tile::<false, 1, 1>(w, n + j, x, r0),
+                    (WeightFormat::F32, ..) => unreachable!("handled above"),
                 }
             };
             for (jj, row) in res.iter().enumerate().take(if two { 2 } else { 1 }) {
@@ -558,6 +596,28 @@ mod avx2 {
         let ordered = _mm256_permutevar8x32_epi32(ab, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, ordered);
         (d, sum)
+    }
+
+    /// One F32 weight row against up to 4 activation rows, 8 lanes at a time.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_f32(w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize) -> [f32; TR] {
+        let k = w.cols;
+        let wp = w.f.as_ptr().add(n * k);
+        let mut acc = [_mm256_setzero_ps(); TR];
+        let mut c = 0;
+        while c < k {
+            let wv = _mm256_loadu_ps(wp.add(c));
+            for i in 0..nr {
+                let xv = _mm256_loadu_ps(x.raw.as_ptr().add((r0 + i) * k + c));
+                acc[i] = _mm256_fmadd_ps(wv, xv, acc[i]);
+            }
+            c += 8;
+        }
+        let mut out = [0f32; TR];
+        for i in 0..nr {
+            out[i] = hsum(acc[i]);
+        }
+        out
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -654,7 +714,7 @@ mod tests {
     fn matmul_matches_f32_reference_in_both_formats() {
         let (n, k) = (37, 96);
         let w = rand_vec(n * k, 1);
-        for fmt in [WeightFormat::Q8_0, WeightFormat::Q4_1] {
+        for fmt in [WeightFormat::Q8_0, WeightFormat::Q4_1, WeightFormat::F32] {
             let q = QMatrix::quantize(&w, n, k, fmt);
             let wd = q.to_f32();
             for rows in [1, 3, 4, 9] {

@@ -26,11 +26,25 @@ pub struct TinySpec {
     pub matrix_type: u32,
     /// Weight seed.
     pub seed: u64,
+    /// How many of the whole words the vocabulary holds (24 at most; fewer makes a different
+    /// tokenizer, for mismatch tests).
+    pub words: usize,
 }
 
 impl Default for TinySpec {
     fn default() -> Self {
-        Self { arch: "llama".into(), layers: 2, embd: 64, heads: 4, kv_heads: 2, ff: 128, ctx: 256, matrix_type: ggml::Q4_1, seed: 1 }
+        Self {
+            arch: "llama".into(),
+            layers: 2,
+            embd: 64,
+            heads: 4,
+            kv_heads: 2,
+            ff: 128,
+            ctx: 256,
+            matrix_type: ggml::Q4_1,
+            seed: 1,
+            words: WORDS.len(),
+        }
     }
 }
 
@@ -83,7 +97,7 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
     // Whole words with a leading space (`Ġword`), built up by merges, so benchmarks can make
     // random prompts of exact lengths with this tokenizer.
     let mut merges = Vec::new();
-    for w in WORDS {
+    for w in WORDS.iter().take(spec.words) {
         let mut cur = chars[b' ' as usize].to_string();
         for c in w.chars() {
             let next = format!("{cur}{c}");
