@@ -600,6 +600,7 @@ mod avx2 {
 
     /// One F32 weight row against up to 4 activation rows, 8 lanes at a time.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)] // indices keep the register tile readable
     unsafe fn tile_f32(w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize) -> [f32; TR] {
         let k = w.cols;
         let wp = w.f.as_ptr().add(n * k);
