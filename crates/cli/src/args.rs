@@ -390,6 +390,18 @@ pub struct EngineBenchArgs {
     /// report.include_system_info = false.
     #[arg(long, help_heading = "Report")]
     pub no_system_info: bool,
+    /// quantization.formats, comma-separated: shipped, q4_1, q8_0, f32 (F32 is the reference).
+    #[arg(long, value_delimiter = ',', help_heading = "Quantization")]
+    pub quantization_formats: Option<Vec<String>>,
+    /// speculative.enabled: compare speculative decoding with target-only decoding.
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub speculative: bool,
+    /// speculative.gamma: tokens the draft proposes per target pass.
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub gamma: Option<usize>,
+    /// speculative.draft: the draft model (path or name) [default: the target's file].
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub draft_model: Option<String>,
     /// A target, e.g. max_ttft_ms=200 or min_tokens_per_second=50 (repeatable); a failed target
     /// exits 1 after the reports are written.
     #[arg(long, value_parser = parse_target, help_heading = "Targets")]

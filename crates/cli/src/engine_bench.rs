@@ -35,6 +35,78 @@ pub struct BenchConfig {
     pub targets: BTreeMap<String, BTreeMap<String, f64>>,
     /// Prompt texts the length-controlled prompts are cut from.
     pub test_prompts: Vec<String>,
+    /// The same model held in other formats.
+    pub quantization: QuantConfig,
+    /// A draft model proposing tokens for the target.
+    pub speculative: SpecConfig,
+}
+
+/// `quantization:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuantConfig {
+    /// Formats to load the model in: `shipped`, `q4_1`, `q8_0`, `f32` (empty skips the section;
+    /// F32 is always loaded as the reference).
+    pub formats: Vec<String>,
+    /// Prompts whose greedy tokens are compared.
+    pub prompts: usize,
+    /// Tokens generated per prompt.
+    pub max_tokens: usize,
+}
+
+/// `speculative:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecConfig {
+    /// Run the comparison.
+    pub enabled: bool,
+    /// Draft model (path or name) [default: the target model's file].
+    pub draft: Option<String>,
+    /// Format the draft is held in (`shipped`, `q4_1`, `q8_0`, `f32`).
+    pub draft_quantization: String,
+    /// Format the target is held in.
+    pub target_quantization: String,
+    /// Tokens the draft proposes per target pass.
+    pub gamma: usize,
+    /// Prompts per round.
+    pub prompts: usize,
+    /// Tokens generated per prompt.
+    pub max_tokens: usize,
+    /// 0 is greedy (output must equal the target's own); above 0 uses sampled acceptance.
+    pub temperature: f32,
+    /// Repeat the prompts until this many seconds have passed (0: one round).
+    pub duration_seconds: f64,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        Self { formats: Vec::new(), prompts: 3, max_tokens: 32 }
+    }
+}
+
+impl Default for SpecConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            draft: None,
+            draft_quantization: "shipped".into(),
+            target_quantization: "f32".into(),
+            gamma: 4,
+            prompts: 4,
+            max_tokens: 64,
+            temperature: 0.0,
+            duration_seconds: 0.0,
+        }
+    }
+}
+
+fn load_options(fmt: &str) -> Result<LoadOptions> {
+    if fmt == "shipped" {
+        return Ok(LoadOptions::default());
+    }
+    let requantize =
+        inferbench_engine::WeightFormat::parse(fmt).with_context(|| format!("unknown format '{fmt}' (shipped, q4_1, q8_0, f32)"))?;
+    Ok(LoadOptions { requantize: Some(requantize) })
 }
 
 /// `latency:` section.
@@ -159,6 +231,18 @@ impl BenchConfig {
         if a.no_system_info {
             self.report.include_system_info = false;
         }
+        if let Some(f) = &a.quantization_formats {
+            self.quantization.formats = f.clone();
+        }
+        if a.speculative {
+            self.speculative.enabled = true;
+        }
+        if let Some(g) = a.gamma {
+            self.speculative.gamma = g;
+        }
+        if a.draft_model.is_some() {
+            self.speculative.draft = a.draft_model.clone();
+        }
         for (k, v) in &a.target {
             self.targets.entry("default".into()).or_default().insert(k.clone(), *v);
         }
@@ -173,6 +257,12 @@ impl BenchConfig {
         }
         if self.throughput.tokens_per_request == 0 || self.throughput.batch_sizes.contains(&0) {
             bail!("throughput.tokens_per_request and throughput.batch_sizes must be positive");
+        }
+        for f in self.quantization.formats.iter().chain([&self.speculative.draft_quantization, &self.speculative.target_quantization]) {
+            load_options(f).map_err(|e| anyhow::anyhow!("quantization / speculative: {e}"))?;
+        }
+        if self.speculative.enabled && (self.speculative.gamma == 0 || self.speculative.prompts == 0 || self.speculative.max_tokens == 0) {
+            bail!("speculative.gamma, speculative.prompts and speculative.max_tokens must be positive");
         }
         for f in &self.report.format {
             if !["json", "csv", "text"].contains(&f.as_str()) {
@@ -281,9 +371,45 @@ struct EngineReport {
     latency: Vec<LatencyCell>,
     memory: BTreeMap<String, f64>,
     throughput: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quantization: Vec<QuantRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speculative: Option<SpecResult>,
     /// Every figure targets can name.
     metrics: BTreeMap<String, f64>,
     targets: Vec<TargetCheck>,
+}
+
+/// One format of the quantization comparison.
+#[derive(Debug, Serialize)]
+struct QuantRow {
+    format: String,
+    load_mb: f64,
+    weights_mb: f64,
+    decode_tokens_per_second: f64,
+    /// Share of generated positions whose greedy token equals the F32 reference's.
+    token_agreement: f64,
+    /// Prompts whose whole greedy output equals the reference's.
+    identical_outputs: usize,
+    prompts: usize,
+}
+
+/// The speculative-decoding comparison.
+#[derive(Debug, Serialize)]
+struct SpecResult {
+    target: String,
+    draft: String,
+    gamma: usize,
+    temperature: f32,
+    prompts_run: usize,
+    target_only_tokens_per_second: f64,
+    speculative_tokens_per_second: f64,
+    speedup: f64,
+    acceptance_rate: f64,
+    mean_accepted_length: f64,
+    /// Greedy only: every speculative output equalled the target-only output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identical_to_target: Option<bool>,
 }
 
 /// One target and how it fared.
@@ -389,6 +515,19 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
     let single = run_together(&e, std::slice::from_ref(&base), tpr)?.remove(0);
     throughput.insert("single_decode_tokens_per_second".into(), single.decode_tok_s);
     throughput.insert("single_e2e_ms".into(), single.e2e_ms);
+    // What the instrumentation costs: one clock read and one channel send per token, timed over
+    // many repetitions, against the measured time per decoded token.
+    let probe = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let reps = 200_000u32;
+    for i in 0..reps {
+        let _ = tx.send((Instant::now(), i));
+    }
+    drop(rx);
+    let per_token_s = probe.elapsed().as_secs_f64() / f64::from(reps);
+    if single.decode_tok_s > 0.0 {
+        throughput.insert("timing_overhead_percent".into(), 100.0 * per_token_s * single.decode_tok_s);
+    }
     let n = cfg.throughput.concurrent_requests;
     if n > 0 {
         let t = Instant::now();
@@ -441,6 +580,33 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
     for (k, v) in &memory {
         eprintln!("  memory {k}: {v:.1}");
     }
+    drop(e);
+    let prompts_for = |n: usize| -> Vec<Vec<u32>> {
+        let texts: Vec<String> = if cfg.test_prompts.is_empty() {
+            ["Tell me about the ocean.", "What is the capital of France?", "Write a haiku about autumn.", "Explain gravity simply."]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            cfg.test_prompts.clone()
+        };
+        (0..n)
+            .map(|i| loaded.tokenizer.encode(&format!("<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", texts[i % texts.len()])))
+            .collect()
+    };
+    let quantization = quant_compare(&cfg.quantization, &path, &prompts_for(cfg.quantization.prompts), &loaded.eos, threads)?;
+    for q in &quantization {
+        metrics.insert(format!("decode_tokens_per_second_{}", q.format), q.decode_tokens_per_second);
+        metrics.insert(format!("token_agreement_{}", q.format), q.token_agreement);
+    }
+    let speculative = if cfg.speculative.enabled {
+        let r = spec_compare(&cfg.speculative, &path, &prompts_for(cfg.speculative.prompts), threads)?;
+        metrics.insert("speculative_speedup".into(), r.speedup);
+        metrics.insert("speculative_acceptance_rate".into(), r.acceptance_rate);
+        Some(r)
+    } else {
+        None
+    };
     metrics.extend(throughput.iter().map(|(k, v)| (k.clone(), *v)));
     metrics.extend(memory.iter().map(|(k, v)| (k.clone(), *v)));
     // Targets: the model's own, else `default`.
@@ -471,6 +637,8 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         system: cfg.report.include_system_info.then(SystemInfo::collect),
         config: cfg.clone(),
         latency: cells,
+        quantization,
+        speculative,
         memory,
         throughput,
         metrics,
@@ -497,6 +665,123 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         );
     }
     Ok(true)
+}
+
+fn with_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("thread pool")?;
+    Ok(pool.install(f))
+}
+
+fn quant_compare(q: &QuantConfig, path: &Path, prompts: &[Vec<u32>], eos: &[u32], threads: usize) -> Result<Vec<QuantRow>> {
+    if q.formats.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut formats = q.formats.clone();
+    if !formats.iter().any(|f| f == "f32") {
+        formats.push("f32".into());
+    }
+    let greedy = inferbench_engine::SamplingParams::default();
+    let mut runs = Vec::new();
+    for f in &formats {
+        crate::proc::release_free_memory();
+        let before = vm("VmRSS:");
+        let l = inferbench_engine::load(path, &load_options(f)?).with_context(|| format!("loading as {f}"))?;
+        let load_mb = vm("VmRSS:").saturating_sub(before) as f64 / 1e6;
+        let m = l.model.clone();
+        let t = Instant::now();
+        let outs = with_pool(threads, || {
+            prompts
+                .iter()
+                .map(|p| inferbench_engine::speculative::generate_plain(&m, p, q.max_tokens, &greedy, eos, true))
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let tokens: usize = outs.iter().map(Vec::len).sum();
+        let tps = tokens as f64 / t.elapsed().as_secs_f64();
+        eprintln!("  quantization {f}: {load_mb:.0} MB loaded, {tps:.1} tok/s");
+        runs.push((f.clone(), load_mb, m.weight_bytes as f64 / 1e6, tps, outs));
+        drop(l);
+    }
+    let reference = runs.iter().find(|r| r.0 == "f32").map(|r| r.4.clone()).unwrap_or_default();
+    Ok(runs
+        .into_iter()
+        .filter(|r| q.formats.contains(&r.0))
+        .map(|(format, load_mb, weights_mb, tps, outs)| {
+            let (mut same, mut total, mut identical) = (0, 0, 0);
+            for (o, r) in outs.iter().zip(&reference) {
+                same += o.iter().zip(r).filter(|(a, b)| a == b).count();
+                total += o.len().max(r.len());
+                identical += usize::from(o == r);
+            }
+            QuantRow {
+                format,
+                load_mb,
+                weights_mb,
+                decode_tokens_per_second: tps,
+                token_agreement: same as f64 / total.max(1) as f64,
+                identical_outputs: identical,
+                prompts: outs.len(),
+            }
+        })
+        .collect())
+}
+
+fn spec_compare(c: &SpecConfig, path: &Path, prompts: &[Vec<u32>], threads: usize) -> Result<SpecResult> {
+    use inferbench_engine::speculative::{check_tokenizers, generate_plain, generate_speculative, SpecStats};
+    let target = inferbench_engine::load(path, &load_options(&c.target_quantization)?).context("loading the target")?;
+    let draft_path = match &c.draft {
+        Some(d) => crate::model::resolve(Some(d))?.0,
+        None => path.to_owned(),
+    };
+    let draft = inferbench_engine::load(&draft_path, &load_options(&c.draft_quantization)?).context("loading the draft")?;
+    check_tokenizers(&target, &draft).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sampling = inferbench_engine::SamplingParams { temperature: c.temperature, top_p: 1.0, top_k: 0, seed: Some(0) };
+    let (tm, dm, eos) = (target.model.clone(), draft.model.clone(), target.eos.clone());
+    let (plain_s, spec_s, stats, identical, n) = with_pool(threads, || -> Result<_> {
+        let (mut plain_time, mut spec_time, mut stats, mut identical, mut n) = (0.0, 0.0, SpecStats::default(), true, 0);
+        let (mut plain_tokens, mut spec_tokens) = (0usize, 0usize);
+        let start = Instant::now();
+        loop {
+            for p in prompts {
+                let t = Instant::now();
+                let a = generate_plain(&tm, p, c.max_tokens, &sampling, &eos, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+                plain_time += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let (b, s) =
+                    generate_speculative(&tm, &dm, p, c.max_tokens, c.gamma, &sampling, &eos, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+                spec_time += t.elapsed().as_secs_f64();
+                plain_tokens += a.len();
+                spec_tokens += b.len();
+                identical &= a == b;
+                stats.proposed += s.proposed;
+                stats.accepted += s.accepted;
+                stats.rounds += s.rounds;
+                stats.generated += s.generated;
+                n += 1;
+            }
+            if start.elapsed().as_secs_f64() >= c.duration_seconds {
+                break;
+            }
+        }
+        Ok((plain_tokens as f64 / plain_time, spec_tokens as f64 / spec_time, stats, identical, n))
+    })??;
+    eprintln!(
+        "  speculative: target only {plain_s:.1} tok/s, speculative {spec_s:.1} tok/s, acceptance {:.1}%",
+        stats.acceptance_rate() * 100.0
+    );
+    Ok(SpecResult {
+        target: format!("{} as {}", path.display(), c.target_quantization),
+        draft: format!("{} as {}", draft_path.display(), c.draft_quantization),
+        gamma: c.gamma,
+        temperature: c.temperature,
+        prompts_run: n,
+        target_only_tokens_per_second: plain_s,
+        speculative_tokens_per_second: spec_s,
+        speedup: spec_s / plain_s,
+        acceptance_rate: stats.acceptance_rate(),
+        mean_accepted_length: stats.mean_accepted_length(),
+        identical_to_target: (c.temperature <= 0.0).then_some(identical),
+    })
 }
 
 fn write_reports(r: &ReportConfig, rep: &EngineReport) -> Result<()> {
@@ -590,6 +875,45 @@ fn text_report(r: &EngineReport) -> String {
     let _ = writeln!(s, "\nMemory (MB)");
     for (k, v) in &r.memory {
         let _ = writeln!(s, "  {k:<44} {v:>10.1}");
+    }
+    if !r.quantization.is_empty() {
+        let _ = writeln!(s, "\nQuantization (greedy tokens compared with the F32 reference)");
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>10} {:>11} {:>13} {:>10} {:>10}",
+            "format", "load MB", "weights MB", "decode tok/s", "agreement", "identical"
+        );
+        for q in &r.quantization {
+            let _ = writeln!(
+                s,
+                "  {:<8} {:>10.1} {:>11.1} {:>13.1} {:>9.1}% {:>6}/{}",
+                q.format,
+                q.load_mb,
+                q.weights_mb,
+                q.decode_tokens_per_second,
+                q.token_agreement * 100.0,
+                q.identical_outputs,
+                q.prompts
+            );
+        }
+    }
+    if let Some(sp) = &r.speculative {
+        let _ = writeln!(
+            s,
+            "\nSpeculative decoding: draft {} -> target {}, gamma {}, temperature {}",
+            sp.draft, sp.target, sp.gamma, sp.temperature
+        );
+        let _ = writeln!(s, "  target only        {:>8.1} tok/s", sp.target_only_tokens_per_second);
+        let _ = writeln!(s, "  speculative        {:>8.1} tok/s   speedup {:.2}x", sp.speculative_tokens_per_second, sp.speedup);
+        let _ = writeln!(
+            s,
+            "  acceptance rate    {:>8.1}%   mean accepted length {:.2} tokens per target pass",
+            sp.acceptance_rate * 100.0,
+            sp.mean_accepted_length
+        );
+        if let Some(same) = sp.identical_to_target {
+            let _ = writeln!(s, "  output identical to target-only greedy: {same}");
+        }
     }
     if !r.targets.is_empty() {
         let _ = writeln!(s, "\nTargets");

@@ -42,6 +42,16 @@ pub fn raise_nofile_limit() -> u64 {
     }
 }
 
+/// Returns freed heap memory to the OS, so a resident-memory delta measured next is the new
+/// allocation's own and not a reuse of what an earlier model left behind.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

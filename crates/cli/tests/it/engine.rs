@@ -204,3 +204,40 @@ fn engine_bench_rejects_bad_configs_clearly() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("exceed the model's context of 256"), "{err}");
 }
+
+#[test]
+fn engine_bench_compares_formats_and_speculative_decoding() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let out = d.path().join("out");
+    let o = Command::new(BIN)
+        .args(["engine", "--model", &model, "--threads", "1", "--test-runs", "1", "--input-lengths", "8", "--output-lengths", "4"])
+        .args([
+            "--concurrent-requests",
+            "0",
+            "--batch-sizes",
+            "1",
+            "--quantization-formats",
+            "shipped,q8_0",
+            "--speculative",
+            "--gamma",
+            "3",
+        ])
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    let q = j["quantization"].as_array().unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0]["format"], "shipped");
+    assert!((0.0..=1.0).contains(&q[1]["token_agreement"].as_f64().unwrap()));
+    let s = &j["speculative"];
+    assert_eq!(s["identical_to_target"], true, "{s}");
+    assert_eq!(s["gamma"], 3);
+    assert!(s["speedup"].as_f64().unwrap() > 0.0);
+    assert!(j["throughput"]["timing_overhead_percent"].as_f64().unwrap() < 1.0);
+    let text = std::fs::read_to_string(out.join("engine-tiny.txt")).unwrap();
+    assert!(text.contains("Speculative decoding") && text.contains("Quantization"), "{text}");
+}
