@@ -402,6 +402,10 @@ pub struct EngineBenchArgs {
     /// speculative.draft: the draft model (path or name) [default: the target's file].
     #[arg(long, help_heading = "Speculative decoding")]
     pub draft_model: Option<String>,
+    /// comparison: benchmark the shipped weights (baseline) against this format (variant) per
+    /// batch size: q4_1, q8_0 or f32.
+    #[arg(long, help_heading = "Comparison")]
+    pub compare_variant: Option<String>,
     /// A target, e.g. max_ttft_ms=200 or min_tokens_per_second=50 (repeatable); a failed target
     /// exits 1 after the reports are written.
     #[arg(long, value_parser = parse_target, help_heading = "Targets")]

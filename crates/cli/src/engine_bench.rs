@@ -39,6 +39,60 @@ pub struct BenchConfig {
     pub quantization: QuantConfig,
     /// A draft model proposing tokens for the target.
     pub speculative: SpecConfig,
+    /// Baseline against variant, per batch size (seed 003).
+    pub comparison: CompareConfig,
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Variant {
+    /// A label for reports.
+    pub name: String,
+    /// Weight format (`shipped`, `q4_1`, `q8_0`, `f32`).
+    pub quantization: String,
+    /// Compute threads (0: the run's setting).
+    pub threads: usize,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Self { name: String::new(), quantization: "shipped".into(), threads: 0 }
+    }
+}
+
+/// `comparison:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareConfig {
+    /// Run the comparison.
+    pub enabled: bool,
+    /// The reference.
+    pub baseline: Variant,
+    /// The candidate.
+    pub variant: Variant,
+    /// Batch sizes (requests submitted together).
+    pub batch_sizes: Vec<usize>,
+    /// Measured iterations per batch size (after one warm-up).
+    pub iterations: usize,
+    /// Prompt tokens per request.
+    pub input_tokens: usize,
+    /// Output tokens per request.
+    pub tokens_per_request: usize,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            baseline: Variant { name: "baseline".into(), ..Variant::default() },
+            variant: Variant { name: "variant".into(), quantization: "q8_0".into(), threads: 0 },
+            batch_sizes: vec![1, 2, 4, 8],
+            iterations: 3,
+            input_tokens: 32,
+            tokens_per_request: 32,
+        }
+    }
 }
 
 /// `quantization:` section.
@@ -237,6 +291,11 @@ impl BenchConfig {
         if a.speculative {
             self.speculative.enabled = true;
         }
+        if let Some(v) = &a.compare_variant {
+            self.comparison.enabled = true;
+            self.comparison.variant.quantization = v.clone();
+            self.comparison.variant.name = v.clone();
+        }
         if let Some(g) = a.gamma {
             self.speculative.gamma = g;
         }
@@ -258,7 +317,13 @@ impl BenchConfig {
         if self.throughput.tokens_per_request == 0 || self.throughput.batch_sizes.contains(&0) {
             bail!("throughput.tokens_per_request and throughput.batch_sizes must be positive");
         }
-        for f in self.quantization.formats.iter().chain([&self.speculative.draft_quantization, &self.speculative.target_quantization]) {
+        let sides = [
+            &self.speculative.draft_quantization,
+            &self.speculative.target_quantization,
+            &self.comparison.baseline.quantization,
+            &self.comparison.variant.quantization,
+        ];
+        for f in self.quantization.formats.iter().chain(sides) {
             load_options(f).map_err(|e| anyhow::anyhow!("quantization / speculative: {e}"))?;
         }
         if self.speculative.enabled && (self.speculative.gamma == 0 || self.speculative.prompts == 0 || self.speculative.max_tokens == 0) {
@@ -375,6 +440,8 @@ struct EngineReport {
     quantization: Vec<QuantRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     speculative: Option<SpecResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comparison: Option<Comparison>,
     /// Every figure targets can name.
     metrics: BTreeMap<String, f64>,
     targets: Vec<TargetCheck>,
@@ -410,6 +477,33 @@ struct SpecResult {
     /// Greedy only: every speculative output equalled the target-only output.
     #[serde(skip_serializing_if = "Option::is_none")]
     identical_to_target: Option<bool>,
+}
+
+/// Per batch size: each side's iterations and the derived figures.
+#[derive(Debug, Serialize)]
+struct CompareRow {
+    batch_size: usize,
+    baseline_latency_ms: Distribution,
+    variant_latency_ms: Distribution,
+    baseline_tokens_per_second: Distribution,
+    variant_tokens_per_second: Distribution,
+    /// Variant throughput over baseline throughput.
+    speedup: f64,
+    /// 1 - variant latency / baseline latency.
+    latency_reduction: f64,
+    baseline_iterations_ms: Vec<f64>,
+    variant_iterations_ms: Vec<f64>,
+}
+
+/// The seed-003 report.
+#[derive(Debug, Serialize)]
+struct Comparison {
+    baseline: Variant,
+    variant: Variant,
+    rows: Vec<CompareRow>,
+    average_speedup: f64,
+    average_latency_reduction: f64,
+    verdict: String,
 }
 
 /// One target and how it fared.
@@ -607,6 +701,13 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
     } else {
         None
     };
+    let comparison = if cfg.comparison.enabled {
+        let c = compare(&cfg.comparison, &path, &ids, threads)?;
+        metrics.insert("comparison_average_speedup".into(), c.average_speedup);
+        Some(c)
+    } else {
+        None
+    };
     metrics.extend(throughput.iter().map(|(k, v)| (k.clone(), *v)));
     metrics.extend(memory.iter().map(|(k, v)| (k.clone(), *v)));
     // Targets: the model's own, else `default`.
@@ -639,6 +740,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         latency: cells,
         quantization,
         speculative,
+        comparison,
         memory,
         throughput,
         metrics,
@@ -784,6 +886,78 @@ fn spec_compare(c: &SpecConfig, path: &Path, prompts: &[Vec<u32>], threads: usiz
     })
 }
 
+/// Per batch size: wall latency of `b` requests submitted together and their output tokens/s.
+fn measure_side(v: &Variant, c: &CompareConfig, path: &Path, ids: &[u32], threads: usize) -> Result<Vec<Vec<(f64, f64)>>> {
+    let l = inferbench_engine::load(path, &load_options(&v.quantization)?).with_context(|| format!("loading {}", v.name))?;
+    let max_b = c.batch_sizes.iter().copied().max().unwrap_or(1);
+    let cfg = EngineConfig {
+        max_num_seqs: max_b,
+        threads: if v.threads > 0 { v.threads } else { threads },
+        kv_cache_bytes: 1 << 30,
+        ..Default::default()
+    };
+    let e = Engine::start(l.model.clone(), l.tokenizer.clone(), l.eos.clone(), cfg).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let prompt: Vec<u32> = ids.iter().cycle().take(c.input_tokens).copied().collect();
+    let mut out = Vec::new();
+    for &b in &c.batch_sizes {
+        let prompts = vec![prompt.clone(); b];
+        run_together(&e, &prompts, c.tokens_per_request)?;
+        let mut its = Vec::new();
+        for _ in 0..c.iterations {
+            let t = Instant::now();
+            let traces = run_together(&e, &prompts, c.tokens_per_request)?;
+            let wall = t.elapsed().as_secs_f64();
+            its.push((wall * 1e3, traces.iter().map(|t| t.output_tokens as f64).sum::<f64>() / wall));
+        }
+        eprintln!("  comparison {} batch {b}: {:.1} tok/s", v.name, its.iter().map(|x| x.1).sum::<f64>() / its.len() as f64);
+        out.push(its);
+    }
+    Ok(out)
+}
+
+fn compare(c: &CompareConfig, path: &Path, ids: &[u32], threads: usize) -> Result<Comparison> {
+    if c.iterations == 0 || c.batch_sizes.is_empty() || c.batch_sizes.contains(&0) || c.tokens_per_request == 0 || c.input_tokens == 0 {
+        bail!("comparison: iterations, batch_sizes, input_tokens and tokens_per_request must be positive");
+    }
+    let base = measure_side(&c.baseline, c, path, ids, threads)?;
+    crate::proc::release_free_memory();
+    let var = measure_side(&c.variant, c, path, ids, threads)?;
+    let rows: Vec<CompareRow> = c
+        .batch_sizes
+        .iter()
+        .zip(base.iter().zip(&var))
+        .map(|(&b, (bi, vi))| {
+            let bl = dist(bi.iter().map(|x| x.0));
+            let vl = dist(vi.iter().map(|x| x.0));
+            let bt = dist(bi.iter().map(|x| x.1));
+            let vt = dist(vi.iter().map(|x| x.1));
+            CompareRow {
+                batch_size: b,
+                speedup: vt.mean / bt.mean,
+                latency_reduction: 1.0 - vl.mean / bl.mean,
+                baseline_iterations_ms: bi.iter().map(|x| x.0).collect(),
+                variant_iterations_ms: vi.iter().map(|x| x.0).collect(),
+                baseline_latency_ms: bl,
+                variant_latency_ms: vl,
+                baseline_tokens_per_second: bt,
+                variant_tokens_per_second: vt,
+            }
+        })
+        .collect();
+    let n = rows.len() as f64;
+    let average_speedup = rows.iter().map(|r| r.speedup).sum::<f64>() / n;
+    let average_latency_reduction = rows.iter().map(|r| r.latency_reduction).sum::<f64>() / n;
+    let faster = rows.iter().filter(|r| r.speedup > 1.0).count();
+    let verdict = if faster == rows.len() {
+        format!("{} is faster than {} at every batch size ({:.2}x on average)", c.variant.name, c.baseline.name, average_speedup)
+    } else if faster == 0 {
+        format!("{} is slower than {} at every batch size ({:.2}x on average)", c.variant.name, c.baseline.name, average_speedup)
+    } else {
+        format!("mixed: {} is faster at {faster} of {} batch sizes ({:.2}x on average)", c.variant.name, rows.len(), average_speedup)
+    };
+    Ok(Comparison { baseline: c.baseline.clone(), variant: c.variant.clone(), rows, average_speedup, average_latency_reduction, verdict })
+}
+
 fn write_reports(r: &ReportConfig, rep: &EngineReport) -> Result<()> {
     std::fs::create_dir_all(&r.output_dir).with_context(|| format!("cannot create {}", r.output_dir.display()))?;
     let stem = r.output_dir.join(format!("engine-{}", rep.model));
@@ -914,6 +1088,38 @@ fn text_report(r: &EngineReport) -> String {
         if let Some(same) = sp.identical_to_target {
             let _ = writeln!(s, "  output identical to target-only greedy: {same}");
         }
+    }
+    if let Some(c) = &r.comparison {
+        let _ = writeln!(
+            s,
+            "\nComparison: {} ({}) vs {} ({}), mean ± std over {} iterations",
+            c.baseline.name, c.baseline.quantization, c.variant.name, c.variant.quantization, r.config.comparison.iterations
+        );
+        let _ = writeln!(
+            s,
+            "  {:>5} {:>20} {:>20} {:>16} {:>16} {:>8} {:>10}",
+            "batch", "base latency ms", "var latency ms", "base tok/s", "var tok/s", "speedup", "lat. red."
+        );
+        for row in &c.rows {
+            let _ = writeln!(
+                s,
+                "  {:>5} {:>20} {:>20} {:>16} {:>16} {:>7.2}x {:>9.1}%",
+                row.batch_size,
+                format!("{:.1} ± {:.1}", row.baseline_latency_ms.mean, row.baseline_latency_ms.std),
+                format!("{:.1} ± {:.1}", row.variant_latency_ms.mean, row.variant_latency_ms.std),
+                format!("{:.1} ± {:.1}", row.baseline_tokens_per_second.mean, row.baseline_tokens_per_second.std),
+                format!("{:.1} ± {:.1}", row.variant_tokens_per_second.mean, row.variant_tokens_per_second.std),
+                row.speedup,
+                row.latency_reduction * 100.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  average speedup {:.2}x, average latency reduction {:.1}%",
+            c.average_speedup,
+            c.average_latency_reduction * 100.0
+        );
+        let _ = writeln!(s, "  verdict: {}", c.verdict);
     }
     if !r.targets.is_empty() {
         let _ = writeln!(s, "\nTargets");

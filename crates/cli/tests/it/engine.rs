@@ -223,6 +223,7 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
             "--gamma",
             "3",
         ])
+        .args(["--compare-variant", "f32"])
         .arg("--output-dir")
         .arg(&out)
         .output()
@@ -238,6 +239,11 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
     assert_eq!(s["gamma"], 3);
     assert!(s["speedup"].as_f64().unwrap() > 0.0);
     assert!(j["throughput"]["timing_overhead_percent"].as_f64().unwrap() < 1.0);
+    let c = &j["comparison"];
+    assert_eq!(c["rows"].as_array().unwrap().len(), 4);
+    assert_eq!(c["rows"][2]["batch_size"], 4);
+    assert_eq!(c["rows"][0]["baseline_iterations_ms"].as_array().unwrap().len(), 3);
+    assert!(c["verdict"].as_str().unwrap().contains("f32"));
     let text = std::fs::read_to_string(out.join("engine-tiny.txt")).unwrap();
-    assert!(text.contains("Speculative decoding") && text.contains("Quantization"), "{text}");
+    assert!(text.contains("Speculative decoding") && text.contains("Quantization") && text.contains("verdict"), "{text}");
 }
