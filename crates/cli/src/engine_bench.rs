@@ -444,6 +444,9 @@ struct EngineReport {
     comparison: Option<Comparison>,
     /// Every figure targets can name.
     metrics: BTreeMap<String, f64>,
+    /// Sections that failed (the others are still reported).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
     targets: Vec<TargetCheck>,
 }
 
@@ -688,23 +691,43 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
             .map(|i| loaded.tokenizer.encode(&format!("<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", texts[i % texts.len()])))
             .collect()
     };
-    let quantization = quant_compare(&cfg.quantization, &path, &prompts_for(cfg.quantization.prompts), &loaded.eos, threads)?;
+    // A later section that fails does not lose the earlier ones: its error is reported with them.
+    let mut errors: Vec<String> = Vec::new();
+    let quantization = quant_compare(&cfg.quantization, &path, &prompts_for(cfg.quantization.prompts), &loaded.eos, threads)
+        .unwrap_or_else(|e| {
+            errors.push(format!("quantization: {e:#}"));
+            Vec::new()
+        });
     for q in &quantization {
         metrics.insert(format!("decode_tokens_per_second_{}", q.format), q.decode_tokens_per_second);
         metrics.insert(format!("token_agreement_{}", q.format), q.token_agreement);
     }
     let speculative = if cfg.speculative.enabled {
-        let r = spec_compare(&cfg.speculative, &path, &prompts_for(cfg.speculative.prompts), threads)?;
-        metrics.insert("speculative_speedup".into(), r.speedup);
-        metrics.insert("speculative_acceptance_rate".into(), r.acceptance_rate);
-        Some(r)
+        match spec_compare(&cfg.speculative, &path, &prompts_for(cfg.speculative.prompts), threads) {
+            Ok(r) => {
+                metrics.insert("speculative_speedup".into(), r.speedup);
+                metrics.insert("speculative_acceptance_rate".into(), r.acceptance_rate);
+                Some(r)
+            }
+            Err(e) => {
+                errors.push(format!("speculative: {e:#}"));
+                None
+            }
+        }
     } else {
         None
     };
     let comparison = if cfg.comparison.enabled {
-        let c = compare(&cfg.comparison, &path, &ids, threads)?;
-        metrics.insert("comparison_average_speedup".into(), c.average_speedup);
-        Some(c)
+        match compare(&cfg.comparison, &path, &ids, threads) {
+            Ok(c) => {
+                metrics.insert("comparison_average_speedup".into(), c.average_speedup);
+                Some(c)
+            }
+            Err(e) => {
+                errors.push(format!("comparison: {e:#}"));
+                None
+            }
+        }
     } else {
         None
     };
@@ -745,8 +768,12 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         throughput,
         metrics,
         targets: checks,
+        errors,
     };
     write_reports(&cfg.report, &report)?;
+    if !report.errors.is_empty() {
+        bail!("{} (the other results are written)", report.errors.join("; "));
+    }
     let failed: Vec<&TargetCheck> = report.targets.iter().filter(|c| !c.pass).collect();
     for c in &report.targets {
         println!(

@@ -247,3 +247,26 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
     let text = std::fs::read_to_string(out.join("engine-tiny.txt")).unwrap();
     assert!(text.contains("Speculative decoding") && text.contains("Quantization") && text.contains("verdict"), "{text}");
 }
+
+#[test]
+fn a_failing_section_keeps_the_results_of_the_others() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let other = d.path().join("other.gguf");
+    write_tiny_model(&other, &TinySpec { words: 10, ..Default::default() }).unwrap();
+    let out = d.path().join("out");
+    let o = Command::new(BIN)
+        .args(["engine", "--model", &model, "--threads", "1", "--test-runs", "1", "--input-lengths", "8", "--output-lengths", "4"])
+        .args(["--concurrent-requests", "0", "--batch-sizes", "1", "--speculative", "--draft-model"])
+        .arg(&other)
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("speculative") && err.contains("same tokenizer") && err.contains("other results are written"), "{err}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    assert_eq!(j["latency"].as_array().unwrap().len(), 1);
+    assert!(j["errors"][0].as_str().unwrap().contains("same tokenizer"));
+}
