@@ -5,6 +5,8 @@
 
 use crate::args::EngineBenchArgs;
 use anyhow::{bail, Context, Result};
+use inferbench_core::metrics::{Summary, SummaryOptions};
+use inferbench_core::record::{Outcome, RequestRecord, TokenSource};
 use inferbench_core::stats::{Distribution, Samples};
 use inferbench_core::sysinfo::SystemInfo;
 use inferbench_engine::{Engine, EngineConfig, Event, EventSink, LoadOptions, Request};
@@ -366,20 +368,76 @@ fn submit(e: &Engine, prompt: &[u32], out: usize) -> Result<(Instant, mpsc::Rece
     Ok((t0, rx))
 }
 
-fn collect(t0: Instant, rx: mpsc::Receiver<(Instant, Event)>, input: usize) -> Result<Trace> {
+/// Turns timelines into the serving benchmark's `RequestRecord`s, written to
+/// `engine-<model>.records.jsonl` as each request completes and kept for the summary.
+struct Recorder {
+    epoch: Instant,
+    inner: std::sync::Mutex<(u64, Option<inferbench_report::RecordWriter>, Vec<RequestRecord>)>,
+}
+
+impl Recorder {
+    fn new(path: Option<&Path>) -> Result<Self> {
+        let writer = match path {
+            Some(p) => Some(inferbench_report::RecordWriter::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+            None => None,
+        };
+        Ok(Self { epoch: Instant::now(), inner: std::sync::Mutex::new((0, writer, Vec::new())) })
+    }
+
+    fn add(&self, t0: Instant, tokens: &[Instant], input: usize, category: &str) -> Result<()> {
+        let ns = |t: Instant| t.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let rec = RequestRecord {
+            id: g.0,
+            scheduled_ns: ns(t0),
+            gate_ns: ns(t0),
+            sent_ns: ns(t0),
+            first_token_ns: tokens.first().map(|&t| ns(t)),
+            end_ns: tokens.last().map_or(ns(t0), |&t| ns(t)),
+            itl_ns: tokens.windows(2).map(|w| (w[1] - w[0]).as_nanos() as u64).collect(),
+            input_tokens: input as u64,
+            output_tokens: tokens.len() as u64,
+            token_source: TokenSource::Engine,
+            outcome: Outcome::Success,
+            category: Some(category.to_owned()),
+            turn: None,
+            generated_text: None,
+        };
+        g.0 += 1;
+        if let Some(w) = g.1.as_mut() {
+            w.write(&rec).context("writing a record")?;
+            w.flush().context("writing a record")?;
+        }
+        g.2.push(rec);
+        Ok(())
+    }
+
+    fn summary(&self, prefix: &str) -> Summary {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Summary::from_records(
+            g.2.iter().filter(|r| r.category.as_deref().is_some_and(|c| c.starts_with(prefix))),
+            &SummaryOptions::default(),
+        )
+    }
+}
+
+fn collect(t0: Instant, rx: mpsc::Receiver<(Instant, Event)>, input: usize, rec: &Recorder, category: &str) -> Result<Trace> {
     let (mut first, mut last, mut n) = (None, t0, 0usize);
+    let mut times = Vec::new();
     for (at, ev) in rx {
         match ev {
             Event::Token { .. } => {
                 first.get_or_insert(at);
                 last = at;
                 n += 1;
+                times.push(at);
             }
             Event::Finished { .. } => break,
             Event::Failed(m) => bail!("the engine failed a request: {m}"),
         }
     }
     let first = first.context("a request produced no token")?;
+    rec.add(t0, &times, input, category)?;
     let decode = if n > 1 { (n - 1) as f64 / (last - first).as_secs_f64().max(1e-9) } else { 0.0 };
     Ok(Trace {
         input_tokens: input,
@@ -390,9 +448,9 @@ fn collect(t0: Instant, rx: mpsc::Receiver<(Instant, Event)>, input: usize) -> R
     })
 }
 
-fn run_together(e: &Engine, prompts: &[Vec<u32>], out: usize) -> Result<Vec<Trace>> {
+fn run_together(e: &Engine, prompts: &[Vec<u32>], out: usize, rec: &Recorder, category: &str) -> Result<Vec<Trace>> {
     let pending: Vec<_> = prompts.iter().map(|p| submit(e, p, out).map(|s| (s, p.len()))).collect::<Result<_>>()?;
-    pending.into_iter().map(|((t0, rx), n)| collect(t0, rx, n)).collect()
+    pending.into_iter().map(|((t0, rx), n)| collect(t0, rx, n, rec, category)).collect()
 }
 
 fn dist(v: impl IntoIterator<Item = f64>) -> Distribution {
@@ -436,6 +494,8 @@ struct EngineReport {
     latency: Vec<LatencyCell>,
     memory: BTreeMap<String, f64>,
     throughput: BTreeMap<String, f64>,
+    /// The latency runs summarised exactly as a serving run is (same type, same formulas).
+    latency_summary: Summary,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     quantization: Vec<QuantRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -555,6 +615,8 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         );
     }
     let e = Engine::start(m.clone(), loaded.tokenizer.clone(), loaded.eos.clone(), engine_cfg).context("cannot start the engine")?;
+    std::fs::create_dir_all(&cfg.report.output_dir).with_context(|| format!("cannot create {}", cfg.report.output_dir.display()))?;
+    let rec = Recorder::new(Some(&cfg.report.output_dir.join(format!("engine-{name}.records.jsonl"))))?;
     // Prompts of exact lengths: the first n tokens of the test prompts, repeated as needed.
     let source = if cfg.test_prompts.is_empty() {
         "The history of computing is a story of machines that learned to count, then to remember, then to talk. ".repeat(8)
@@ -574,11 +636,11 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         for &output in &cfg.latency.output_lengths {
             let p = prompt(input);
             for _ in 0..cfg.latency.warmup_runs {
-                run_together(&e, std::slice::from_ref(&p), output)?;
+                run_together(&e, std::slice::from_ref(&p), output, &rec, "warmup")?;
             }
             let mut it = Vec::new();
             for _ in 0..cfg.latency.test_runs {
-                it.extend(run_together(&e, std::slice::from_ref(&p), output)?);
+                it.extend(run_together(&e, std::slice::from_ref(&p), output, &rec, &format!("latency/in{input}_out{output}"))?);
             }
             let cell = LatencyCell {
                 input_tokens: input,
@@ -609,7 +671,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
     let mut throughput: BTreeMap<String, f64> = BTreeMap::new();
     let tpr = cfg.throughput.tokens_per_request;
     let base = prompt(32);
-    let single = run_together(&e, std::slice::from_ref(&base), tpr)?.remove(0);
+    let single = run_together(&e, std::slice::from_ref(&base), tpr, &rec, "throughput/single")?.remove(0);
     throughput.insert("single_decode_tokens_per_second".into(), single.decode_tok_s);
     throughput.insert("single_e2e_ms".into(), single.e2e_ms);
     // What the instrumentation costs: one clock read and one channel send per token, timed over
@@ -630,7 +692,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         let t = Instant::now();
         let mut all = Vec::new();
         loop {
-            all.extend(run_together(&e, &vec![base.clone(); n], tpr)?);
+            all.extend(run_together(&e, &vec![base.clone(); n], tpr, &rec, &format!("throughput/concurrent_{n}"))?);
             if t.elapsed().as_secs_f64() >= cfg.throughput.duration_seconds {
                 break;
             }
@@ -645,7 +707,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
     }
     for &b in &cfg.throughput.batch_sizes {
         let t = Instant::now();
-        let traces = run_together(&e, &vec![base.clone(); b], tpr)?;
+        let traces = run_together(&e, &vec![base.clone(); b], tpr, &rec, &format!("throughput/batch_{b}"))?;
         let wall = t.elapsed().as_secs_f64();
         throughput.insert(format!("batch_{b}_tokens_per_second"), traces.iter().map(|t| t.output_tokens as f64).sum::<f64>() / wall);
     }
@@ -718,7 +780,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         None
     };
     let comparison = if cfg.comparison.enabled {
-        match compare(&cfg.comparison, &path, &ids, threads) {
+        match compare(&cfg.comparison, &path, &ids, threads, &rec) {
             Ok(c) => {
                 metrics.insert("comparison_average_speedup".into(), c.average_speedup);
                 Some(c)
@@ -761,6 +823,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         system: cfg.report.include_system_info.then(SystemInfo::collect),
         config: cfg.clone(),
         latency: cells,
+        latency_summary: rec.summary("latency/"),
         quantization,
         speculative,
         comparison,
@@ -914,7 +977,7 @@ fn spec_compare(c: &SpecConfig, path: &Path, prompts: &[Vec<u32>], threads: usiz
 }
 
 /// Per batch size: wall latency of `b` requests submitted together and their output tokens/s.
-fn measure_side(v: &Variant, c: &CompareConfig, path: &Path, ids: &[u32], threads: usize) -> Result<Vec<Vec<(f64, f64)>>> {
+fn measure_side(v: &Variant, c: &CompareConfig, path: &Path, ids: &[u32], threads: usize, rec: &Recorder) -> Result<Vec<Vec<(f64, f64)>>> {
     let l = inferbench_engine::load(path, &load_options(&v.quantization)?).with_context(|| format!("loading {}", v.name))?;
     let max_b = c.batch_sizes.iter().copied().max().unwrap_or(1);
     let cfg = EngineConfig {
@@ -928,11 +991,11 @@ fn measure_side(v: &Variant, c: &CompareConfig, path: &Path, ids: &[u32], thread
     let mut out = Vec::new();
     for &b in &c.batch_sizes {
         let prompts = vec![prompt.clone(); b];
-        run_together(&e, &prompts, c.tokens_per_request)?;
+        run_together(&e, &prompts, c.tokens_per_request, rec, "warmup")?;
         let mut its = Vec::new();
         for _ in 0..c.iterations {
             let t = Instant::now();
-            let traces = run_together(&e, &prompts, c.tokens_per_request)?;
+            let traces = run_together(&e, &prompts, c.tokens_per_request, rec, &format!("comparison/{}/batch_{b}", v.name))?;
             let wall = t.elapsed().as_secs_f64();
             its.push((wall * 1e3, traces.iter().map(|t| t.output_tokens as f64).sum::<f64>() / wall));
         }
@@ -942,13 +1005,13 @@ fn measure_side(v: &Variant, c: &CompareConfig, path: &Path, ids: &[u32], thread
     Ok(out)
 }
 
-fn compare(c: &CompareConfig, path: &Path, ids: &[u32], threads: usize) -> Result<Comparison> {
+fn compare(c: &CompareConfig, path: &Path, ids: &[u32], threads: usize, rec: &Recorder) -> Result<Comparison> {
     if c.iterations == 0 || c.batch_sizes.is_empty() || c.batch_sizes.contains(&0) || c.tokens_per_request == 0 || c.input_tokens == 0 {
         bail!("comparison: iterations, batch_sizes, input_tokens and tokens_per_request must be positive");
     }
-    let base = measure_side(&c.baseline, c, path, ids, threads)?;
+    let base = measure_side(&c.baseline, c, path, ids, threads, rec)?;
     crate::proc::release_free_memory();
-    let var = measure_side(&c.variant, c, path, ids, threads)?;
+    let var = measure_side(&c.variant, c, path, ids, threads, rec)?;
     let rows: Vec<CompareRow> = c
         .batch_sizes
         .iter()

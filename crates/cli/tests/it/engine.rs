@@ -178,6 +178,15 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
     assert_eq!(j["targets"][0]["pass"], true);
     assert!(j["system"]["cpu_cores"].as_u64().unwrap() >= 1);
     assert!(out.join("engine-tiny.csv").exists() && out.join("engine-tiny.txt").exists());
+    // The same records and summary types as a serving run.
+    assert_eq!(j["latency_summary"]["completed"], 4);
+    assert_eq!(j["latency_summary"]["total_output_tokens"], 16);
+    let records = read_records(&out.join("engine-tiny.records.jsonl"));
+    let latency: Vec<_> = records.iter().filter(|r| r["category"].as_str().unwrap().starts_with("latency/")).collect();
+    assert_eq!(latency.len(), 4);
+    assert_eq!(latency[3]["category"], "latency/in16_out4");
+    assert_eq!(latency[3]["itl_ns"].as_array().unwrap().len(), 3);
+    assert_eq!(latency[3]["token_source"], "engine");
     // Flags override the file; with only a reachable target the run passes.
     let o = Command::new(BIN)
         .args(["engine", "--config"])
