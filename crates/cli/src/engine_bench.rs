@@ -728,11 +728,14 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
         let computed = longest * m.cfg.kv_bytes_per_token();
         memory.insert("kv_cache_computed_mb".into(), computed as f64 / 1e6);
         // Measured: resident growth while one sequence of that length is cached.
+        crate::proc::release_free_memory();
         let before = vm("VmRSS:");
         let mut cache = inferbench_engine::KvCache::new(m.cfg.n_layer, m.cfg.kv_dim(), longest);
         let toks = prompt(longest);
         m.forward(&mut [inferbench_engine::BatchItem { tokens: &toks, start: 0, cache: &mut cache, want_logits: false }])
             .map_err(|err| anyhow::anyhow!("{err}"))?;
+        // The forward pass's scratch buffers are freed by now; hand them back before reading.
+        crate::proc::release_free_memory();
         memory.insert("kv_cache_measured_mb".into(), vm("VmRSS:").saturating_sub(before) as f64 / 1e6);
         drop(cache);
     }
