@@ -31,6 +31,9 @@ pub enum Command {
     /// Benchmark a model in process (no HTTP): latency by input x output length, memory,
     /// throughput, performance targets. Configured by YAML (--config), every key also a flag.
     Engine(Box<EngineBenchArgs>),
+    /// Compare two serving results (baseline, candidate): change per metric, Mann-Whitney
+    /// significance on the per-request samples, and an optional regression gate for CI.
+    Compare(CompareArgs),
     /// Manage the local model cache: pull, list, verify.
     #[command(subcommand)]
     Model(ModelCmd),
@@ -416,6 +419,31 @@ fn parse_target(s: &str) -> Result<(String, f64), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}': expected NAME=VALUE, e.g. max_ttft_ms=200"))?;
     let v: f64 = v.parse().map_err(|_| format!("'{s}': '{v}' is not a number"))?;
     Ok((k.trim().to_owned(), v))
+}
+
+/// Flags of `inferbench compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Baseline result JSON (its .records.jsonl beside it gives the per-request samples).
+    pub baseline: PathBuf,
+    /// Candidate result JSON.
+    pub candidate: PathBuf,
+    /// Exit 1 when --regression-metric's median is worse by more than this (e.g. 5% or 0.05)
+    /// and the difference is significant.
+    #[arg(long, value_parser = crate::compare::parse_fraction)]
+    pub fail_on_regression: Option<f64>,
+    /// Metric the gate watches: ttft, tpot, itl, e2el or throughput.
+    #[arg(long, default_value = "e2el")]
+    pub regression_metric: String,
+    /// Significance level for the Mann-Whitney test.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Markdown table (for a pull-request comment).
+    #[arg(long)]
+    pub markdown: bool,
+    /// Compare runs whose datasets or backends differ (warned about loudly).
+    #[arg(long)]
+    pub allow_different_workloads: bool,
 }
 
 /// `inferbench model` subcommands.

@@ -5,6 +5,7 @@
 
 mod args;
 mod collector;
+mod compare;
 mod dataset;
 mod demo;
 mod engine_bench;
@@ -67,6 +68,7 @@ async fn dispatch(cmd: Command) -> Result<bool> {
         Command::Demo(a) => demo::run(a, interrupt_token()).await,
         Command::Dataset(a) => dataset::run(a).map(|()| true),
         Command::Engine(a) => engine_bench::run(*a).await,
+        Command::Compare(a) => compare::run(a),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?,
     }
 }

@@ -6,6 +6,7 @@
 pub mod metrics;
 pub mod record;
 pub mod result;
+pub mod significance;
 pub mod slo;
 pub mod spec;
 pub mod stats;

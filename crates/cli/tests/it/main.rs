@@ -3,6 +3,7 @@
 //! One test binary (modules below) keeps linking cheap.
 
 mod bad_input;
+mod compare;
 mod datasets;
 mod engine;
 mod faults;

@@ -1,0 +1,65 @@
+//! `inferbench compare` on runs against the simulator, whose latency we set: a planted 10 %
+//! slowdown is flagged as a significant regression; two runs of one configuration are not.
+
+use crate::harness::*;
+use std::process::Command;
+
+fn bench(sim: &Sim, dir: &std::path::Path, name: &str, extra: &[&str]) {
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--base-url",
+            &sim.url,
+            "--backend",
+            "vllm",
+            "--disable-tqdm",
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "16",
+        ])
+        .args(["--num-prompts", "80", "--max-concurrency", "4", "--result-filename", name, "--result-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn compare_flags_a_planted_slowdown_and_not_noise() {
+    let _m = machine_alone();
+    let dir = tempfile::tempdir().unwrap();
+    let fast = Sim::start(&["--itl-ms", "8", "--ttft-ms", "20"]);
+    bench(&fast, dir.path(), "a", &[]);
+    bench(&fast, dir.path(), "b", &[]);
+    drop(fast);
+    let slow = Sim::start(&["--itl-ms", "8.8", "--ttft-ms", "22"]);
+    bench(&slow, dir.path(), "slow", &[]);
+    let cmp = |a: &str, b: &str, extra: &[&str]| {
+        Command::new(BIN).arg("compare").arg(dir.path().join(a)).arg(dir.path().join(b)).args(extra).output().unwrap()
+    };
+    let same = cmp("a.json", "b.json", &["--fail-on-regression", "5%"]);
+    assert!(same.status.success(), "{}\n{}", String::from_utf8_lossy(&same.stdout), String::from_utf8_lossy(&same.stderr));
+    let worse = cmp("a.json", "slow.json", &["--fail-on-regression", "5%"]);
+    let err = String::from_utf8_lossy(&worse.stderr);
+    assert_eq!(worse.status.code(), Some(1), "{}\n{err}", String::from_utf8_lossy(&worse.stdout));
+    assert!(err.contains("regression: E2EL median") || err.contains("regression: e2el median"), "{err}");
+    let table = String::from_utf8_lossy(&worse.stdout);
+    assert!(table.contains("worse"), "{table}");
+    // Markdown for a pull-request comment.
+    let md = cmp("a.json", "slow.json", &["--markdown"]);
+    assert!(md.status.success());
+    assert!(String::from_utf8_lossy(&md.stdout).contains("| metric | baseline | candidate |"));
+    // A different workload is refused unless allowed.
+    bench(&slow, dir.path(), "other", &["--random-range-ratio", "0.5"]);
+    let diff = cmp("a.json", "other.json", &[]);
+    assert_eq!(diff.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&diff.stderr).contains("different workloads"));
+    assert!(cmp("a.json", "other.json", &["--allow-different-workloads"]).status.success());
+    // Not a result file.
+    std::fs::write(dir.path().join("bad.json"), "{\"schema_version\": 99}").unwrap();
+    let bad = cmp("a.json", "bad.json", &[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("schema version 99"));
+}
