@@ -150,6 +150,12 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Load")]
     pub workers: Option<usize>,
 
+    /// Grade thresholds for mean TTFT: EXCELLENT_MS,GOOD_MS (slower "needs work").
+    #[arg(long, default_value = "100,200", value_parser = inferbench_core::grade::parse_thresholds, help_heading = "Metrics")]
+    pub grade_ttft: inferbench_core::grade::Thresholds,
+    /// Grade thresholds for mean TPOT: EXCELLENT_MS,GOOD_MS.
+    #[arg(long, default_value = "50,100", value_parser = inferbench_core::grade::parse_thresholds, help_heading = "Metrics")]
+    pub grade_tpot: inferbench_core::grade::Thresholds,
     /// SLOs for goodput, e.g. --goodput ttft:500 tpot:50 (ms; metrics ttft, tpot, itl, e2el).
     #[arg(long, num_args = 1.., help_heading = "Metrics")]
     pub goodput: Vec<String>,

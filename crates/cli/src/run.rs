@@ -257,7 +257,11 @@ impl RunPlan {
             template_opts: TemplateOptions { model: String::new(), stream, ignore_eos: a.ignore_eos, sampling, extra_body },
             load,
             summary_opts: SummaryOptions { percentiles, goodput },
-            console: ConsoleOptions { percentile_metrics, ..ConsoleOptions::default() },
+            console: ConsoleOptions {
+                percentile_metrics,
+                grades: inferbench_core::grade::GradeScale { ttft: a.grade_ttft, tpot: a.grade_tpot },
+                ..ConsoleOptions::default()
+            },
             paths,
             keep_text: a.save_generated_text,
             progress: !(a.disable_tqdm || a.quiet),

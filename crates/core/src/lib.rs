@@ -3,6 +3,7 @@
 //! [`RequestRecord`]s and every consumer (console, JSON, sweeps, comparisons) reads [`Summary`]s, so
 //! this crate has no I/O beyond reading `/proc` for system info and no async runtime.
 
+pub mod grade;
 pub mod metrics;
 pub mod record;
 pub mod result;

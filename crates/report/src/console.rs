@@ -12,6 +12,8 @@ pub struct ConsoleOptions {
     pub percentile_metrics: Vec<MetricName>,
     /// Title of the block.
     pub title: String,
+    /// Thresholds for the TTFT / TPOT grades.
+    pub grades: inferbench_core::grade::GradeScale,
 }
 
 impl Default for ConsoleOptions {
@@ -19,6 +21,7 @@ impl Default for ConsoleOptions {
         Self {
             percentile_metrics: vec![MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el],
             title: "Serving Benchmark Result".into(),
+            grades: inferbench_core::grade::GradeScale::default(),
         }
     }
 }
@@ -64,6 +67,17 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
             continue;
         }
         metric_block(&mut out, r, m, '-');
+    }
+    if s.completed > 0 {
+        use inferbench_core::grade::grade;
+        heading(&mut out, "Grades", '-');
+        let g = &opts.grades;
+        let (ttft, tpot) = (s.metric(MetricName::Ttft).mean, s.metric(MetricName::Tpot).mean);
+        let line = |v: f64, t: inferbench_core::grade::Thresholds| {
+            format!("{} (< {} excellent, < {} good)", grade(v, t), t.excellent_ms, t.good_ms)
+        };
+        row(&mut out, "TTFT (mean):", line(ttft, g.ttft));
+        row(&mut out, "TPOT (mean):", line(tpot, g.tpot));
     }
     heading(&mut out, "Client", '-');
     let lag = s.metric(MetricName::Lag);

@@ -63,3 +63,21 @@ fn compare_flags_a_planted_slowdown_and_not_noise() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("schema version 99"));
 }
+
+#[test]
+fn summaries_grade_ttft_and_tpot() {
+    let _m = machine_shared();
+    let sim = Sim::start(&["--itl-ms", "8", "--ttft-ms", "20"]);
+    let r = run(&sim.url, &["--backend", "vllm", "--random-input-len", "8", "--random-output-len", "8", "--num-prompts", "4"]);
+    r.assert_ok();
+    let out = r.stdout();
+    assert!(out.contains("TTFT (mean):") && out.contains("excellent (< 100 excellent, < 200 good)"), "{out}");
+    let r = run(
+        &sim.url,
+        &["--backend", "vllm", "--random-input-len", "8", "--random-output-len", "8", "--num-prompts", "4", "--grade-ttft", "5,10"],
+    );
+    assert!(r.assert_ok().stdout().contains("needs work (< 5 excellent, < 10 good)"));
+    let bad = run(&sim.url, &["--num-prompts", "1", "--grade-tpot", "9,3"]);
+    assert_eq!(bad.out.status.code(), Some(2));
+    assert!(bad.stderr().contains("0 < excellent < good"));
+}
