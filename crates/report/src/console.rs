@@ -68,16 +68,19 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
         }
         metric_block(&mut out, r, m, '-');
     }
-    if s.completed > 0 {
-        use inferbench_core::grade::grade;
+    // Grades for the shown metrics among TTFT and TPOT.
+    let graded: Vec<(MetricName, inferbench_core::grade::Thresholds)> =
+        [(MetricName::Ttft, opts.grades.ttft), (MetricName::Tpot, opts.grades.tpot)]
+            .into_iter()
+            .filter(|(m, _)| opts.percentile_metrics.contains(m))
+            .collect();
+    if s.completed > 0 && !graded.is_empty() {
         heading(&mut out, "Grades", '-');
-        let g = &opts.grades;
-        let (ttft, tpot) = (s.metric(MetricName::Ttft).mean, s.metric(MetricName::Tpot).mean);
-        let line = |v: f64, t: inferbench_core::grade::Thresholds| {
-            format!("{} (< {} excellent, < {} good)", grade(v, t), t.excellent_ms, t.good_ms)
-        };
-        row(&mut out, "TTFT (mean):", line(ttft, g.ttft));
-        row(&mut out, "TPOT (mean):", line(tpot, g.tpot));
+        for (m, t) in graded {
+            let v = s.metric(m).mean;
+            let line = format!("{} (< {} excellent, < {} good)", inferbench_core::grade::grade(v, t), t.excellent_ms, t.good_ms);
+            row(&mut out, &format!("{} (mean):", m.short()), line);
+        }
     }
     heading(&mut out, "Client", '-');
     let lag = s.metric(MetricName::Lag);
