@@ -719,7 +719,7 @@ fn bench(cfg: BenchConfig, path: PathBuf, name: String) -> Result<bool> {
     memory.insert("model_load_mb".into(), rss_loaded.saturating_sub(rss0) as f64 / 1e6);
     memory.insert("model_weights_mb".into(), m.weight_bytes as f64 / 1e6);
     if cfg.memory.measure_peak {
-        let peak = vm("VmHWM:");
+        let peak = crate::proc::peak_rss_bytes();
         memory.insert("peak_rss_mb".into(), peak as f64 / 1e6);
         memory.insert("inference_delta_mb".into(), peak.saturating_sub(rss_loaded) as f64 / 1e6);
         metrics.insert("memory_gb".into(), peak as f64 / 1e9);

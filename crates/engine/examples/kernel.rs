@@ -18,7 +18,7 @@ fn main() {
         let q = QMatrix::quantize(&w, n, k, fmt);
         for rows in [1usize, 4, 8, 16] {
             let x: Vec<f32> = (0..rows * k).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
-            let a = QActs::quantize(&x, rows, k);
+            let a = QActs::for_matrix(&q, &x, rows, k);
             let mut out = vec![0f32; rows * n];
             let reps = (2_000_000_000 / (n * k * rows)).max(3);
             matmul(&q, &a, &mut out);

@@ -310,13 +310,15 @@ impl Scheduler {
             if self.kv_used + need > self.s.kv_budget_tokens {
                 break;
             }
-            let j = self.waiting.pop_front().expect("front exists");
+            let mut j = self.waiting.pop_front().expect("front exists");
             self.kv_used += need;
             self.s.stats.waiting_add(-1);
             self.s.stats.prompt_tokens.fetch_add(j.req.prompt.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            // The prompt moves into the sequence's token list; the request keeps the settings.
+            let tokens = std::mem::take(&mut j.req.prompt);
             self.running.push(Seq {
-                tokens: j.req.prompt.clone(),
-                prompt_len: j.req.prompt.len(),
+                prompt_len: tokens.len(),
+                tokens,
                 cache: KvCache::new(c.n_layer, c.kv_dim(), need),
                 sampler: Sampler::new(j.req.sampling.clone()),
                 sink: j.sink,
@@ -455,7 +457,6 @@ impl Scheduler {
         let mut stopped = false;
         if !q.req.stop.is_empty() {
             // Text that may be the start of a stop string is held back until it is not.
-            let before = q.text.len();
             q.text.push_str(&text);
             let from = q.emitted.saturating_sub(q.req.stop.iter().map(String::len).max().unwrap_or(0));
             let from = (0..=from).rev().find(|&k| q.text.is_char_boundary(k)).unwrap_or(0);
@@ -470,7 +471,6 @@ impl Scheduler {
                 None if at_limit => q.text.len(),
                 None => q.text.len() - held_back(&q.text, &q.req.stop),
             };
-            let _ = before;
             text = q.text.get(q.emitted..upto.max(q.emitted)).unwrap_or_default().to_owned();
             q.emitted = upto.max(q.emitted);
         }

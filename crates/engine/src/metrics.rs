@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A cumulative histogram with fixed bucket bounds (seconds).
@@ -82,7 +81,6 @@ pub struct EngineStats {
     ttft: Histogram,
     itl: Histogram,
     e2e: Histogram,
-    _lock: Mutex<()>,
 }
 
 impl EngineStats {
@@ -103,7 +101,6 @@ impl EngineStats {
             ttft: Histogram::new(TTFT_BUCKETS),
             itl: Histogram::new(ITL_BUCKETS),
             e2e: Histogram::new(E2E_BUCKETS),
-            _lock: Mutex::new(()),
         }
     }
 

@@ -348,7 +348,7 @@ impl Model {
         let mut act = vec![0f32; n * c.n_ff];
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
-            matmul(&layer.wqkv, &QActs::quantize(&h, n, e), &mut qkv);
+            matmul(&layer.wqkv, &QActs::for_matrix(&layer.wqkv, &h, n, e), &mut qkv);
             for (row, &(_, pos)) in rows.iter().enumerate() {
                 let v = &mut qkv[row * qkv_w..row * qkv_w + e + kvd];
                 apply_rope(v, hd, &rope.0, &rope.1, pos);
@@ -371,10 +371,10 @@ impl Model {
                 let q = &qkv[row * qkv_w + head * hd..row * qkv_w + (head + 1) * hd];
                 attend(q, caches[item], l, head / group, hd, pos, scale, out);
             });
-            matmul(&layer.wo, &QActs::quantize(&att, n, e), &mut proj);
+            matmul(&layer.wo, &QActs::for_matrix(&layer.wo, &att, n, e), &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut h);
-            matmul(&layer.w_gate_up, &QActs::quantize(&h, n, e), &mut gu);
+            matmul(&layer.w_gate_up, &QActs::for_matrix(&layer.w_gate_up, &h, n, e), &mut gu);
             let ff = c.n_ff;
             for row in 0..n {
                 let g = &gu[row * 2 * ff..row * 2 * ff + ff];
@@ -383,7 +383,7 @@ impl Model {
                     *a = g / (1.0 + (-g).exp()) * u;
                 }
             }
-            matmul(&layer.w_down, &QActs::quantize(&act, n, ff), &mut proj);
+            matmul(&layer.w_down, &QActs::for_matrix(&layer.w_down, &act, n, ff), &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
         for it in items.iter_mut() {
@@ -411,7 +411,7 @@ impl Model {
         rms_norm(&sel, &self.out_norm, c.eps, &mut normed);
         let out_w = self.output.as_ref().unwrap_or(&self.tok_embd);
         let mut logits = vec![0f32; last.len() * c.vocab];
-        matmul(out_w, &QActs::quantize(&normed, last.len(), e), &mut logits);
+        matmul(out_w, &QActs::for_matrix(out_w, &normed, last.len(), e), &mut logits);
         Ok(logits.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
     }
 }

@@ -335,15 +335,25 @@ pub struct QActs {
     /// The same sums transposed, `[block][row]`, with 3 rows of padding, so a kernel can load
     /// the sums of 4 consecutive rows at once.
     st: Vec<f32>,
-    /// The activations unquantized, for F32 weights.
+    /// The activations unquantized, kept only for F32 weights ([`QActs::for_matrix`]).
     raw: Vec<f32>,
 }
 
 impl QActs {
-    /// Quantizes `x` (`rows` × `cols`).
+    /// The activations in the form `w` multiplies: kept as `f32` for F32 weights, quantized to
+    /// int8 blocks otherwise (so neither path pays for the other).
+    pub fn for_matrix(w: &QMatrix, x: &[f32], rows: usize, cols: usize) -> Self {
+        if w.fmt == WeightFormat::F32 {
+            QActs { rows, cols, raw: x[..rows * cols].to_vec(), ..QActs::default() }
+        } else {
+            QActs::quantize(x, rows, cols)
+        }
+    }
+
+    /// Quantizes `x` (`rows` × `cols`) to int8 blocks.
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
         let nb = rows * cols / QK;
-        let mut a = QActs { rows, cols, qs: vec![0; rows * cols], d: vec![0.0; nb], s: vec![0.0; nb], st: Vec::new(), raw: x.to_vec() };
+        let mut a = QActs { rows, cols, qs: vec![0; rows * cols], d: vec![0.0; nb], s: vec![0.0; nb], st: Vec::new(), raw: Vec::new() };
         #[cfg(target_arch = "x86_64")]
         let vector = matches!(Kernel::detect(), Kernel::Avx2);
         #[cfg(not(target_arch = "x86_64"))]
@@ -407,6 +417,11 @@ impl OutPtr {
 pub fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
     assert_eq!(w.cols, x.cols, "matmul: inner dimensions differ");
     assert_eq!(out.len(), x.rows * w.rows, "matmul: output size");
+    if w.fmt == WeightFormat::F32 {
+        assert_eq!(x.raw.len(), x.rows * x.cols, "matmul: F32 weights need QActs::for_matrix");
+    } else {
+        assert_eq!(x.qs.len(), x.rows * x.cols, "matmul: quantized weights need quantized activations");
+    }
     let rows = x.rows;
     let per_task = (w.rows / (rayon::current_num_threads() * 8)).clamp(4, 256) & !1;
     let kernel = Kernel::detect();
@@ -720,7 +735,7 @@ mod tests {
             let wd = q.to_f32();
             for rows in [1, 3, 4, 9] {
                 let x = rand_vec(rows * k, 7 + rows as u64);
-                let a = QActs::quantize(&x, rows, k);
+                let a = QActs::for_matrix(&q, &x, rows, k);
                 let mut out = vec![0f32; rows * n];
                 matmul(&q, &a, &mut out);
                 let want = reference(&wd, &x, rows, n, k);

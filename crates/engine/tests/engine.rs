@@ -130,12 +130,16 @@ fn min_tokens_stop_strings_and_seeded_sampling() {
     assert!(ids.len() >= 5 && ids.len() <= 40);
     // A stop string taken from the greedy text cuts the output just before it.
     let (_, full, _) = run_all(&e, vec![req(&p, 20)]).remove(0);
-    let stop: String = full.chars().skip(3).take(2).collect();
-    if !stop.is_empty() && !stop.contains('\u{FFFD}') {
-        let (_, text, end) = run_all(&e, vec![Request { stop: vec![stop.clone()], ..req(&p, 20) }]).remove(0);
-        assert!(matches!(end, Event::Finished { reason: FinishReason::Stop, .. }), "{end:?}");
-        assert_eq!(text, full[..full.find(&stop).unwrap()]);
-    }
+    let chars: Vec<char> = full.chars().collect();
+    let stop: String = chars
+        .windows(2)
+        .skip(1)
+        .map(|w| w.iter().collect::<String>())
+        .find(|s| !s.contains('\u{FFFD}'))
+        .unwrap_or_else(|| panic!("no usable stop string in {full:?}"));
+    let (_, text, end) = run_all(&e, vec![Request { stop: vec![stop.clone()], ..req(&p, 20) }]).remove(0);
+    assert!(matches!(end, Event::Finished { reason: FinishReason::Stop, .. }), "{end:?}");
+    assert_eq!(text, full[..full.find(&stop).unwrap()]);
     // Seeded sampling repeats; a different seed (almost surely) differs.
     let sampled = |seed| {
         let sampling = SamplingParams { temperature: 1.5, top_p: 0.95, top_k: 0, seed: Some(seed) };
