@@ -31,9 +31,15 @@ pub enum Command {
     /// Benchmark a model in process (no HTTP): latency by input x output length, memory,
     /// throughput, performance targets. Configured by YAML (--config), every key also a flag.
     Engine(Box<EngineBenchArgs>),
-    /// Compare two serving results (baseline, candidate): change per metric, Mann-Whitney
-    /// significance on the per-request samples, and an optional regression gate for CI.
+    /// Run a series of benchmarks at rising concurrency or request rate: finds the knee (where
+    /// throughput stops growing while latency climbs) and the highest load meeting the SLOs.
+    Sweep(Box<SweepArgs>),
+    /// Compare two results (runs, sweeps or engine benchmarks; baseline then candidate): change
+    /// per metric, Mann-Whitney significance on the per-request samples, a regression gate for CI.
     Compare(CompareArgs),
+    /// Capacity and cost from a sweep: sustainable load per replica under SLOs, replicas for a
+    /// target rate or user count with headroom, cost per million tokens, what-if SLO table.
+    Plan(PlanArgs),
     /// Manage the local model cache: pull, list, verify.
     #[command(subcommand)]
     Model(ModelCmd),
@@ -450,6 +456,77 @@ pub struct CompareArgs {
     /// Compare runs whose datasets or backends differ (warned about loudly).
     #[arg(long)]
     pub allow_different_workloads: bool,
+}
+
+/// Flags of `inferbench sweep`: every `run` flag, plus the loads and the stop rules.
+#[derive(Clone, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Concurrency levels to run (each sets --max-concurrency): a list like 1,2,4,8, or a ramp
+    /// START..MAX that doubles (START..MAXxFACTOR for another factor) until a stop rule fires.
+    #[arg(long, help_heading = "Sweep", conflicts_with = "rates", required_unless_present = "rates")]
+    pub concurrencies: Option<String>,
+    /// Request rates to run (each sets --request-rate), as a list or a ramp like --concurrencies.
+    #[arg(long, help_heading = "Sweep")]
+    pub rates: Option<String>,
+    /// SLO checked at every step, METRIC:STAT:MS, e.g. ttft:p99:500, tpot:mean:50, e2el:median:2000
+    /// (STAT p1..p100, mean or median; METRIC:MS means p99). Repeat the flag for several.
+    #[arg(long = "slo", help_heading = "Sweep")]
+    pub slo: Vec<String>,
+    /// Stop at the first step that breaks an SLO (otherwise the sweep goes on to find the knee).
+    #[arg(long, help_heading = "Sweep")]
+    pub stop_on_slo: bool,
+    /// Stop when a step's success rate falls below this percentage (it also fails the SLO limit).
+    #[arg(long, default_value_t = 95.0, help_heading = "Sweep")]
+    pub min_success_rate: f64,
+    /// Stop when median latency exceeds this multiple of the lowest load's (E2EL for
+    /// concurrency, E2EL from the scheduled send for rates).
+    #[arg(long, help_heading = "Sweep")]
+    pub stop_latency_factor: Option<f64>,
+    /// Run each step this many times; the table shows means with 95% confidence intervals.
+    #[arg(long, default_value_t = 1, help_heading = "Sweep")]
+    pub repeat: usize,
+    /// Seconds to pause between runs (lets queues drain and clocks settle). No other idle time
+    /// is added between steps.
+    #[arg(long, default_value_t = 0.0, help_heading = "Sweep")]
+    pub cooldown: f64,
+    /// Warn when repeats of a step vary more than this (coefficient of variation, e.g. 10%).
+    #[arg(long, default_value = "10%", value_parser = crate::compare::parse_fraction, help_heading = "Sweep")]
+    pub cv_warn: f64,
+}
+
+/// Flags of `inferbench plan`.
+#[derive(Clone, Debug, Args)]
+pub struct PlanArgs {
+    /// A sweep result (`*.sweep.json` from `inferbench sweep`).
+    pub sweep: PathBuf,
+    /// SLO a replica must meet, as in `sweep --slo` (ttft:p99:500). Default: the sweep's own SLOs.
+    #[arg(long = "slo")]
+    pub slo: Vec<String>,
+    /// Requests per second the deployment must carry.
+    #[arg(long, conflicts_with = "users")]
+    pub target_rate: Option<f64>,
+    /// Concurrent users (closed-loop streams) the deployment must hold; needs a concurrency sweep.
+    #[arg(long)]
+    pub users: Option<f64>,
+    /// Capacity kept in reserve on each replica, e.g. 20% (plan each replica at 80% of what it
+    /// sustained).
+    #[arg(long, default_value = "20%", value_parser = crate::compare::parse_fraction)]
+    pub headroom: f64,
+    /// Price of one replica per hour (any currency), for cost per million tokens.
+    #[arg(long)]
+    pub price_per_hour: Option<f64>,
+    /// Lowest acceptable success rate, percent (default: the sweep's).
+    #[arg(long)]
+    pub min_success_rate: Option<f64>,
+    /// Extra SLO sets for the what-if table, each like "ttft:p99:200 tpot:p99:50". By default
+    /// the table scales the SLOs by 0.5x, 1x and 2x and adds a row without SLOs.
+    #[arg(long)]
+    pub what_if: Vec<String>,
+    /// Also write the plan as JSON here.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `inferbench model` subcommands.

@@ -1,64 +1,33 @@
-//! `inferbench compare A B`: baseline against candidate, metric by metric, with a significance
-//! test on the per-request samples and an optional regression gate for CI.
+//! `inferbench compare A B`: baseline against candidate — two runs, two sweeps (step by step at
+//! the loads both ran) or two engine benchmarks — metric by metric, with a Mann–Whitney test on
+//! the per-request samples and an optional regression gate for CI.
 
 use crate::args::CompareArgs;
-use anyhow::{bail, Context, Result};
-use inferbench_core::metrics::MetricName;
+use crate::saved::{read, records_beside, Saved};
+use anyhow::{bail, Result};
+use inferbench_core::metrics::{MetricName, Summary};
 use inferbench_core::record::RequestRecord;
-use inferbench_core::result::{BenchmarkResult, SCHEMA_VERSION};
-use inferbench_core::significance::mann_whitney;
+use inferbench_core::significance::mann_whitney_sorted;
+use inferbench_core::spec::RunSpec;
+use inferbench_core::sweep::SweepResult;
+use rayon::prelude::*;
+use serde_json::Value;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
-struct Side {
-    path: PathBuf,
-    result: BenchmarkResult,
-    records: Option<Vec<RequestRecord>>,
-}
-
-fn load(path: &Path) -> Result<Side> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    let version = v.get("schema_version").and_then(serde_json::Value::as_u64);
-    match version {
-        Some(x) if x == u64::from(SCHEMA_VERSION) => {}
-        Some(x) => bail!("{}: result schema version {x}, this inferbench reads version {SCHEMA_VERSION}", path.display()),
-        None => bail!("{}: not an inferbench serving result (no schema_version)", path.display()),
-    }
-    let result: BenchmarkResult = serde_json::from_value(v).with_context(|| format!("{}: not a serving result", path.display()))?;
-    let rec_path = path.with_extension("records.jsonl");
-    let records = match std::fs::read_to_string(&rec_path) {
-        Ok(t) => Some(
-            t.lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad record", rec_path.display(), i + 1)))
-                .collect::<Result<Vec<RequestRecord>>>()?,
-        ),
-        Err(_) => None,
-    };
-    Ok(Side { path: path.to_owned(), result, records })
-}
-
-/// Per-request samples of a metric, for the significance test.
-fn samples(records: &[RequestRecord], m: MetricName) -> Vec<f64> {
-    let ok = records.iter().filter(|r| r.is_success());
-    match m {
-        MetricName::Ttft => ok.filter_map(RequestRecord::ttft_ms).collect(),
-        MetricName::Tpot => ok.filter_map(RequestRecord::tpot_ms).collect(),
-        MetricName::E2el => ok.map(RequestRecord::e2el_ms).collect(),
-        MetricName::Itl => ok.flat_map(|r| r.itl_ns.iter().map(|&n| n as f64 / 1e6)).collect(),
-        _ => Vec::new(),
-    }
-}
+use std::path::Path;
 
 /// One row of the comparison.
 struct Row {
+    /// The step (`c=8`) for sweeps, empty otherwise.
+    group: String,
+    /// What the row shows, for people.
     metric: String,
+    /// What `--regression-metric` matches (`e2el_median`, `output_throughput`, engine keys).
+    key: String,
     base: f64,
     cand: f64,
-    /// True when lower values are better (latencies).
-    lower_better: bool,
+    /// Whether lower values are better; `None` when the direction is unknown.
+    lower_better: Option<bool>,
+    /// Mann–Whitney p-value on the per-request samples, when both sides have them.
     p: Option<f64>,
 }
 
@@ -68,17 +37,16 @@ impl Row {
     }
     /// How much worse the candidate is (positive = regression), as a fraction.
     fn regression(&self) -> f64 {
-        if self.lower_better {
-            self.change()
-        } else {
-            -self.change()
+        match self.lower_better {
+            Some(true) => self.change(),
+            Some(false) => -self.change(),
+            None => 0.0,
         }
     }
     fn speedup(&self) -> f64 {
-        if self.lower_better {
-            self.base / self.cand
-        } else {
-            self.cand / self.base
+        match self.lower_better {
+            Some(true) => self.base / self.cand,
+            _ => self.cand / self.base,
         }
     }
 }
@@ -92,11 +60,71 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     v.ok().filter(|x| x.is_finite() && *x >= 0.0).ok_or_else(|| format!("'{s}': expected a percentage like 5% or a fraction like 0.05"))
 }
 
-/// Runs the comparison; a significant regression beyond the threshold is an error (exit 1).
-pub fn run(a: CompareArgs) -> Result<bool> {
-    let base = load(&a.baseline)?;
-    let cand = load(&a.candidate)?;
-    let (bs, cs) = (&base.result.spec, &cand.result.spec);
+/// Per-request samples of a metric, sorted (in parallel) for the significance test.
+fn samples(records: &[RequestRecord], m: MetricName) -> Vec<f64> {
+    let ok = records.par_iter().filter(|r| r.is_success());
+    let mut v: Vec<f64> = match m {
+        MetricName::Ttft => ok.filter_map(RequestRecord::ttft_ms).collect(),
+        MetricName::Tpot => ok.filter_map(RequestRecord::tpot_ms).collect(),
+        MetricName::E2el => ok.map(RequestRecord::e2el_ms).collect(),
+        MetricName::Itl => ok.flat_map_iter(|r| r.itl_ns.iter().map(|&n| n as f64 / 1e6)).collect(),
+        _ => Vec::new(),
+    };
+    v.par_sort_unstable_by(f64::total_cmp);
+    v
+}
+
+fn significance(base: Option<&[RequestRecord]>, cand: Option<&[RequestRecord]>, m: MetricName) -> Option<f64> {
+    let (b, c) = (base?, cand?);
+    let (x, y) = rayon::join(|| samples(b, m), || samples(c, m));
+    (!x.is_empty() && !y.is_empty()).then(|| mann_whitney_sorted(&x, &y).p)
+}
+
+fn mean_of(s: &[&Summary], f: impl Fn(&Summary) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = s.iter().map(|x| f(x)).collect::<Option<_>>()?;
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The latency and throughput rows of two sets of summaries (one run each, or a sweep step's
+/// repeats, averaged), with significance from the records.
+fn summary_rows(group: &str, b: &[&Summary], c: &[&Summary], brec: Option<&[RequestRecord]>, crec: Option<&[RequestRecord]>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let row = |metric: String, key: String, base: f64, cand: f64, lower: bool, p: Option<f64>| Row {
+        group: group.to_owned(),
+        metric,
+        key,
+        base,
+        cand,
+        lower_better: Some(lower),
+        p,
+    };
+    for m in [MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el] {
+        let p = significance(brec, crec, m);
+        let stats: [(&str, &dyn Fn(&Summary) -> Option<f64>); 3] = [
+            ("mean", &|s: &Summary| Some(s.metric(m).mean)),
+            ("median", &|s: &Summary| Some(s.metric(m).median)),
+            ("p99", &|s: &Summary| s.metric(m).percentile(99.0)),
+        ];
+        for (name, f) in stats {
+            if let (Some(x), Some(y)) = (mean_of(b, f), mean_of(c, f)) {
+                rows.push(row(format!("{} {name} (ms)", m.short()), format!("{}_{name}", m.key()), x, y, true, p));
+            }
+        }
+    }
+    let thr: [(&str, &str, fn(&Summary) -> f64); 2] = [
+        ("request throughput (req/s)", "request_throughput", |s| s.request_throughput),
+        ("output throughput (tok/s)", "output_throughput", |s| s.output_throughput),
+    ];
+    for (name, key, f) in thr {
+        if let (Some(x), Some(y)) = (mean_of(b, |s| Some(f(s))), mean_of(c, |s| Some(f(s)))) {
+            rows.push(row(name.into(), key.into(), x, y, false, None));
+        }
+    }
+    rows
+}
+
+/// Differences between two runs' workloads, as `field: a vs b`.
+fn workload_diffs(bs: &RunSpec, cs: &RunSpec) -> Result<Vec<String>> {
     let mut diffs = Vec::new();
     let (bd, cd) = (serde_json::to_value(&bs.dataset)?, serde_json::to_value(&cs.dataset)?);
     if let (Some(bo), Some(co)) = (bd.as_object(), cd.as_object()) {
@@ -109,116 +137,257 @@ pub fn run(a: CompareArgs) -> Result<bool> {
     if bs.backend != cs.backend {
         diffs.push(format!("backend: {} vs {}", bs.backend, cs.backend));
     }
+    Ok(diffs)
+}
+
+/// The records of every repeat of a sweep step, concatenated; `None` if any is missing.
+fn step_records(sweep_path: &Path, runs: &[inferbench_core::sweep::StepRun]) -> Result<Option<Vec<RequestRecord>>> {
+    let dir = sweep_path.parent().unwrap_or(Path::new("."));
+    let mut all = Vec::new();
+    for r in runs {
+        match records_beside(&dir.join(&r.result))? {
+            Some(v) => all.extend(v),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(all))
+}
+
+fn sweep_rows(bp: &Path, b: &SweepResult, cp: &Path, c: &SweepResult, notes: &mut Vec<String>) -> Result<Vec<Row>> {
+    if b.dimension != c.dimension {
+        bail!("cannot compare a sweep over {:?} with a sweep over {:?}", b.dimension, c.dimension);
+    }
+    let dim = b.dimension;
+    let mut rows = Vec::new();
+    let mut common = 0;
+    for bs in &b.steps {
+        let Some(cs) = c.steps.iter().find(|x| (x.load - bs.load).abs() < 1e-9) else { continue };
+        common += 1;
+        let (brec, crec) = (step_records(bp, &bs.runs)?, step_records(cp, &cs.runs)?);
+        // The headline rows only: a sweep has many steps.
+        let keep = ["ttft_median", "ttft_p99", "tpot_median", "e2el_median", "e2el_p99", "request_throughput", "output_throughput"];
+        rows.extend(
+            summary_rows(&dim.label(bs.load), &bs.summaries(), &cs.summaries(), brec.as_deref(), crec.as_deref())
+                .into_iter()
+                .filter(|r| keep.contains(&r.key.as_str())),
+        );
+    }
+    if common == 0 {
+        bail!("the two sweeps share no load level, so there is nothing to compare step by step");
+    }
+    let fmt = |v: Option<f64>| v.map_or_else(|| "none".to_owned(), |x| dim.label(x));
+    notes.push(format!("knee: {} vs {}", fmt(b.knee), fmt(c.knee)));
+    notes.push(format!("highest load meeting the SLOs: {} vs {}", fmt(b.slo_limit), fmt(c.slo_limit)));
+    Ok(rows)
+}
+
+/// Which way is better for an engine metric, judged by its name.
+fn engine_direction(key: &str) -> Option<bool> {
+    let higher = ["per_second", "speedup", "acceptance", "agreement", "throughput"];
+    if higher.iter().any(|h| key.contains(h)) {
+        Some(false)
+    } else if key.ends_with("_ms") || key.contains("_ms_") || key.ends_with("_mb") || key.ends_with("_gb") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+fn engine_rows(bp: &Path, b: &Value, cp: &Path, c: &Value, diffs: &mut Vec<String>) -> Result<Vec<Row>> {
+    for section in ["latency", "throughput", "test_prompts"] {
+        let (x, y) = (&b["config"][section], &c["config"][section]);
+        if x != y {
+            diffs.push(format!("config.{section}: {x} vs {y}"));
+        }
+    }
+    let summary = |v: &Value, p: &Path| -> Result<Option<Summary>> {
+        match v.get("latency_summary") {
+            None => Ok(None),
+            Some(s) => Ok(Some(serde_json::from_value(s.clone()).map_err(|e| anyhow::anyhow!("{}: latency_summary: {e}", p.display()))?)),
+        }
+    };
+    let mut rows = Vec::new();
+    if let (Some(bs), Some(cs)) = (summary(b, bp)?, summary(c, cp)?) {
+        let (brec, crec) = (records_beside(bp)?, records_beside(cp)?);
+        rows.extend(
+            summary_rows("latency runs", &[&bs], &[&cs], brec.as_deref(), crec.as_deref())
+                .into_iter()
+                .filter(|r| r.lower_better == Some(true)),
+        );
+    }
+    let (Some(bm), Some(cm)) = (b["metrics"].as_object(), c["metrics"].as_object()) else {
+        bail!("{}: an engine result without a metrics map", bp.display());
+    };
+    for (k, v) in bm {
+        if let (Some(x), Some(y)) = (v.as_f64(), cm.get(k).and_then(Value::as_f64)) {
+            rows.push(Row {
+                group: "engine".into(),
+                metric: k.clone(),
+                key: k.clone(),
+                base: x,
+                cand: y,
+                lower_better: engine_direction(k),
+                p: None,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the comparison; a significant regression beyond the threshold is an error (exit 1).
+pub fn run(a: CompareArgs) -> Result<bool> {
+    let (base, cand) = (read(&a.baseline)?, read(&a.candidate)?);
+    let mut diffs = Vec::new();
+    let mut notes = Vec::new();
+    let rows = match (&base, &cand) {
+        (Saved::Run(b), Saved::Run(c)) => {
+            diffs = workload_diffs(&b.spec, &c.spec)?;
+            let (brec, crec) = (records_beside(&a.baseline)?, records_beside(&a.candidate)?);
+            if brec.is_none() || crec.is_none() {
+                notes.push("no .records.jsonl beside a result: significance not tested".to_owned());
+            }
+            summary_rows("", &[&b.summary], &[&c.summary], brec.as_deref(), crec.as_deref())
+        }
+        (Saved::Sweep(b), Saved::Sweep(c)) => {
+            diffs = workload_diffs(&b.spec, &c.spec)?;
+            sweep_rows(&a.baseline, b, &a.candidate, c, &mut notes)?
+        }
+        (Saved::Engine(b), Saved::Engine(c)) => engine_rows(&a.baseline, b, &a.candidate, c, &mut diffs)?,
+        _ => bail!("{} is {} but {} is {}: compare like with like", a.baseline.display(), kind(&base), a.candidate.display(), kind(&cand)),
+    };
     if !diffs.is_empty() {
-        let msg = format!("the two runs ran different workloads ({})", diffs.join("; "));
+        let msg = format!("the two results ran different workloads ({})", diffs.join("; "));
         if !a.allow_different_workloads {
             bail!("{msg}; pass --allow-different-workloads to compare them anyway");
         }
         eprintln!("WARNING: {msg}");
     }
-    let metrics = [MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el];
-    let mut rows = Vec::new();
-    for m in metrics {
-        let p = match (&base.records, &cand.records) {
-            (Some(b), Some(c)) => {
-                let (x, y) = (samples(b, m), samples(c, m));
-                (!x.is_empty() && !y.is_empty()).then(|| mann_whitney(&x, &y).p)
-            }
-            _ => None,
-        };
-        let (bd, cd) = (base.result.summary.metric(m), cand.result.summary.metric(m));
-        rows.push(Row { metric: format!("{} mean (ms)", m.short()), base: bd.mean, cand: cd.mean, lower_better: true, p });
-        rows.push(Row { metric: format!("{} median (ms)", m.short()), base: bd.median, cand: cd.median, lower_better: true, p });
-        if let (Some(b99), Some(c99)) = (bd.percentile(99.0), cd.percentile(99.0)) {
-            rows.push(Row { metric: format!("{} p99 (ms)", m.short()), base: b99, cand: c99, lower_better: true, p });
-        }
+    print!("{}", render(&a, &rows, &notes));
+    gate(&a, &rows, matches!(base, Saved::Engine(_)))
+}
+
+fn kind(s: &Saved) -> &'static str {
+    match s {
+        Saved::Run(_) => "a serving run",
+        Saved::Sweep(_) => "a sweep",
+        Saved::Engine(_) => "an engine benchmark",
     }
-    let (bsum, csum) = (&base.result.summary, &cand.result.summary);
-    rows.push(Row {
-        metric: "request throughput (req/s)".into(),
-        base: bsum.request_throughput,
-        cand: csum.request_throughput,
-        lower_better: false,
-        p: None,
-    });
-    rows.push(Row {
-        metric: "output throughput (tok/s)".into(),
-        base: bsum.output_throughput,
-        cand: csum.output_throughput,
-        lower_better: false,
-        p: None,
-    });
-    let alpha = a.alpha;
+}
+
+fn fmt_p(p: Option<f64>) -> String {
+    p.map_or("n/a".to_owned(), |p| if p < 1e-4 { "<0.0001".to_owned() } else { format!("{p:.4}") })
+}
+
+fn verdict(r: &Row, alpha: f64) -> &'static str {
+    if r.lower_better.is_none() {
+        return "-";
+    }
+    match (r.p, r.regression()) {
+        (None, x) if x > 0.0 => "worse (not tested)",
+        (None, x) if x < 0.0 => "better (not tested)",
+        (None, _) => "same",
+        (Some(p), _) if p >= alpha => "no significant change",
+        (Some(_), x) if x > 0.0 => "worse",
+        (Some(_), x) if x < 0.0 => "better",
+        _ => "no significant change",
+    }
+}
+
+fn render(a: &CompareArgs, rows: &[Row], notes: &[String]) -> String {
     let mut out = String::new();
-    let verdict = |r: &Row| -> &'static str {
-        let sig = r.p.is_none_or(|p| p < alpha);
-        match (r.regression(), sig) {
-            (x, true) if x > 0.0 && r.p.is_some() => "worse",
-            (x, true) if x < 0.0 && r.p.is_some() => "better",
-            (_, false) => "no significant change",
-            _ => "(no per-request samples)",
-        }
-    };
-    let fmt_p = |p: Option<f64>| p.map_or("n/a".to_owned(), |p| if p < 1e-4 { "<0.0001".to_owned() } else { format!("{p:.4}") });
+    let mut group = None;
     if a.markdown {
-        let _ = writeln!(out, "**inferbench compare**: `{}` (baseline) vs `{}` (candidate)\n", base.path.display(), cand.path.display());
-        let _ =
-            writeln!(out, "| metric | baseline | candidate | change | speedup | p (Mann–Whitney) | |\n|---|---:|---:|---:|---:|---:|---|");
-        for r in &rows {
+        let _ = writeln!(out, "**inferbench compare**: `{}` (baseline) vs `{}` (candidate)\n", a.baseline.display(), a.candidate.display());
+        let _ = writeln!(
+            out,
+            "| step | metric | baseline | candidate | change | speedup | p (Mann–Whitney) | |\n|---|---|---:|---:|---:|---:|---:|---|"
+        );
+        for r in rows {
             let _ = writeln!(
                 out,
-                "| {} | {:.2} | {:.2} | {:+.1}% | {:.3}x | {} | {} |",
+                "| {} | {} | {:.2} | {:.2} | {:+.1}% | {:.3}x | {} | {} |",
+                r.group,
                 r.metric,
                 r.base,
                 r.cand,
                 r.change() * 100.0,
                 r.speedup(),
                 fmt_p(r.p),
-                verdict(r)
+                verdict(r, a.alpha)
             );
         }
-    } else {
-        let _ = writeln!(out, "baseline:  {}\ncandidate: {}", base.path.display(), cand.path.display());
-        let _ =
-            writeln!(out, "{:<28} {:>11} {:>11} {:>9} {:>9} {:>9}  verdict", "metric", "baseline", "candidate", "change", "speedup", "p");
-        for r in &rows {
-            let _ = writeln!(
-                out,
-                "{:<28} {:>11.2} {:>11.2} {:>+8.1}% {:>8.3}x {:>9}  {}",
-                r.metric,
-                r.base,
-                r.cand,
-                r.change() * 100.0,
-                r.speedup(),
-                fmt_p(r.p),
-                verdict(r)
-            );
+        for n in notes {
+            let _ = writeln!(out, "\n_{n}_");
         }
-        if base.records.is_none() || cand.records.is_none() {
-            let _ = writeln!(out, "(no .records.jsonl beside a result: significance not tested)");
-        }
+        return out;
     }
-    print!("{out}");
-    if let Some(th) = a.fail_on_regression {
-        let m = a.regression_metric.as_str();
-        let name = format!("{m} median (ms)");
-        let row = rows
-            .iter()
-            .find(|r| r.metric.eq_ignore_ascii_case(&name) || (m == "throughput" && r.metric.starts_with("output throughput")))
-            .with_context(|| format!("--regression-metric {m}: expected ttft, tpot, itl, e2el or throughput"))?;
-        let significant = row.p.is_none_or(|p| p < alpha);
-        if row.regression() > th && significant {
-            bail!(
-                "regression: {} went from {:.2} to {:.2} ({:+.1}%, threshold {:.1}%{})",
-                row.metric,
-                row.base,
-                row.cand,
-                row.change() * 100.0,
+    let _ = writeln!(out, "baseline:  {}\ncandidate: {}", a.baseline.display(), a.candidate.display());
+    for r in rows {
+        if group != Some(&r.group) {
+            group = Some(&r.group);
+            if !r.group.is_empty() {
+                let _ = writeln!(out, "\n[{}]", r.group);
+            }
+            let _ = writeln!(
+                out,
+                "{:<40} {:>11} {:>11} {:>9} {:>9} {:>9}  verdict",
+                "metric", "baseline", "candidate", "change", "speedup", "p"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{:<40} {:>11.2} {:>11.2} {:>+8.1}% {:>8.3}x {:>9}  {}",
+            r.metric,
+            r.base,
+            r.cand,
+            r.change() * 100.0,
+            r.speedup(),
+            fmt_p(r.p),
+            verdict(r, a.alpha)
+        );
+    }
+    for n in notes {
+        let _ = writeln!(out, "{n}");
+    }
+    out
+}
+
+/// `--fail-on-regression`: every row the metric names (one per sweep step) must pass.
+fn gate(a: &CompareArgs, rows: &[Row], engine: bool) -> Result<bool> {
+    let Some(th) = a.fail_on_regression else { return Ok(true) };
+    let m = a.regression_metric.trim().to_ascii_lowercase();
+    let key = match m.as_str() {
+        "ttft" | "tpot" | "itl" | "e2el" => format!("{m}_median"),
+        "throughput" if engine => "tokens_per_second".to_owned(),
+        "throughput" => "output_throughput".to_owned(),
+        other => other.to_owned(),
+    };
+    let watched: Vec<&Row> = rows.iter().filter(|r| r.key == key).collect();
+    if watched.is_empty() {
+        bail!(
+            "--regression-metric {m}: not in these results (expected ttft, tpot, itl, e2el, throughput{})",
+            if engine { " or an engine metric name" } else { "" }
+        );
+    }
+    let mut failures = Vec::new();
+    for r in &watched {
+        let significant = r.p.is_none_or(|p| p < a.alpha);
+        if r.regression() > th && significant {
+            failures.push(format!(
+                "{}{} went from {:.2} to {:.2} ({:+.1}%, threshold {:.1}%{})",
+                if r.group.is_empty() { String::new() } else { format!("[{}] ", r.group) },
+                r.metric,
+                r.base,
+                r.cand,
+                r.change() * 100.0,
                 th * 100.0,
-                row.p.map_or(String::new(), |p| format!(", p = {}", fmt_p(Some(p))))
-            );
+                r.p.map_or(String::new(), |p| format!(", p = {}", fmt_p(Some(p))))
+            ));
         }
-        eprintln!("no significant regression of {} beyond {:.1}%", row.metric, th * 100.0);
     }
+    if !failures.is_empty() {
+        bail!("regression: {}", failures.join("; "));
+    }
+    eprintln!("no significant regression of {} beyond {:.1}%", watched[0].metric, th * 100.0);
     Ok(true)
 }

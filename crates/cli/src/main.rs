@@ -10,9 +10,12 @@ mod dataset;
 mod demo;
 mod engine_bench;
 mod model;
+mod plan;
 mod proc;
 mod run;
+mod saved;
 mod serve;
+mod sweep;
 
 use anyhow::Result;
 use args::{Cli, Command};
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let workers = match &cli.command {
         Command::Run(a) => a.workers,
+        Command::Sweep(a) => a.run.workers,
         _ => None,
     };
     // One worker: a current-thread runtime (no work-stealing, no cross-thread wake-ups).
@@ -68,7 +72,12 @@ async fn dispatch(cmd: Command) -> Result<bool> {
         Command::Demo(a) => demo::run(a, interrupt_token()).await,
         Command::Dataset(a) => dataset::run(a).map(|()| true),
         Command::Engine(a) => engine_bench::run(*a).await,
+        Command::Sweep(a) => {
+            proc::raise_nofile_limit();
+            sweep::run(*a, interrupt_token()).await
+        }
         Command::Compare(a) => compare::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?,
     }
 }

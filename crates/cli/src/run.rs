@@ -37,6 +37,7 @@ pub struct RunPlan {
     keep_text: bool,
     progress: bool,
     quiet: bool,
+    show_summary: bool,
     server_in_process: bool,
     dataset: DatasetOptions,
 }
@@ -266,6 +267,7 @@ impl RunPlan {
             keep_text: a.save_generated_text,
             progress: !(a.disable_tqdm || a.quiet),
             quiet: a.quiet,
+            show_summary: !a.quiet,
             server_in_process: false,
             dataset,
         })
@@ -275,6 +277,18 @@ impl RunPlan {
     pub fn with_server_in_process(mut self) -> Self {
         self.server_in_process = true;
         self
+    }
+
+    /// Keeps the per-run summary block off the console (a sweep prints one table instead);
+    /// notes and the progress bar stay.
+    pub fn without_summary(mut self) -> Self {
+        self.show_summary = false;
+        self
+    }
+
+    /// Where this run's files go.
+    pub fn paths(&self) -> &ResultPaths {
+        &self.paths
     }
 
     /// Runs the benchmark. `stop` interrupts it; everything measured is still written.
@@ -336,7 +350,7 @@ impl RunPlan {
         if let Some(e) = write_error {
             return Err(e.into());
         }
-        if !self.quiet {
+        if self.show_summary {
             print!("{}", render_summary(&result, &self.console));
             if !result.summary.categories.is_empty() {
                 println!("{}", categories_table(&result.summary));

@@ -5,12 +5,14 @@
 
 pub mod grade;
 pub mod metrics;
+pub mod plan;
 pub mod record;
 pub mod result;
 pub mod significance;
 pub mod slo;
 pub mod spec;
 pub mod stats;
+pub mod sweep;
 pub mod sysinfo;
 
 pub use metrics::{MetricName, Summary, SummaryOptions};

@@ -15,23 +15,44 @@ pub struct MannWhitney {
 
 /// Runs the test on `a` and `b` (each at least one sample; NaNs are not allowed).
 pub fn mann_whitney(a: &[f64], b: &[f64]) -> MannWhitney {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable_by(f64::total_cmp);
+    b.sort_unstable_by(f64::total_cmp);
+    mann_whitney_sorted(&a, &b)
+}
+
+/// The same test on samples already sorted ascending, so callers with millions of samples can
+/// sort them in parallel. Ranks come from one merge walk over both samples.
+pub fn mann_whitney_sorted(a: &[f64], b: &[f64]) -> MannWhitney {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let mut all: Vec<(f64, bool)> = a.iter().map(|&x| (x, true)).chain(b.iter().map(|&x| (x, false))).collect();
-    all.sort_by(|x, y| x.0.total_cmp(&y.0));
     // Average ranks over ties; accumulate the tie correction term sum(t^3 - t).
     let mut rank_sum_a = 0.0;
     let mut ties = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        let t = (j - i + 1) as f64;
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut seen = 0usize;
+    while i < a.len() || j < b.len() {
+        let v = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) => {
+                if x.total_cmp(&y).is_le() {
+                    x
+                } else {
+                    y
+                }
+            }
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => unreachable!(),
+        };
+        let ta = a[i..].iter().take_while(|&&x| x == v).count();
+        let tb = b[j..].iter().take_while(|&&y| y == v).count();
+        let t = (ta + tb) as f64;
+        // Ranks seen+1 ..= seen+t share their average.
+        let rank = seen as f64 + (t + 1.0) / 2.0;
         ties += t * t * t - t;
-        rank_sum_a += all[i..=j].iter().filter(|x| x.1).count() as f64 * rank;
-        i = j + 1;
+        rank_sum_a += ta as f64 * rank;
+        seen += ta + tb;
+        i += ta;
+        j += tb;
     }
     let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
     let n = n1 + n2;

@@ -7,4 +7,4 @@ pub mod table;
 
 pub use console::{render_summary, ConsoleOptions};
 pub use files::{write_atomic, write_csv_summary, write_json, RecordWriter, ReportError};
-pub use table::{categories_table, runs_table};
+pub use table::{categories_table, runs_table, sweep_table, text_table};

@@ -2,6 +2,7 @@
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{CellAlignment, Table};
+use inferbench_core::sweep::{Estimate, SweepResult};
 use inferbench_core::{BenchmarkResult, MetricName, Summary};
 
 /// One row per result: load, throughput and headline latencies.
@@ -58,4 +59,81 @@ pub fn categories_table(s: &Summary) -> String {
         }
     }
     format!("Per category (latencies in ms)\n{t}")
+}
+
+/// `12.3 ±0.4` when there were repeats, `12.3` otherwise.
+fn est(e: &Estimate, decimals: usize) -> String {
+    if e.n > 1 {
+        format!("{:.*} ±{:.*}", decimals, e.mean, decimals, e.ci95)
+    } else {
+        format!("{:.*}", decimals, e.mean)
+    }
+}
+
+/// One row per sweep step: load, throughput and latency (means with 95 % intervals over
+/// repeats), each SLO's value, and where the knee and the SLO limit fall.
+pub fn sweep_table(s: &SweepResult) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    let mut header: Vec<String> =
+        ["load", "runs", "success", "req/s", "out tok/s", "TTFT p50", "TPOT p50", &format!("{} p50", s.dimension.knee_latency().short())]
+            .map(str::to_owned)
+            .into();
+    header.extend(s.slos.iter().map(|r| r.to_string()));
+    header.push(String::new());
+    t.set_header(header);
+    for step in &s.steps {
+        let st = &step.stats;
+        let mut row = vec![
+            s.dimension.label(step.load),
+            step.runs.len().to_string(),
+            format!("{:.1}%", st.success_rate.mean * 100.0),
+            est(&st.request_throughput, 2),
+            est(&st.output_throughput, 1),
+            est(&st.ttft_median_ms, 1),
+            est(&st.tpot_median_ms, 2),
+            est(&st.knee_latency_ms, 1),
+        ];
+        row.extend(step.slo.iter().map(|c| format!("{:.1} {}", c.value_ms, if c.met { "ok" } else { "FAIL" })));
+        let mut marks = Vec::new();
+        if s.knee == Some(step.load) {
+            marks.push("knee");
+        }
+        if s.slo_limit == Some(step.load) {
+            marks.push("SLO limit");
+        }
+        if !step.noisy.is_empty() {
+            marks.push("noisy");
+        }
+        row.push(marks.join(", "));
+        t.add_row(row);
+    }
+    for i in 1..8 + s.slos.len() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut out = format!("{t}\n(latencies in ms");
+    if s.repeat > 1 {
+        out.push_str(&format!("; mean ±95% CI over {} repeats", s.repeat));
+    }
+    out.push(')');
+    out
+}
+
+/// A plain table with the first column left-aligned and the rest right-aligned (numbers), for
+/// the smaller listings (`plan`'s what-if rows).
+pub fn text_table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    t.set_header(header.to_vec());
+    for r in rows {
+        t.add_row(r);
+    }
+    for i in 1..header.len() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.to_string()
 }
