@@ -67,7 +67,11 @@ fn samples(records: &[RequestRecord], m: MetricName) -> Vec<f64> {
         MetricName::Ttft => ok.filter_map(RequestRecord::ttft_ms).collect(),
         MetricName::Tpot => ok.filter_map(RequestRecord::tpot_ms).collect(),
         MetricName::E2el => ok.map(RequestRecord::e2el_ms).collect(),
-        MetricName::Itl => ok.flat_map_iter(|r| r.itl_ns.iter().map(|&n| n as f64 / 1e6)).collect(),
+        // One sample per request (its mean gap): the gaps within a request are not independent,
+        // and testing them one by one would overstate significance.
+        MetricName::Itl => {
+            ok.filter(|r| !r.itl_ns.is_empty()).map(|r| r.itl_ns.iter().sum::<u64>() as f64 / r.itl_ns.len() as f64 / 1e6).collect()
+        }
         _ => Vec::new(),
     };
     v.par_sort_unstable_by(f64::total_cmp);
@@ -85,6 +89,11 @@ fn mean_of(s: &[&Summary], f: impl Fn(&Summary) -> Option<f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// Reads one statistic of a summary (absent when the percentile was not computed).
+type StatFn = fn(&Summary, MetricName) -> Option<f64>;
+/// Reads one throughput of a summary.
+type ThroughputFn = fn(&Summary) -> f64;
+
 /// The latency and throughput rows of two sets of summaries (one run each, or a sweep step's
 /// repeats, averaged), with significance from the records.
 fn summary_rows(group: &str, b: &[&Summary], c: &[&Summary], brec: Option<&[RequestRecord]>, crec: Option<&[RequestRecord]>) -> Vec<Row> {
@@ -100,18 +109,18 @@ fn summary_rows(group: &str, b: &[&Summary], c: &[&Summary], brec: Option<&[Requ
     };
     for m in [MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el] {
         let p = significance(brec, crec, m);
-        let stats: [(&str, &dyn Fn(&Summary) -> Option<f64>); 3] = [
-            ("mean", &|s: &Summary| Some(s.metric(m).mean)),
-            ("median", &|s: &Summary| Some(s.metric(m).median)),
-            ("p99", &|s: &Summary| s.metric(m).percentile(99.0)),
+        let stats: [(&str, StatFn); 3] = [
+            ("mean", |s, m| Some(s.metric(m).mean)),
+            ("median", |s, m| Some(s.metric(m).median)),
+            ("p99", |s, m| s.metric(m).percentile(99.0)),
         ];
         for (name, f) in stats {
-            if let (Some(x), Some(y)) = (mean_of(b, f), mean_of(c, f)) {
+            if let (Some(x), Some(y)) = (mean_of(b, |s| f(s, m)), mean_of(c, |s| f(s, m))) {
                 rows.push(row(format!("{} {name} (ms)", m.short()), format!("{}_{name}", m.key()), x, y, true, p));
             }
         }
     }
-    let thr: [(&str, &str, fn(&Summary) -> f64); 2] = [
+    let thr: [(&str, &str, ThroughputFn); 2] = [
         ("request throughput (req/s)", "request_throughput", |s| s.request_throughput),
         ("output throughput (tok/s)", "output_throughput", |s| s.output_throughput),
     ];
@@ -278,14 +287,18 @@ fn fmt_p(p: Option<f64>) -> String {
     p.map_or("n/a".to_owned(), |p| if p < 1e-4 { "<0.0001".to_owned() } else { format!("{p:.4}") })
 }
 
+/// Rows without per-request samples (throughputs, engine figures) within this fraction of each
+/// other are called the same.
+const UNTESTED_SAME: f64 = 0.01;
+
 fn verdict(r: &Row, alpha: f64) -> &'static str {
     if r.lower_better.is_none() {
         return "-";
     }
     match (r.p, r.regression()) {
-        (None, x) if x > 0.0 => "worse (not tested)",
-        (None, x) if x < 0.0 => "better (not tested)",
-        (None, _) => "same",
+        (None, x) if x > UNTESTED_SAME => "worse (not tested)",
+        (None, x) if x < -UNTESTED_SAME => "better (not tested)",
+        (None, _) => "same (within 1%, not tested)",
         (Some(p), _) if p >= alpha => "no significant change",
         (Some(_), x) if x > 0.0 => "worse",
         (Some(_), x) if x < 0.0 => "better",

@@ -97,7 +97,7 @@ pub struct Sampling {
 }
 
 /// Everything that defines a serving benchmark run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Backend protocol (`openai`, `openai-chat`, `vllm`, `tgi`).
     pub backend: String,

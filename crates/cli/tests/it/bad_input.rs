@@ -75,7 +75,7 @@ fn serve_refuses_both_a_model_and_the_simulator() {
 fn cli_docs_are_current() {
     let _machine = crate::harness::machine_shared();
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
-    for cmd in ["run", "serve", "demo", "engine", "compare", "model pull", "dataset"] {
+    for cmd in ["run", "sweep", "compare", "plan", "serve", "demo", "engine", "model pull", "dataset"] {
         let out = Command::new(BIN).args(cmd.split(' ')).arg("--help").env("COLUMNS", "100").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(docs.contains(&help), "docs/cli.md is stale for `{cmd}`: run scripts/gen-cli-docs");

@@ -187,6 +187,12 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
     assert_eq!(latency[3]["category"], "latency/in16_out4");
     assert_eq!(latency[3]["itl_ns"].as_array().unwrap().len(), 3);
     assert_eq!(latency[3]["token_source"], "engine");
+    // Keep this run as a baseline for `compare`.
+    let base = d.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    for f in ["engine-tiny.json", "engine-tiny.records.jsonl"] {
+        std::fs::copy(out.join(f), base.join(f)).unwrap();
+    }
     // Flags override the file; with only a reachable target the run passes.
     let o = Command::new(BIN)
         .args(["engine", "--config"])
@@ -195,6 +201,32 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // compare on engine results: latency rows tested on the records, every figure compared.
+    let cmp = |b: &std::path::Path, extra: &[&str]| {
+        Command::new(BIN).arg("compare").arg(b.join("engine-tiny.json")).arg(out.join("engine-tiny.json")).args(extra).output().unwrap()
+    };
+    let o = cmp(&base, &[]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{table}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(table.contains("[latency runs]") && table.contains("batch_2_tokens_per_second"), "{table}");
+    assert!(table.contains("TTFT median (ms)"), "{table}");
+    // A baseline twice as fast: the throughput gate fails.
+    let mut j2 = j.clone();
+    let tps = j2["metrics"]["tokens_per_second"].as_f64().unwrap();
+    let new: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    j2["metrics"]["tokens_per_second"] = (new["metrics"]["tokens_per_second"].as_f64().unwrap().max(tps) * 2.0).into();
+    std::fs::write(base.join("engine-tiny.json"), serde_json::to_string(&j2).unwrap()).unwrap();
+    let o = cmp(&base, &["--fail-on-regression", "5%", "--regression-metric", "throughput"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("regression: [engine] tokens_per_second"), "{err}");
+    // A different workload is refused.
+    j2["config"]["latency"]["test_runs"] = 5.into();
+    std::fs::write(base.join("engine-tiny.json"), serde_json::to_string(&j2).unwrap()).unwrap();
+    let o = cmp(&base, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config.latency"));
 }
 
 #[test]

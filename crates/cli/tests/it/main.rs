@@ -10,3 +10,4 @@ mod faults;
 mod harness;
 mod interrupt;
 mod serving;
+mod sweep;
