@@ -13,8 +13,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn sweep(url: &str, dir: &Path, name: &str, extra: &[&str]) -> Output {
+    let output_len: &[&str] = if extra.contains(&"--random-output-len") { &[] } else { &["--random-output-len", "16"] };
     Command::new(BIN)
-        .args(["sweep", "--base-url", url, "--backend", "vllm", "--disable-tqdm", "--random-input-len", "32", "--random-output-len", "16"])
+        .args(["sweep", "--base-url", url, "--backend", "vllm", "--disable-tqdm", "--random-input-len", "32"])
+        .args(output_len)
         .args(["--result-filename", name, "--result-dir"])
         .arg(dir)
         .args(extra)
@@ -93,6 +95,27 @@ fn sweep_finds_the_knee_and_the_slo_limit_where_the_simulator_puts_them() {
     let cap = p["plan"]["plan"]["capacity"]["request_rate"].as_f64().unwrap();
     let replicas = p["plan"]["plan"]["replicas"].as_u64().unwrap();
     assert_eq!(replicas, (100.0 / (cap * 0.8)).ceil() as u64, "{text}");
+}
+
+#[test]
+fn rate_sweep_finds_the_capacity() {
+    let _m = machine_alone();
+    let dir = tempfile::tempdir().unwrap();
+    // 4 sequences of 20 + 7 x 8 ms: capacity 4 / 0.0775 s = 51.6 req/s, between the steps 40 and
+    // 80. Beyond it requests queue in the server, so TTFT climbs past 50 ms.
+    let sim =
+        Sim::start(&["--max-num-seqs", "4", "--itl-ms", "8", "--itl-ms-per-seq", "0", "--ttft-ms", "20", "--prefill-ms-per-token", "0"]);
+    let out = ok(&sweep(
+        &sim.url,
+        dir.path(),
+        "r",
+        &["--rates", "20,40,80,160", "--random-output-len", "8", "--num-prompts", "40", "--arrival", "constant", "--slo", "ttft:p99:50"],
+    ));
+    let s = read_json(&dir.path().join("r.sweep.json"));
+    assert_eq!(s["dimension"], "rate");
+    assert_eq!(s["knee"], 40.0, "{out}");
+    assert_eq!(s["slo_limit"], 40.0, "{out}");
+    assert!(dir.path().join("r-r80.json").exists());
 }
 
 #[test]
