@@ -295,7 +295,7 @@ impl RunPlan {
     pub async fn execute(mut self, stop: CancellationToken) -> Result<BenchmarkResult> {
         let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let tokenizer = Tokenizer::by_name(&self.spec.tokenizer)?;
-        let loaded = load_dataset(&tokenizer, &self.dataset).context("loading the dataset")?;
+        let loaded = cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?;
         if loaded.oversampled && !self.quiet {
             eprintln!(
                 "note: the dataset has {} usable prompts for {} requests; prompts repeat",
@@ -364,6 +364,24 @@ impl RunPlan {
         }
         Ok(result)
     }
+}
+
+/// Loads the dataset, reusing the previous run's prompts when a sweep asks for the same generated
+/// set again (same options, same tokenizer): the steps then differ only in load, and no time
+/// goes to regenerating them. File datasets are always read afresh.
+fn cached_dataset(tokenizer: &Tokenizer, tokenizer_name: &str, opts: &DatasetOptions) -> Result<inferbench_data::Dataset> {
+    static LAST: std::sync::Mutex<Option<(String, inferbench_data::Dataset)>> = std::sync::Mutex::new(None);
+    let key = opts.path.is_none().then(|| format!("{tokenizer_name}|{opts:?}"));
+    if let Some(k) = &key {
+        if let Some((_, d)) = LAST.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|(c, _)| c == k) {
+            return Ok(d.clone());
+        }
+    }
+    let loaded = load_dataset(tokenizer, opts).context("loading the dataset")?;
+    if let Some(k) = key {
+        *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((k, loaded.clone()));
+    }
+    Ok(loaded)
 }
 
 fn progress_bar(show: bool, total: Option<u64>, duration: Option<f64>) -> ProgressBar {

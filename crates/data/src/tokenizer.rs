@@ -27,6 +27,9 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+/// Identifies a tokenizer file's contents: path, size, modification time.
+type FileKey = (PathBuf, u64, Option<std::time::SystemTime>);
+
 /// A bundled encoding: its name, its table loader and its word cache.
 type Bundled = (&'static str, fn() -> &'static CoreBPE, &'static OnceLock<Vec<String>>);
 
@@ -51,13 +54,25 @@ impl Tokenizer {
             return Ok(Self { name: name.to_owned(), inner: Arc::new(Inner::Tiktoken { bpe: bpe(), words }) });
         }
         let path = Path::new(spec);
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
-            return Self::from_gguf(path);
+        let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        if !is_gguf && !path.exists() {
+            return Err(DataError::UnknownTokenizer(spec.to_owned()));
         }
-        if path.exists() {
-            return Self::from_hf(path);
+        // Files are loaded once per process (a sweep loads the same one for every step), keyed
+        // by path, size and modification time so an edited file is read again.
+        let key = std::fs::metadata(path).ok().map(|m| (path.to_path_buf(), m.len(), m.modified().ok()));
+        static CACHE: OnceLock<std::sync::Mutex<Vec<(FileKey, Tokenizer)>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(k) = &key {
+            if let Some((_, t)) = cache.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(c, _)| c == k) {
+                return Ok(t.clone());
+            }
         }
-        Err(DataError::UnknownTokenizer(spec.to_owned()))
+        let tok = if is_gguf { Self::from_gguf(path)? } else { Self::from_hf(path)? };
+        if let Some(k) = key {
+            cache.lock().unwrap_or_else(|e| e.into_inner()).push((k, tok.clone()));
+        }
+        Ok(tok)
     }
 
     fn from_hf(path: &Path) -> Result<Self, DataError> {
