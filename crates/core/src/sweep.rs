@@ -469,6 +469,22 @@ mod tests {
     }
 
     #[test]
+    fn noisy_repeats_are_named() {
+        let mut a = Summary { output_throughput: 100.0, ..Default::default() };
+        let mut b = a.clone();
+        b.output_throughput = 130.0;
+        let d = |m: f64| crate::stats::Distribution { median: m, ..Default::default() };
+        a.metrics.insert(MetricName::Ttft, d(50.0));
+        b.metrics.insert(MetricName::Ttft, d(51.0));
+        // Throughput 100 and 130: sd 21.2, mean 115, CV 18 %; TTFT CV 1.4 %.
+        let st = StepStats::of(&[&a, &b], Dimension::Concurrency);
+        assert_eq!(st.noisy(0.10), vec!["output throughput"]);
+        assert!(st.noisy(0.20).is_empty());
+        // One run has no spread to judge.
+        assert!(StepStats::of(&[&a], Dimension::Concurrency).noisy(0.0).is_empty());
+    }
+
+    #[test]
     fn knee_is_where_throughput_flattens_and_latency_climbs() {
         // Doubling concurrency doubles throughput up to 8, then nothing more while latency doubles.
         let loads = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
