@@ -40,15 +40,17 @@ fn sweep_finds_the_knee_and_the_slo_limit_where_the_simulator_puts_them() {
     let dir = tempfile::tempdir().unwrap();
     // 8 sequences at most: throughput doubles with concurrency up to 8, then stays flat while
     // requests queue (the knee at c=8). TPOT is 8 + 0.5 (c - 1) ms: 9.5 at c=4, 11.5 at c=8, so
-    // an SLO of TPOT p99 <= 10.5 ms holds up to c=6 — between the steps 4 and 8, found as 4.
+    // an SLO of median TPOT <= 10.5 ms holds up to c=6 — between the steps 4 and 8, found as 4.
+    // (The median, not p99: of 32 requests p99 is the slowest one, and one final token woken
+    // late on a busy 2-core machine moves it by a millisecond.)
     let sim = Sim::start(&["--max-num-seqs", "8", "--itl-ms", "8", "--itl-ms-per-seq", "0.5", "--ttft-ms", "20"]);
-    let out = ok(&sweep(&sim.url, dir.path(), "s", &["--concurrencies", "1..32", "--slo", "tpot:p99:10.5", "--num-prompts", "32"]));
+    let out = ok(&sweep(&sim.url, dir.path(), "s", &["--concurrencies", "1..32", "--slo", "tpot:p50:10.5", "--num-prompts", "32"]));
     let s = read_json(&dir.path().join("s.sweep.json"));
     assert_eq!(s["kind"], "sweep");
     assert_eq!(s["knee"], 8.0, "{out}");
     assert_eq!(s["slo_limit"], 4.0, "{out}");
     assert_eq!(s["steps"].as_array().unwrap().len(), 6);
-    assert!(out.contains("Knee: c=8") && out.contains("Highest load meeting tpot:p99:10.5"), "{out}");
+    assert!(out.contains("Knee: c=8") && out.contains("Highest load meeting tpot:p50:10.5"), "{out}");
     // Every step keeps its own files.
     for c in [1, 2, 4, 8, 16, 32] {
         assert!(dir.path().join(format!("s-c{c}.json")).exists());
