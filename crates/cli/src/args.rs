@@ -491,6 +491,10 @@ pub struct SweepArgs {
     /// is added between steps.
     #[arg(long, default_value_t = 0.0, help_heading = "Sweep")]
     pub cooldown: f64,
+    /// After the sweep, bisect this many times between the highest load meeting the SLOs and
+    /// the first one past it, to narrow the limit down (concurrency to the unit).
+    #[arg(long, default_value_t = 0, help_heading = "Sweep")]
+    pub refine: usize,
     /// Warn when repeats of a step vary more than this (coefficient of variation, e.g. 10%).
     #[arg(long, default_value = "10%", value_parser = crate::compare::parse_fraction, help_heading = "Sweep")]
     pub cv_warn: f64,

@@ -122,13 +122,16 @@ fn settings(a: &mut SweepArgs) -> Result<Settings> {
 }
 
 /// Recomputes the knee and the SLO limit over the steps so far.
+/// Recomputes the knee (on the planned grid: refinement points are too close together for the
+/// efficiency rule) and the SLO limit (on every step, refined ones included).
 fn analyse(s: &mut SweepResult) {
-    let loads: Vec<f64> = s.steps.iter().map(|x| x.load).collect();
-    let thr: Vec<f64> = s.steps.iter().map(|x| x.stats.output_throughput.mean).collect();
-    let lat: Vec<f64> = s.steps.iter().map(|x| x.stats.knee_latency_ms.mean).collect();
+    let grid: Vec<&SweepStep> = s.steps.iter().filter(|x| !x.refined).collect();
+    let loads: Vec<f64> = grid.iter().map(|x| x.load).collect();
+    let thr: Vec<f64> = grid.iter().map(|x| x.stats.output_throughput.mean).collect();
+    let lat: Vec<f64> = grid.iter().map(|x| x.stats.knee_latency_ms.mean).collect();
     s.knee = find_knee(&loads, &thr, &lat).map(|i| loads[i]);
     let passes: Vec<bool> = s.steps.iter().map(|x| x.passes(s.min_success_rate)).collect();
-    s.slo_limit = slo_limit(&passes).map(|i| loads[i]);
+    s.slo_limit = slo_limit(&passes).map(|i| s.steps[i].load);
 }
 
 fn save(s: &SweepResult, path: &std::path::Path) -> Result<()> {
@@ -136,23 +139,30 @@ fn save(s: &SweepResult, path: &std::path::Path) -> Result<()> {
     write_atomic(path, &json).map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }
 
-/// Runs the sweep; `Ok(false)` when interrupted.
-pub async fn run(mut a: SweepArgs, stop: CancellationToken) -> Result<bool> {
-    let st = settings(&mut a)?;
-    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut sweep: Option<SweepResult> = None;
-    let mut interrupted = false;
-    let total = st.loads.len();
-    'steps: for (i, &load) in st.loads.iter().enumerate() {
+/// The state of a sweep in progress.
+struct Sweeper<'a> {
+    a: &'a SweepArgs,
+    st: &'a Settings,
+    stop: CancellationToken,
+    date: String,
+    sweep: Option<SweepResult>,
+    interrupted: bool,
+    runs_done: usize,
+}
+
+impl Sweeper<'_> {
+    /// Runs every repeat of one load; `None` when interrupted before a run finished.
+    async fn step(&mut self, load: f64, title: &str) -> Result<Option<SweepStep>> {
+        let st = self.st;
         let mut runs = Vec::with_capacity(st.repeat);
         for rep in 0..st.repeat {
-            if (i > 0 || rep > 0) && !st.cooldown.is_zero() {
+            if self.runs_done > 0 && !st.cooldown.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(st.cooldown) => {}
-                    () = stop.cancelled() => { interrupted = true; break 'steps; }
+                    () = self.stop.cancelled() => { self.interrupted = true; break; }
                 }
             }
-            let mut args = a.run.clone();
+            let mut args = self.a.run.clone();
             match st.dim {
                 Dimension::Concurrency => args.max_concurrency = Some(load as u64),
                 Dimension::Rate => args.request_rate = load.to_string(),
@@ -165,19 +175,20 @@ pub async fn run(mut a: SweepArgs, stop: CancellationToken) -> Result<bool> {
             if !args.quiet {
                 let reps = if st.repeat > 1 { format!(", repeat {}/{}", rep + 1, st.repeat) } else { String::new() };
                 let n = args.num_prompts.map_or_else(|| format!("{}s", args.duration.unwrap_or_default()), |n| format!("{n} requests"));
-                eprintln!("step {}/{total}: {} ({n}{reps})", i + 1, st.dim.label(load));
+                eprintln!("{title}: {} ({n}{reps})", st.dim.label(load));
             }
             let plan = RunPlan::from_args(&args)?.without_summary();
             let json = plan.paths().json.clone();
             let started = Instant::now();
-            let result = plan.execute(stop.clone()).await?;
+            let result = plan.execute(self.stop.clone()).await?;
             let wall_s = started.elapsed().as_secs_f64();
-            interrupted |= result.interrupted;
-            sweep.get_or_insert_with(|| SweepResult {
+            self.runs_done += 1;
+            self.interrupted |= result.interrupted;
+            self.sweep.get_or_insert_with(|| SweepResult {
                 schema_version: SCHEMA_VERSION,
                 kind: SWEEP_KIND.into(),
                 tool: tool_info(),
-                date: date.clone(),
+                date: self.date.clone(),
                 dimension: st.dim,
                 spec: result.spec.clone(),
                 slos: st.rules.clone(),
@@ -195,16 +206,15 @@ pub async fn run(mut a: SweepArgs, stop: CancellationToken) -> Result<bool> {
                 summary: result.summary,
                 wall_s,
             });
-            if interrupted {
+            if self.interrupted {
                 break;
             }
         }
-        let Some(s) = sweep.as_mut() else { break };
         if runs.is_empty() {
-            break;
+            return Ok(None);
         }
-        let step = make_step(load, runs, &st)?;
-        if !a.run.quiet {
+        let step = make_step(load, runs, st)?;
+        if !self.a.run.quiet {
             eprintln!("  {}", step_line(&step, st.dim));
             if !step.noisy.is_empty() {
                 eprintln!(
@@ -215,45 +225,94 @@ pub async fn run(mut a: SweepArgs, stop: CancellationToken) -> Result<bool> {
                 );
             }
         }
-        let failed_success = step.stats.success_rate.mean < st.min_success;
-        let failed_slo = step.slo.iter().any(|c| !c.met);
-        s.steps.push(step);
-        analyse(s);
-        let last = s.steps.last().expect("just pushed");
-        let first_lat = s.steps[0].stats.knee_latency_ms.mean;
-        let reason = if interrupted {
+        Ok(Some(step))
+    }
+
+    /// Why the sweep should stop after `last`, if it should.
+    fn stop_reason(&self, s: &SweepResult, last: &SweepStep) -> Option<String> {
+        let st = self.st;
+        let label = st.dim.label(last.load);
+        // The lowest load is the first step (or this one, when it is the first).
+        let first_lat = s.steps.first().unwrap_or(last).stats.knee_latency_ms.mean;
+        if self.interrupted {
             Some("interrupted".to_owned())
-        } else if failed_success {
-            Some(format!(
-                "success rate {:.1}% fell below {}% at {}",
-                last.stats.success_rate.mean * 100.0,
-                st.min_success * 100.0,
-                st.dim.label(load)
-            ))
-        } else if failed_slo && st.stop_on_slo {
+        } else if last.stats.success_rate.mean < st.min_success {
+            Some(format!("success rate {:.1}% fell below {}% at {label}", last.stats.success_rate.mean * 100.0, st.min_success * 100.0))
+        } else if st.stop_on_slo && last.slo.iter().any(|c| !c.met) {
             let broken: Vec<&str> = last.slo.iter().filter(|c| !c.met).map(|c| c.rule.as_str()).collect();
-            Some(format!("SLO broken at {}: {}", st.dim.label(load), broken.join(", ")))
+            Some(format!("SLO broken at {label}: {}", broken.join(", ")))
         } else {
             st.latency_factor.filter(|f| first_lat > 0.0 && last.stats.knee_latency_ms.mean > f * first_lat).map(|f| {
                 format!(
-                    "median {} {:.1} ms is over {f}x the lowest load's {:.1} ms at {}",
+                    "median {} {:.1} ms is over {f}x the lowest load's {:.1} ms at {label}",
                     st.dim.knee_latency().short(),
                     last.stats.knee_latency_ms.mean,
-                    first_lat,
-                    st.dim.label(load)
+                    first_lat
                 )
             })
-        };
-        let stopping = (reason.is_some() && i + 1 < total) || interrupted;
+        }
+    }
+}
+
+/// The load halfway between a passing and a failing one, if there is one to try: whole numbers
+/// for concurrency, three significant digits for rates.
+pub fn midpoint(dim: Dimension, lo: f64, hi: f64) -> Option<f64> {
+    let mid = match dim {
+        Dimension::Concurrency => ((lo + hi) / 2.0).floor(),
+        Dimension::Rate => {
+            let m = (lo + hi) / 2.0;
+            let scale = 10f64.powi(2 - m.log10().floor() as i32);
+            (m * scale).round() / scale
+        }
+    };
+    (mid > lo && mid < hi).then_some(mid)
+}
+
+/// Runs the sweep; `Ok(false)` when interrupted.
+pub async fn run(mut a: SweepArgs, stop: CancellationToken) -> Result<bool> {
+    let st = settings(&mut a)?;
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut w = Sweeper { a: &a, st: &st, stop, date, sweep: None, interrupted: false, runs_done: 0 };
+    let total = st.loads.len();
+    for (i, &load) in st.loads.iter().enumerate() {
+        let Some(step) = w.step(load, &format!("step {}/{total}", i + 1)).await? else { break };
+        let mut s = w.sweep.take().expect("a run finished");
+        let reason = w.stop_reason(&s, &step);
+        s.steps.push(step);
+        analyse(&mut s);
+        let stopping = (reason.is_some() && i + 1 < total) || w.interrupted;
         if stopping {
             s.stopped = reason;
         }
-        save(s, &st.sweep_path)?;
+        save(&s, &st.sweep_path)?;
+        w.sweep = Some(s);
         if stopping {
             break;
         }
     }
-    let Some(s) = sweep else {
+    // Bisect between the SLO limit and the first step past it.
+    for k in 0..a.refine {
+        if w.interrupted {
+            break;
+        }
+        let Some(s) = w.sweep.as_ref() else { break };
+        let Some(lo) = s.slo_limit else { break };
+        let Some(hi) = s.steps.iter().find(|x| x.load > lo).map(|x| x.load) else { break };
+        let Some(mid) = midpoint(st.dim, lo, hi) else { break };
+        let Some(mut step) = w.step(mid, &format!("refine {}/{}", k + 1, a.refine)).await? else { break };
+        step.refined = true;
+        let mut s = w.sweep.take().expect("a run finished");
+        let at = s.steps.partition_point(|x| x.load < mid);
+        s.steps.insert(at, step);
+        analyse(&mut s);
+        if w.interrupted {
+            s.stopped = Some("interrupted".to_owned());
+        }
+        save(&s, &st.sweep_path)?;
+        w.sweep = Some(s);
+    }
+    let interrupted = w.interrupted;
+    let Some(s) = w.sweep else {
         bail!("the sweep was interrupted before its first run finished");
     };
     if !a.run.quiet {
@@ -268,7 +327,7 @@ fn make_step(load: f64, runs: Vec<StepRun>, st: &Settings) -> Result<SweepStep> 
     let summaries: Vec<_> = runs.iter().map(|r| &r.summary).collect();
     let stats = StepStats::of(&summaries, st.dim);
     let noisy = stats.noisy(st.cv_warn).into_iter().map(str::to_owned).collect();
-    let mut step = SweepStep { load, runs, stats, slo: Vec::new(), noisy };
+    let mut step = SweepStep { load, runs, stats, slo: Vec::new(), noisy, refined: false };
     for r in &st.rules {
         let v = step.rule_value(r)?;
         step.slo.push(SloCheck { rule: r.to_string(), value_ms: v, met: v <= r.limit_ms });
@@ -344,4 +403,28 @@ pub fn conclusions(s: &SweepResult) -> String {
         ));
     }
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn midpoints_between_a_pass_and_a_fail() {
+        assert_eq!(midpoint(Dimension::Concurrency, 4.0, 8.0), Some(6.0));
+        assert_eq!(midpoint(Dimension::Concurrency, 4.0, 7.0), Some(5.0));
+        assert_eq!(midpoint(Dimension::Concurrency, 5.0, 6.0), None);
+        assert_eq!(midpoint(Dimension::Rate, 10.0, 20.0), Some(15.0));
+        assert_eq!(midpoint(Dimension::Rate, 1.0, 1.001), None);
+        assert_eq!(midpoint(Dimension::Rate, 0.1, 0.2), Some(0.15));
+        assert_eq!(midpoint(Dimension::Rate, 100.0, 133.0), Some(117.0));
+    }
+
+    #[test]
+    fn default_request_counts_scale_with_load() {
+        assert_eq!(default_prompts(Dimension::Concurrency, 1.0), 32);
+        assert_eq!(default_prompts(Dimension::Concurrency, 64.0), 512);
+        assert_eq!(default_prompts(Dimension::Rate, 0.5), 32);
+        assert_eq!(default_prompts(Dimension::Rate, 10.0), 200);
+    }
 }

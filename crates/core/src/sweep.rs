@@ -329,6 +329,9 @@ pub struct SweepStep {
     /// Figures with a coefficient of variation above the warning threshold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub noisy: Vec<String>,
+    /// True for a load added by `--refine` between a passing and a failing step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refined: bool,
 }
 
 impl SweepStep {

@@ -105,6 +105,9 @@ pub fn sweep_table(s: &SweepResult) -> String {
         if !step.noisy.is_empty() {
             marks.push("noisy");
         }
+        if step.refined {
+            marks.push("refined");
+        }
         row.push(marks.join(", "));
         t.add_row(row);
     }

@@ -100,6 +100,27 @@ fn sweep_finds_the_knee_and_the_slo_limit_where_the_simulator_puts_them() {
 }
 
 #[test]
+fn refine_bisects_to_the_exact_concurrency_limit() {
+    let _m = machine_alone();
+    let dir = tempfile::tempdir().unwrap();
+    // TPOT 8 + 0.5 (c - 1): 10.0 at c=5, 10.5 at c=6, so median TPOT <= 10.3 holds up to c=5.
+    // The grid 1, 4, 8 brackets it (4 passes, 8 fails); bisection tries 6 (fails), then 5.
+    let sim = Sim::start(&["--max-num-seqs", "16", "--itl-ms", "8", "--itl-ms-per-seq", "0.5", "--ttft-ms", "20"]);
+    let out = ok(&sweep(
+        &sim.url,
+        dir.path(),
+        "b",
+        &["--concurrencies", "1,4,8", "--slo", "tpot:p50:10.3", "--num-prompts", "16", "--refine", "3"],
+    ));
+    let s = read_json(&dir.path().join("b.sweep.json"));
+    let loads: Vec<f64> = s["steps"].as_array().unwrap().iter().map(|x| x["load"].as_f64().unwrap()).collect();
+    assert_eq!(loads, vec![1.0, 4.0, 5.0, 6.0, 8.0], "{out}");
+    assert_eq!(s["slo_limit"], 5.0, "{out}");
+    assert_eq!(s["steps"][2]["refined"], true);
+    assert!(out.contains("refined"), "{out}");
+}
+
+#[test]
 fn rate_sweep_finds_the_capacity() {
     let _m = machine_alone();
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +132,7 @@ fn rate_sweep_finds_the_capacity() {
         &sim.url,
         dir.path(),
         "r",
-        &["--rates", "20,40,80,160", "--random-output-len", "8", "--num-prompts", "40", "--arrival", "constant", "--slo", "ttft:p99:50"],
+        &["--rates", "20,40,80,160", "--random-output-len", "8", "--num-prompts", "80", "--arrival", "constant", "--slo", "ttft:p99:50"],
     ));
     let s = read_json(&dir.path().join("r.sweep.json"));
     assert_eq!(s["dimension"], "rate");
@@ -212,6 +233,7 @@ fn plan_matches_a_hand_calculation() {
                 runs: vec![StepRun { result: format!("x-c{c}.json"), summary: s, wall_s: 1.0, overhead_s: 0.0 }],
                 slo: Vec::new(),
                 noisy: Vec::new(),
+                refined: false,
             }
         })
         .collect();
