@@ -49,6 +49,17 @@ impl Row {
             _ => self.cand / self.base,
         }
     }
+    /// Baseline, candidate, change, speedup, p and verdict, formatted for either table.
+    fn cells(&self, alpha: f64) -> [String; 6] {
+        [
+            format!("{:.2}", self.base),
+            format!("{:.2}", self.cand),
+            format!("{:+.1}%", self.change() * 100.0),
+            format!("{:.3}x", self.speedup()),
+            fmt_p(self.p),
+            verdict(self, alpha).to_owned(),
+        ]
+    }
 }
 
 /// Parses `5%` or `0.05`.
@@ -316,18 +327,7 @@ fn render(a: &CompareArgs, rows: &[Row], notes: &[String]) -> String {
             "| step | metric | baseline | candidate | change | speedup | p (Mann–Whitney) | |\n|---|---|---:|---:|---:|---:|---:|---|"
         );
         for r in rows {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.2} | {:.2} | {:+.1}% | {:.3}x | {} | {} |",
-                r.group,
-                r.metric,
-                r.base,
-                r.cand,
-                r.change() * 100.0,
-                r.speedup(),
-                fmt_p(r.p),
-                verdict(r, a.alpha)
-            );
+            let _ = writeln!(out, "| {} | {} | {} |", r.group, r.metric, r.cells(a.alpha).join(" | "));
         }
         for n in notes {
             let _ = writeln!(out, "\n_{n}_");
@@ -347,17 +347,8 @@ fn render(a: &CompareArgs, rows: &[Row], notes: &[String]) -> String {
                 "metric", "baseline", "candidate", "change", "speedup", "p"
             );
         }
-        let _ = writeln!(
-            out,
-            "{:<40} {:>11.2} {:>11.2} {:>+8.1}% {:>8.3}x {:>9}  {}",
-            r.metric,
-            r.base,
-            r.cand,
-            r.change() * 100.0,
-            r.speedup(),
-            fmt_p(r.p),
-            verdict(r, a.alpha)
-        );
+        let [base, cand, change, speedup, p, verdict] = r.cells(a.alpha);
+        let _ = writeln!(out, "{:<40} {base:>11} {cand:>11} {change:>9} {speedup:>9} {p:>9}  {verdict}", r.metric);
     }
     for n in notes {
         let _ = writeln!(out, "{n}");

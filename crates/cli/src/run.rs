@@ -38,6 +38,7 @@ pub struct RunPlan {
     progress: bool,
     quiet: bool,
     show_summary: bool,
+    reuse_prompts: bool,
     server_in_process: bool,
     dataset: DatasetOptions,
 }
@@ -268,6 +269,7 @@ impl RunPlan {
             progress: !(a.disable_tqdm || a.quiet),
             quiet: a.quiet,
             show_summary: !a.quiet,
+            reuse_prompts: false,
             server_in_process: false,
             dataset,
         })
@@ -286,6 +288,13 @@ impl RunPlan {
         self
     }
 
+    /// Reuses the previous run's generated prompts when this run asks for the same set (a
+    /// sweep's steps differ only in load); a single run keeps no copy.
+    pub fn reusing_prompts(mut self) -> Self {
+        self.reuse_prompts = true;
+        self
+    }
+
     /// Where this run's files go.
     pub fn paths(&self) -> &ResultPaths {
         &self.paths
@@ -295,7 +304,11 @@ impl RunPlan {
     pub async fn execute(mut self, stop: CancellationToken) -> Result<BenchmarkResult> {
         let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let tokenizer = Tokenizer::by_name(&self.spec.tokenizer)?;
-        let loaded = cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?;
+        let loaded = if self.reuse_prompts {
+            cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?
+        } else {
+            load_dataset(&tokenizer, &self.dataset).context("loading the dataset")?
+        };
         if loaded.oversampled && !self.quiet {
             eprintln!(
                 "note: the dataset has {} usable prompts for {} requests; prompts repeat",
@@ -367,8 +380,8 @@ impl RunPlan {
 }
 
 /// Loads the dataset, reusing the previous run's prompts when a sweep asks for the same generated
-/// set again (same options, same tokenizer): the steps then differ only in load, and no time
-/// goes to regenerating them. File datasets are always read afresh.
+/// set again (same options, same tokenizer), so no time goes to regenerating them between steps.
+/// File datasets are always read afresh.
 fn cached_dataset(tokenizer: &Tokenizer, tokenizer_name: &str, opts: &DatasetOptions) -> Result<inferbench_data::Dataset> {
     static LAST: std::sync::Mutex<Option<(String, inferbench_data::Dataset)>> = std::sync::Mutex::new(None);
     let key = opts.path.is_none().then(|| format!("{tokenizer_name}|{opts:?}"));

@@ -121,7 +121,6 @@ fn settings(a: &mut SweepArgs) -> Result<Settings> {
     })
 }
 
-/// Recomputes the knee and the SLO limit over the steps so far.
 /// Recomputes the knee (on the planned grid: refinement points are too close together for the
 /// efficiency rule) and the SLO limit (on every step, refined ones included).
 fn analyse(s: &mut SweepResult) {
@@ -177,7 +176,7 @@ impl Sweeper<'_> {
                 let n = args.num_prompts.map_or_else(|| format!("{}s", args.duration.unwrap_or_default()), |n| format!("{n} requests"));
                 eprintln!("{title}: {} ({n}{reps})", st.dim.label(load));
             }
-            let plan = RunPlan::from_args(&args)?.without_summary();
+            let plan = RunPlan::from_args(&args)?.without_summary().reusing_prompts();
             let json = plan.paths().json.clone();
             let started = Instant::now();
             let result = plan.execute(self.stop.clone()).await?;

@@ -345,12 +345,6 @@ impl SweepStep {
         self.runs.iter().map(|r| &r.summary).collect()
     }
 
-    /// The mean over repeats of `f`.
-    pub fn mean_of(&self, f: impl Fn(&Summary) -> f64) -> f64 {
-        let n = self.runs.len().max(1) as f64;
-        self.runs.iter().map(|r| f(&r.summary)).sum::<f64>() / n
-    }
-
     /// The mean over repeats of an SLO rule's value.
     pub fn rule_value(&self, rule: &SloRule) -> Result<f64, SweepError> {
         let vals = self.runs.iter().map(|r| rule.value(&r.summary)).collect::<Result<Vec<_>, _>>()?;
