@@ -5,8 +5,7 @@
 use inferbench_core::record::{Outcome, RequestRecord, TokenSource};
 use inferbench_core::result::{BenchmarkResult, ClientUsage, ToolInfo};
 use inferbench_core::spec::DatasetStats;
-use inferbench_core::sysinfo::SystemInfo;
-use inferbench_core::{RunSpec, Summary, SummaryOptions, SCHEMA_VERSION};
+use inferbench_core::{Header, ResultKind, RunSpec, Summary, SummaryOptions};
 use std::io::Write;
 
 /// SplitMix64: a tiny deterministic generator, so the example needs no extra dependency.
@@ -25,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (n, scale, mut state): (u64, f64, u64) = (n.parse()?, scale.parse()?, seed.parse()?);
     let mut out = std::io::BufWriter::new(std::fs::File::create(format!("{stem}.records.jsonl"))?);
-    let mut acc = inferbench_core::metrics::Accumulator::new(&SummaryOptions::default());
+    let mut acc = inferbench_core::summary::Accumulator::new(&SummaryOptions::default());
     let mut t = 0u64;
     for id in 0..n {
         // Sends every 1 ms; TTFT around 40 ms, 16 tokens 8 ms apart, each with some spread.
@@ -58,11 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     let summary: Summary = acc.finish();
     let result = BenchmarkResult {
-        schema_version: SCHEMA_VERSION,
-        tool: ToolInfo { name: "synth_run".into(), version: String::new(), commit: None },
-        date: String::new(),
+        header: Header::now(ResultKind::Run, ToolInfo { name: "synth_run".into(), version: String::new(), commit: None }),
         spec: RunSpec::default(),
-        system: SystemInfo::collect(),
         summary,
         client: ClientUsage::default(),
         warmup_excluded: 0,

@@ -9,9 +9,12 @@ const DATASETS: [&str; 8] = inferbench_data::DatasetKind::NAMES;
 
 /// Benchmark LLM inference: serving benchmarks against any OpenAI-compatible server, and an
 /// embedded simulator to try it on.
+///
+/// Exit codes: 0 success, 1 error, 2 bad usage, 3 a gate failed (compare found a regression, an
+/// engine target was missed), 130 interrupted (what was measured is written).
 // No `Debug` on the types that hold `--api-key`: nothing can print it by accident.
 #[derive(Parser)]
-#[command(name = "inferbench", version, about, long_about = None, propagate_version = true)]
+#[command(name = "inferbench", version, about, propagate_version = true)]
 pub struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "INFERBENCH_LOG")]
@@ -190,6 +193,14 @@ pub struct RunArgs {
     /// Print nothing but errors (results are still written).
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    /// A label carried into every result file, KEY=VALUE (repeatable), for finding and grouping
+    /// results later.
+    #[arg(long, help_heading = "Output")]
+    pub label: Vec<String>,
+    /// Re-run exactly the workload of a saved spec or result (a run's JSON, a sweep's; flags that
+    /// shape the workload are then taken from the file, output flags from the command line).
+    #[arg(long, help_heading = "Target")]
+    pub spec: Option<PathBuf>,
 }
 
 /// Where prompts come from (shared by `run` and `dataset`).
@@ -422,9 +433,12 @@ pub struct EngineBenchArgs {
     #[arg(long, help_heading = "Comparison")]
     pub compare_variant: Option<String>,
     /// A target, e.g. max_ttft_ms=200 or min_tokens_per_second=50 (repeatable); a failed target
-    /// exits 1 after the reports are written.
+    /// exits 3 after the reports are written.
     #[arg(long, value_parser = parse_target, help_heading = "Targets")]
     pub target: Vec<(String, f64)>,
+    /// A label carried into the result file, KEY=VALUE (repeatable).
+    #[arg(long, help_heading = "Report")]
+    pub label: Vec<String>,
 }
 
 fn parse_target(s: &str) -> Result<(String, f64), String> {
@@ -440,7 +454,7 @@ pub struct CompareArgs {
     pub baseline: PathBuf,
     /// Candidate result JSON.
     pub candidate: PathBuf,
-    /// Exit 1 when --regression-metric's median is worse by more than this (e.g. 5% or 0.05)
+    /// Exit 3 when --regression-metric's median is worse by more than this (e.g. 5% or 0.05)
     /// and the difference is significant.
     #[arg(long, value_parser = crate::compare::parse_fraction)]
     pub fail_on_regression: Option<f64>,
@@ -453,9 +467,16 @@ pub struct CompareArgs {
     /// Markdown table (for a pull-request comment).
     #[arg(long)]
     pub markdown: bool,
-    /// Compare runs whose datasets or backends differ (warned about loudly).
+    /// Compare results whose workloads differ (anything in the spec that shapes the load:
+    /// dataset, turns, lengths, rate, concurrency, sampling, seed...), warned about loudly.
     #[arg(long)]
     pub allow_different_workloads: bool,
+    /// Also write the comparison as JSON here (readable by `report`-style tools).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// A label carried into the comparison file, KEY=VALUE (repeatable).
+    #[arg(long)]
+    pub label: Vec<String>,
 }
 
 /// Flags of `inferbench sweep`: every `run` flag, plus the loads and the stop rules.
@@ -531,6 +552,9 @@ pub struct PlanArgs {
     /// Also write the plan as JSON here.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// A label carried into the plan file, KEY=VALUE (repeatable).
+    #[arg(long)]
+    pub label: Vec<String>,
 }
 
 /// `inferbench model` subcommands.

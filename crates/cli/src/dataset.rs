@@ -11,10 +11,12 @@ use std::time::Instant;
 /// Runs the subcommand.
 pub fn run(a: DatasetCmdArgs) -> Result<()> {
     if a.num_prompts == 0 {
-        return Err(anyhow!("invalid --num-prompts '0': must be at least 1"));
+        return Err(crate::usage("invalid --num-prompts '0': must be at least 1"));
     }
-    let (name, opts) = a.data.options(a.num_prompts as usize, a.seed)?;
-    let tokenizer = Tokenizer::by_name(&a.data.tokenizer).map_err(|e| anyhow!("--tokenizer: {e}"))?;
+    let ds_spec = a.data.spec()?;
+    let name = ds_spec.name.clone();
+    let opts = inferbench_bench::spec::dataset_options_for(&ds_spec, a.num_prompts as usize, a.seed)?;
+    let tokenizer = Tokenizer::by_name(&a.data.tokenizer).map_err(|e| crate::usage(format!("--tokenizer: {e}")))?;
     let t0 = Instant::now();
     tokenizer.single_token_words();
     let t_tok = t0.elapsed();

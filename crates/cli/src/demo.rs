@@ -1,19 +1,17 @@
 //! `inferbench demo`: the README's main job. Starts the embedded server on a free loopback port,
-//! benchmarks it at a few concurrency levels, prints the summaries and a comparison, stops it.
+//! benchmarks it at a few concurrency levels (specs built in code), prints the summaries and a
+//! comparison, stops it.
 
-use crate::args::{DemoArgs, RunArgs, SimArgs};
-use crate::run::RunPlan;
+use crate::args::{DemoArgs, SimArgs};
+use crate::progress::ProgressSink;
 use crate::serve;
 use anyhow::Result;
 use clap::Parser;
-use inferbench_report::runs_table;
+use inferbench_bench::serving::{Output, RunOptions};
+use inferbench_bench::Benchmark;
+use inferbench_core::spec::{DatasetSpec, RunSpec};
+use inferbench_report::{render_summary, runs_table, ConsoleOptions};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Parser)]
-struct RunOnly {
-    #[command(flatten)]
-    run: RunArgs,
-}
 
 #[derive(Parser)]
 struct SimOnly {
@@ -21,7 +19,25 @@ struct SimOnly {
     sim: SimArgs,
 }
 
-/// Runs the demo.
+/// The demo's run at one concurrency level.
+fn level_spec(url: &str, tokenizer: &str, input_len: u32, output_len: u32, n: u64, c: u64) -> RunSpec {
+    RunSpec {
+        backend: "vllm".into(),
+        base_url: url.into(),
+        tokenizer: tokenizer.into(),
+        dataset: DatasetSpec { name: "random".into(), input_len, output_len, shuffle: true, ..Default::default() },
+        num_prompts: Some(n),
+        burstiness: 1.0,
+        max_concurrency: Some(c),
+        stream: true,
+        timeout_s: 600.0,
+        percentiles: vec![50.0, 90.0, 95.0, 99.0],
+        percentile_metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Runs the demo; `Ok(true)` when interrupted.
 pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
     let default_levels = if a.sim { "1,8,32" } else { "1,4,8" };
     let spec = a.concurrency.clone().unwrap_or_else(|| default_levels.into());
@@ -29,8 +45,8 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
         .split(',')
         .map(|c| c.trim().parse::<u64>().ok().filter(|&c| c > 0))
         .collect::<Option<_>>()
-        .ok_or_else(|| anyhow::anyhow!("invalid --concurrency '{spec}': expected positive integers like 1,8,32"))?;
-    crate::proc::raise_nofile_limit();
+        .ok_or_else(|| crate::usage(format!("invalid --concurrency '{spec}': expected positive integers like 1,8,32")))?;
+    inferbench_bench::proc::raise_nofile_limit();
     let sim = SimOnly::parse_from(["sim"]).sim;
     // The workload: the simulator gets 256-token prompts; the CPU model shorter ones so the demo
     // stays within a minute or two.
@@ -51,35 +67,22 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
     let mut results = Vec::new();
     let mut interrupted = false;
     for c in levels {
-        let n = a.num_prompts.unwrap_or(if a.sim { (c * 4).clamp(16, 256) } else { (c * 2).clamp(8, 32) }).to_string();
-        let conc = c.to_string();
-        let dir = a.result_dir.to_string_lossy().into_owned();
-        let stem = format!("demo-{label}-c{c}");
-        let (il, ol) = (input_len.to_string(), output_len.to_string());
-        let args = RunOnly::parse_from([
-            "run",
-            "--base-url",
-            &server.url,
-            "--backend",
-            "vllm",
-            "--tokenizer",
-            &tokenizer,
-            "--random-input-len",
-            &il,
-            "--random-output-len",
-            &ol,
-            "--num-prompts",
-            &n,
-            "--max-concurrency",
-            &conc,
-            "--result-dir",
-            &dir,
-            "--result-filename",
-            &stem,
-        ])
-        .run;
+        let n = a.num_prompts.unwrap_or(if a.sim { (c * 4).clamp(16, 256) } else { (c * 2).clamp(8, 32) });
+        let spec = level_spec(&server.url, &tokenizer, input_len, output_len, n, c);
+        let opts = RunOptions {
+            output: Some(Output { dir: a.result_dir.clone(), stem: format!("demo-{label}-c{c}") }),
+            server_in_process: true,
+            ..RunOptions::default()
+        };
         println!("--- concurrency {c}: {n} requests of {input_len} prompt / {output_len} output tokens ---");
-        let result = RunPlan::from_args(&args)?.with_server_in_process().execute(stop.clone()).await?;
+        let run = Benchmark::serving(spec, opts)?;
+        let paths = run.paths();
+        let result =
+            run.with_sink(ProgressSink::new(true, Some(n), None)).cancel_on(stop.clone()).observe(crate::run::printer(false)).run().await?;
+        print!("{}", render_summary(&result, &ConsoleOptions::default()));
+        if let Some(p) = paths {
+            println!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
+        }
         interrupted |= result.interrupted;
         results.push((format!("c={c}"), result));
         if stop.is_cancelled() {
@@ -90,5 +93,5 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
     let rows: Vec<(String, &_)> = results.iter().map(|(l, r)| (l.clone(), r)).collect();
     println!("\n{}", runs_table(&rows));
     println!("Results in {}/demo-{label}-c*.{{json,csv,records.jsonl}}", a.result_dir.display());
-    Ok(!interrupted)
+    Ok(interrupted)
 }

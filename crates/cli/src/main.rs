@@ -1,27 +1,66 @@
-//! The `inferbench` binary: parses flags, runs one subcommand, and decides the exit code.
+//! The `inferbench` binary: flags → spec → a call into `inferbench-bench` → print → exit code.
 //!
-//! Exit codes: 0 success; 1 error (one line on stderr); 2 bad usage; 130 interrupted by Ctrl-C
-//! (results measured so far are written).
+//! Exit codes: 0 success; 1 error (one line on stderr); 2 bad usage; 3 a gate failed (a regression
+//! found by `compare`, an engine target missed); 130 interrupted by Ctrl-C (results measured so
+//! far are written).
 
 mod args;
-mod collector;
 mod compare;
 mod dataset;
 mod demo;
-mod engine_bench;
+mod engine;
 mod model;
 mod plan;
-mod proc;
+mod progress;
 mod run;
-mod saved;
 mod serve;
 mod sweep;
 
 use anyhow::Result;
 use args::{Cli, Command};
 use clap::Parser;
+use inferbench_bench::BenchError;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
+
+/// How a subcommand ended, for the exit code.
+pub enum Done {
+    /// Everything ran.
+    Ok,
+    /// Ctrl-C: what was measured is written.
+    Interrupted,
+}
+
+/// A bad-usage error (exit 2).
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    BenchError::Invalid(msg.into()).into()
+}
+
+/// A failed gate (exit 3).
+pub fn gate(msg: impl Into<String>) -> anyhow::Error {
+    BenchError::Gate(msg.into()).into()
+}
+
+/// `--label k=v` pairs.
+pub fn labels(items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(usage(format!("invalid --label '{s}': expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<BenchError>() {
+        Some(BenchError::Invalid(_)) => 2,
+        Some(BenchError::Gate(_)) => 3,
+        Some(BenchError::Interrupted(_)) => 130,
+        _ => 1,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,36 +88,42 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(dispatch(cli.command)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(130),
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
-/// Runs the subcommand; `Ok(false)` means it was interrupted.
-async fn dispatch(cmd: Command) -> Result<bool> {
+fn done(interrupted: bool) -> Done {
+    if interrupted {
+        Done::Interrupted
+    } else {
+        Done::Ok
+    }
+}
+
+/// Runs the subcommand.
+async fn dispatch(cmd: Command) -> Result<Done> {
     match cmd {
         Command::Run(a) => {
-            let plan = run::RunPlan::from_args(&a)?;
-            proc::raise_nofile_limit();
-            let stop = interrupt_token();
-            let result = plan.execute(stop).await?;
-            Ok(!result.interrupted)
+            inferbench_bench::proc::raise_nofile_limit();
+            let result = run::run(&a, interrupt_token()).await?;
+            Ok(done(result.interrupted))
         }
-        Command::Serve(a) => serve::run(a).await.map(|()| true),
-        Command::Demo(a) => demo::run(a, interrupt_token()).await,
-        Command::Dataset(a) => dataset::run(a).map(|()| true),
-        Command::Engine(a) => engine_bench::run(*a).await,
+        Command::Serve(a) => serve::run(a).await.map(|()| Done::Ok),
+        Command::Demo(a) => demo::run(a, interrupt_token()).await.map(done),
+        Command::Dataset(a) => dataset::run(a).map(|()| Done::Ok),
+        Command::Engine(a) => engine::run(*a).await.map(|()| Done::Ok),
         Command::Sweep(a) => {
-            proc::raise_nofile_limit();
-            sweep::run(*a, interrupt_token()).await
+            inferbench_bench::proc::raise_nofile_limit();
+            sweep::run(*a, interrupt_token()).await.map(done)
         }
-        Command::Compare(a) => compare::run(a),
-        Command::Plan(a) => plan::run(a),
-        Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?,
+        Command::Compare(a) => compare::run(a).map(|()| Done::Ok),
+        Command::Plan(a) => plan::run(a).map(|()| Done::Ok),
+        Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }
 

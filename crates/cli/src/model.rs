@@ -2,26 +2,21 @@
 //! file, pulling the default model when it is missing.
 
 use crate::args::ModelCmd;
-use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use inferbench_engine::models::{self, KnownModel, Provenance, DEFAULT_MODEL, KNOWN};
+use anyhow::{bail, Result};
+use inferbench_engine::cache::{self as models, KnownModel, KNOWN};
 use std::path::PathBuf;
 
 fn known(name: Option<&str>) -> Result<&'static KnownModel> {
-    let name = name.unwrap_or(DEFAULT_MODEL);
-    models::known(name).with_context(|| {
-        let names: Vec<&str> = KNOWN.iter().map(|m| m.name).collect();
-        format!("unknown model '{name}'; known models: {} (or pass a path to a .gguf file)", names.join(", "))
-    })
+    Ok(inferbench_bench::models::known(name)?)
 }
 
 /// Pulls with a progress bar on stderr.
-fn pull(m: &KnownModel) -> Result<(PathBuf, Provenance)> {
+fn pull(m: &KnownModel) -> Result<(PathBuf, models::Provenance)> {
     let dir = models::cache_dir();
-    let bar = ProgressBar::new(m.size).with_message(format!("pulling {}", m.name));
+    let bar = indicatif::ProgressBar::new(m.size).with_message(format!("pulling {}", m.name));
     bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut progress = |done: u64, total: Option<u64>| {
         if let Some(t) = total {
@@ -34,33 +29,13 @@ fn pull(m: &KnownModel) -> Result<(PathBuf, Provenance)> {
     Ok(r?)
 }
 
-/// Resolves `--model`: an existing file as it is, else a known name in the cache (pulled if
-/// missing). Returns the path and a served name.
+/// Resolves `--model`, pulling a known model with a progress bar when it is missing.
 pub fn resolve(spec: Option<&str>) -> Result<(PathBuf, String)> {
-    if let Some(s) = spec {
-        let p = PathBuf::from(s);
-        if p.is_file() {
-            let name = p.file_stem().map_or_else(|| s.to_owned(), |n| n.to_string_lossy().into_owned());
-            return Ok((p, name));
-        }
-        if s.ends_with(".gguf") && models::known(s).is_none() {
-            bail!("--model {s}: no such file");
-        }
-    }
-    let m = known(spec)?;
-    let path = models::cache_dir().join(m.file);
-    // A file of the right size is trusted here; `inferbench model verify` checks the hash.
-    if std::fs::metadata(&path).is_ok_and(|md| md.len() == m.size) {
-        return Ok((path, m.name.to_owned()));
-    }
-    eprintln!("{} is not in the cache; pulling it into {}", m.name, models::cache_dir().display());
-    let (path, prov) = pull(m)?;
-    eprintln!("pulled {} from {} ({})", m.name, prov.source, prov.url);
-    Ok((path, m.name.to_owned()))
+    Ok(inferbench_bench::models::resolve(spec, &mut crate::progress::pull_bar())?)
 }
 
 /// Runs `inferbench model ...`.
-pub fn run(cmd: ModelCmd) -> Result<bool> {
+pub fn run(cmd: ModelCmd) -> Result<()> {
     let dir = models::cache_dir();
     match cmd {
         ModelCmd::Pull { name } => {
@@ -69,7 +44,7 @@ pub fn run(cmd: ModelCmd) -> Result<bool> {
             println!("{} -> {}", m.name, path.display());
             println!("  source: {}{}", prov.source, if prov.url.is_empty() { String::new() } else { format!(" ({})", prov.url) });
             println!("  sha256: {} (verified)", prov.sha256);
-            Ok(true)
+            Ok(())
         }
         ModelCmd::List => {
             println!("cache: {}", dir.display());
@@ -89,7 +64,7 @@ pub fn run(cmd: ModelCmd) -> Result<bool> {
             for c in cached.iter().filter(|c| !KNOWN.iter().any(|m| c.path.file_name().is_some_and(|f| f == m.file))) {
                 println!("  {:<24} cached, {:.1} MB, not a known model", c.name, c.size as f64 / 1e6);
             }
-            Ok(true)
+            Ok(())
         }
         ModelCmd::Verify { name } => {
             let targets: Vec<&KnownModel> = match name {
@@ -98,7 +73,7 @@ pub fn run(cmd: ModelCmd) -> Result<bool> {
             };
             if targets.is_empty() {
                 println!("no known model is cached in {}", dir.display());
-                return Ok(true);
+                return Ok(());
             }
             let mut ok = true;
             for m in targets {
@@ -113,7 +88,7 @@ pub fn run(cmd: ModelCmd) -> Result<bool> {
             if !ok {
                 bail!("checksum verification failed");
             }
-            Ok(true)
+            Ok(())
         }
     }
 }

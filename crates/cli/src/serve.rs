@@ -115,7 +115,7 @@ pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>
 
 /// Runs `inferbench serve` until interrupted.
 pub async fn run(a: ServeArgs) -> Result<()> {
-    crate::proc::raise_nofile_limit();
+    inferbench_bench::proc::raise_nofile_limit();
     let (gen, what): (Arc<dyn Generator>, String) = if a.sim {
         (simulator(&a.sim_args)?, "simulator".into())
     } else {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Upper limits (ms) for "excellent" and "good"; anything slower "needs work".
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Thresholds {
     /// Below this: excellent.
     pub excellent_ms: f64,
@@ -13,7 +13,7 @@ pub struct Thresholds {
 }
 
 /// The thresholds for both metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GradeScale {
     /// Time to first token.
     pub ttft: Thresholds,

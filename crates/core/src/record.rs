@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a record's token counts came from, so a reader knows how far to trust them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenSource {
     /// The server's `usage` block (exact for the server's tokenizer).
@@ -18,7 +18,7 @@ pub enum TokenSource {
 }
 
 /// Why a request failed, by kind rather than by message text, so failures can be counted.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FailureKind {
     /// The server answered with a non-success HTTP status.
@@ -50,7 +50,7 @@ impl FailureKind {
 }
 
 /// How a request ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// The full response arrived.
@@ -67,7 +67,7 @@ pub enum Outcome {
 /// One request, timed against the run's monotonic epoch (all `*_ns` fields are nanoseconds since
 /// the moment the run started). Keeping the *scheduled* instant beside the actual send makes
 /// client-side queueing visible instead of silently inflating latency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestRecord {
     /// Position of the request in the run (0-based, in scheduling order).
     pub id: u64,

@@ -1,17 +1,107 @@
 //! The saved result file: versioned, self-describing, and readable by scripts written for vLLM's
 //! `bench serve` (its flat keys are written beside ours where the metric is the same).
 
-use crate::metrics::{MetricName, Summary};
 use crate::spec::{DatasetStats, RunSpec};
+use crate::summary::{MetricName, Summary};
 use crate::sysinfo::SystemInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
-/// Version of the result file layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the result file layout; bumped on any incompatible change. Version 2: every kind
+/// shares one [`Header`] (engine results gained `tool`, runs gained `kind` and `labels`).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// What a saved file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultKind {
+    /// One serving benchmark (`inferbench run`, or one step of a sweep).
+    #[default]
+    Run,
+    /// A series of runs over load (`inferbench sweep`).
+    Sweep,
+    /// An in-process engine benchmark (`inferbench engine`).
+    Engine,
+    /// Baseline against candidate (`inferbench compare`).
+    Compare,
+    /// Capacity and cost (`inferbench plan`).
+    Plan,
+}
+
+impl ResultKind {
+    /// Every kind, for schemas and messages.
+    pub const ALL: [ResultKind; 5] = [ResultKind::Run, ResultKind::Sweep, ResultKind::Engine, ResultKind::Compare, ResultKind::Plan];
+
+    /// The name used in files and file names (`run`, `sweep`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultKind::Run => "run",
+            ResultKind::Sweep => "sweep",
+            ResultKind::Engine => "engine",
+            ResultKind::Compare => "compare",
+            ResultKind::Plan => "plan",
+        }
+    }
+
+    /// "a serving run", "a sweep", ... for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            ResultKind::Run => "a serving run",
+            ResultKind::Sweep => "a sweep",
+            ResultKind::Engine => "an engine benchmark",
+            ResultKind::Compare => "a comparison",
+            ResultKind::Plan => "a capacity plan",
+        }
+    }
+}
+
+/// The fields every saved result starts with, whatever its kind: enough to know what wrote it,
+/// where, when, and under which labels. Flattened into each result, so they are top-level keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Header {
+    /// [`SCHEMA_VERSION`] at write time.
+    pub schema_version: u32,
+    /// What the file holds (absent in version-1 run files, which were always runs).
+    #[serde(default)]
+    pub kind: ResultKind,
+    /// The tool that wrote it.
+    pub tool: ToolInfo,
+    /// When the work started (RFC 3339, UTC).
+    pub date: String,
+    /// When it ended (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    /// The host, unless the user left it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemInfo>,
+    /// `--label k=v` pairs, for finding and grouping results later.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Header {
+    /// A header for work of `kind` starting now, with this host's facts.
+    pub fn now(kind: ResultKind, tool: ToolInfo) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            kind,
+            tool,
+            date: crate::time::rfc3339_now(),
+            ended: None,
+            system: Some(SystemInfo::collect()),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Marks the work as finished now.
+    pub fn end(&mut self) {
+        self.ended = Some(crate::time::rfc3339_now());
+    }
+}
 
 /// Which tool wrote a result.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ToolInfo {
     /// Tool name.
     pub name: String,
@@ -23,7 +113,7 @@ pub struct ToolInfo {
 }
 
 /// What the benchmarking client itself consumed, to show it was not the bottleneck.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClientUsage {
     /// User + system CPU seconds spent by the client during the measured phase.
     pub cpu_s: f64,
@@ -36,18 +126,13 @@ pub struct ClientUsage {
 }
 
 /// One saved serving-benchmark result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BenchmarkResult {
-    /// [`SCHEMA_VERSION`] at write time.
-    pub schema_version: u32,
-    /// The tool that wrote it.
-    pub tool: ToolInfo,
-    /// When the run started (RFC 3339, UTC).
-    pub date: String,
+    /// Version, kind, tool, times, host, labels.
+    #[serde(flatten)]
+    pub header: Header,
     /// The run's full specification.
     pub spec: RunSpec,
-    /// The host.
-    pub system: SystemInfo,
     /// The metrics.
     pub summary: Summary,
     /// The client's own resource use.
@@ -64,7 +149,8 @@ pub struct BenchmarkResult {
 impl BenchmarkResult {
     /// The JSON written to disk: our nested layout plus vLLM's flat keys at the top level.
     pub fn to_json(&self) -> Value {
-        let mut v = serde_json::to_value(self).expect("result serialises");
+        // Every field is a plain number, string, map or list: serialising cannot fail.
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(obj) = &mut v {
             obj.extend(self.vllm_keys());
         }
@@ -108,6 +194,94 @@ impl BenchmarkResult {
             }
         }
         m
+    }
+}
+
+/// Any saved result, typed: what one reader returns for any file inferbench writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SavedResult {
+    /// `inferbench run` (or one step of a sweep).
+    Run(Box<BenchmarkResult>),
+    /// `inferbench sweep`.
+    Sweep(Box<crate::sweep::SweepResult>),
+    /// `inferbench engine`.
+    Engine(Box<crate::engine_bench::EngineResult>),
+    /// `inferbench compare --output`.
+    Compare(Box<crate::comparison::CompareResult>),
+    /// `inferbench plan --output`.
+    Plan(Box<crate::capacity::CapacityPlan>),
+}
+
+/// Why a JSON value is not a result this version reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// No `schema_version` key.
+    #[error("not an inferbench result (no schema_version)")]
+    NotAResult,
+    /// Another layout version.
+    #[error("result schema version {0}, this inferbench reads version {SCHEMA_VERSION}")]
+    Version(u64),
+    /// A `kind` this version does not know.
+    #[error("unknown result kind '{0}'")]
+    UnknownKind(String),
+    /// The layout does not match the kind.
+    #[error("not a valid {kind} result: {source}")]
+    Invalid {
+        /// The kind the file claims.
+        kind: &'static str,
+        /// What did not match.
+        source: serde_json::Error,
+    },
+}
+
+impl SavedResult {
+    /// Classifies and parses a result's JSON.
+    pub fn from_json(v: Value) -> Result<Self, ResultError> {
+        match v.get("schema_version").and_then(Value::as_u64) {
+            Some(x) if x == u64::from(SCHEMA_VERSION) => {}
+            Some(x) => return Err(ResultError::Version(x)),
+            None => return Err(ResultError::NotAResult),
+        }
+        let kind = match v.get("kind").and_then(Value::as_str) {
+            None => ResultKind::Run,
+            Some(k) => ResultKind::ALL.into_iter().find(|x| x.name() == k).ok_or_else(|| ResultError::UnknownKind(k.to_owned()))?,
+        };
+        let bad = |source| ResultError::Invalid { kind: kind.name(), source };
+        Ok(match kind {
+            ResultKind::Run => SavedResult::Run(Box::new(serde_json::from_value(v).map_err(bad)?)),
+            ResultKind::Sweep => SavedResult::Sweep(Box::new(serde_json::from_value(v).map_err(bad)?)),
+            ResultKind::Engine => SavedResult::Engine(Box::new(serde_json::from_value(v).map_err(bad)?)),
+            ResultKind::Compare => SavedResult::Compare(Box::new(serde_json::from_value(v).map_err(bad)?)),
+            ResultKind::Plan => SavedResult::Plan(Box::new(serde_json::from_value(v).map_err(bad)?)),
+        })
+    }
+
+    /// What the file holds.
+    pub fn kind(&self) -> ResultKind {
+        self.header().kind
+    }
+
+    /// The shared header.
+    pub fn header(&self) -> &Header {
+        match self {
+            SavedResult::Run(r) => &r.header,
+            SavedResult::Sweep(r) => &r.header,
+            SavedResult::Engine(r) => &r.header,
+            SavedResult::Compare(r) => &r.header,
+            SavedResult::Plan(r) => &r.header,
+        }
+    }
+
+    /// The JSON written to disk for this result.
+    pub fn to_json(&self) -> Value {
+        let v = match self {
+            SavedResult::Run(r) => return r.to_json(),
+            SavedResult::Sweep(r) => serde_json::to_value(r),
+            SavedResult::Engine(r) => serde_json::to_value(r),
+            SavedResult::Compare(r) => serde_json::to_value(r),
+            SavedResult::Plan(r) => serde_json::to_value(r),
+        };
+        v.unwrap_or(Value::Null)
     }
 }
 

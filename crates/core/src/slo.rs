@@ -1,7 +1,7 @@
 //! Service-level objectives: the per-request latency limits that define goodput.
 
-use crate::metrics::MetricName;
 use crate::record::RequestRecord;
+use crate::summary::MetricName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -23,7 +23,7 @@ pub enum SloError {
 }
 
 /// Per-request latency limits in milliseconds; a request is "good" when it meets every one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Slo {
     /// `(metric, limit_ms)` pairs.
     pub limits: Vec<(MetricName, f64)>,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where prompts come from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DatasetSpec {
     /// Dataset kind (`random`, ...).
     pub name: String,
@@ -34,10 +34,13 @@ pub struct DatasetSpec {
     /// Prefix groups (shared-prefix dataset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_groups: Option<u32>,
+    /// User turns per generated conversation (multi-turn dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
 }
 
 /// What loading the dataset found, so a reader knows whether prompts repeated.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DatasetStats {
     /// Distinct usable prompts.
     pub available: usize,
@@ -48,7 +51,7 @@ pub struct DatasetStats {
 }
 
 /// How the request rate changes over the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RampStrategy {
     /// Rate grows linearly from start to end.
@@ -58,7 +61,7 @@ pub enum RampStrategy {
 }
 
 /// A request-rate ramp from `start_rps` to `end_rps` over the run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RampUp {
     /// The ramp's shape.
     pub strategy: RampStrategy,
@@ -69,7 +72,7 @@ pub struct RampUp {
 }
 
 /// Inter-arrival time distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ArrivalKind {
     /// Gamma-distributed gaps (Poisson when burstiness = 1).
@@ -80,7 +83,7 @@ pub enum ArrivalKind {
 }
 
 /// Sampling parameters sent with each request (absent ones are left to the server).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sampling {
     /// Sampling temperature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,8 +99,10 @@ pub struct Sampling {
     pub seed: Option<u64>,
 }
 
-/// Everything that defines a serving benchmark run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Everything that defines a serving benchmark run: the source every other setting of the run
+/// (load profile, dataset options, request template, summary options) is derived from, and what
+/// `inferbench run --spec` re-runs. Secrets (the API key) are never part of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSpec {
     /// Backend protocol (`openai`, `openai-chat`, `vllm`, `tgi`).
     pub backend: String,

@@ -76,6 +76,53 @@ impl Samples {
         self.count == 0
     }
 
+    /// Adds every sample of `other`, as if each had been pushed here (Chan et al.'s pairwise
+    /// update for the running moments). Exact sets stay exact while they fit the cap.
+    pub fn merge(&mut self, other: Samples) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            let cap = self.cap;
+            *self = other;
+            self.cap = cap;
+            return;
+        }
+        let (n1, n2) = (self.count as f64, other.count as f64);
+        let n = n1 + n2;
+        let d = other.mean - self.mean;
+        self.mean += d * n2 / n;
+        self.m2 += other.m2 + d * d * n1 * n2 / n;
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        let fits = self.hist.is_none() && other.hist.is_none() && self.values.len() + other.values.len() <= self.cap;
+        if fits {
+            self.values.extend(other.values);
+            return;
+        }
+        let mut h = match self.hist.take() {
+            Some(h) => h,
+            None => {
+                let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+                h.auto(true);
+                for x in self.values.drain(..) {
+                    record(&mut h, x);
+                }
+                self.values.shrink_to_fit();
+                h
+            }
+        };
+        match other.hist {
+            // Both histograms auto-resize, so adding cannot fail on range.
+            Some(o) => {
+                let _ = h.add(&o);
+            }
+            None => other.values.iter().for_each(|&x| record(&mut h, x)),
+        }
+        self.hist = Some(h);
+    }
+
     /// True while percentiles are exact (no histogram fallback yet).
     pub fn is_exact(&self) -> bool {
         self.hist.is_none()
@@ -94,11 +141,22 @@ impl Samples {
             Some(h) => h.value_at_quantile(p / 100.0) as f64 / HIST_SCALE,
             None => percentile_sorted(&self.values, p),
         };
+        // Exact sets take mean and std from the sorted values, so the answer does not depend on
+        // the order samples arrived in (a merged set equals the same samples added in one place).
+        let (mean, std) = match &self.hist {
+            Some(_) => (self.mean, (self.m2 / self.count as f64).max(0.0).sqrt()),
+            None => {
+                let n = self.values.len() as f64;
+                let mean = self.values.iter().sum::<f64>() / n;
+                let var = self.values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+                (mean, var.max(0.0).sqrt())
+            }
+        };
         Distribution {
             count: self.count,
-            mean: self.mean,
+            mean,
             median: pct(50.0),
-            std: (self.m2 / self.count as f64).max(0.0).sqrt(),
+            std,
             min: self.min,
             max: self.max,
             percentiles: percentiles.iter().map(|&p| (p, pct(p))).collect(),
@@ -127,7 +185,7 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The summary of one metric's samples.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Distribution {
     /// Number of samples.
     pub count: u64,

@@ -2,14 +2,11 @@
 //! (the knee), the highest load that still meets the SLOs, and how much repeats of one step agree.
 //! Pure functions of summaries, so the analysis is tested on hand-made numbers (`docs/metrics.md`).
 
-use crate::metrics::{MetricName, Summary};
-use crate::result::ToolInfo;
+use crate::result::Header;
 use crate::spec::RunSpec;
+use crate::summary::{MetricName, Summary};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// The file kind written in a sweep result's `kind` field.
-pub const SWEEP_KIND: &str = "sweep";
 
 /// Throughput must grow by at least this fraction of the relative load increase for a step to
 /// count as still scaling; below it (and with latency climbing) the previous step is the knee.
@@ -19,7 +16,7 @@ pub const KNEE_EFFICIENCY: f64 = 0.5;
 pub const KNEE_LATENCY_GROWTH: f64 = 0.10;
 
 /// What a sweep varies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
     /// `--max-concurrency`: closed-loop users.
@@ -79,7 +76,7 @@ pub enum SweepError {
 }
 
 /// Which statistic of a metric an SLO limits.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stat {
     /// The arithmetic mean.
@@ -99,7 +96,7 @@ impl fmt::Display for Stat {
 
 /// An SLO on a run as a whole: a statistic of a latency metric must stay at or under a limit
 /// (goodput SLOs, by contrast, judge each request).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SloRule {
     /// The latency metric.
     pub metric: MetricName,
@@ -202,7 +199,7 @@ pub fn parse_loads(s: &str) -> Result<Vec<f64>, SweepError> {
 }
 
 /// The mean of a few repeated measurements with its 95 % confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Estimate {
     /// Arithmetic mean.
     pub mean: f64,
@@ -251,7 +248,7 @@ impl Estimate {
 }
 
 /// One run of a step, as the sweep file keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRun {
     /// The run's result JSON, relative to the sweep file's directory.
     pub result: String,
@@ -261,10 +258,13 @@ pub struct StepRun {
     pub wall_s: f64,
     /// Wall time not spent sending or awaiting requests (dataset, pre-flight, files), seconds.
     pub overhead_s: f64,
+    /// True when the run was cut short by an interrupt: its step cannot meet the SLOs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// The figures a sweep table shows for a step, each a mean over repeats with its interval.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepStats {
     /// Requests per second.
     pub request_throughput: Estimate,
@@ -305,7 +305,7 @@ impl StepStats {
 }
 
 /// How one SLO fared at one step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SloCheck {
     /// The rule, as written.
     pub rule: String,
@@ -316,7 +316,7 @@ pub struct SloCheck {
 }
 
 /// One load level of a sweep.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SweepStep {
     /// The concurrency or request rate.
     pub load: f64,
@@ -337,7 +337,7 @@ pub struct SweepStep {
 impl SweepStep {
     /// Whether every SLO is met and the success rate reaches `min_success`.
     pub fn passes(&self, min_success: f64) -> bool {
-        self.slo.iter().all(|c| c.met) && self.stats.success_rate.mean >= min_success
+        self.slo.iter().all(|c| c.met) && self.stats.success_rate.mean >= min_success && !self.runs.iter().any(|r| r.interrupted)
     }
 
     /// The summaries of the repeats.
@@ -352,29 +352,78 @@ impl SweepStep {
     }
 }
 
-/// A whole sweep, as `inferbench sweep` writes it and `plan` / `compare` read it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepResult {
-    /// Result schema version ([`crate::SCHEMA_VERSION`]).
-    pub schema_version: u32,
-    /// Always [`SWEEP_KIND`].
-    pub kind: String,
-    /// The tool that wrote it.
-    pub tool: ToolInfo,
-    /// When the sweep started (RFC 3339).
-    pub date: String,
-    /// What was varied.
+/// Everything that defines a sweep: the base run, what is varied over which loads, and the rules
+/// that judge and stop it. Complete, so a saved sweep can be run again from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SweepSpec {
+    /// What is varied.
     pub dimension: Dimension,
-    /// The first run's spec; the steps differ only in the swept value.
-    pub spec: RunSpec,
+    /// The loads planned, increasing (refinement may add loads between them).
+    #[serde(default)]
+    pub loads: Vec<f64>,
+    /// The run every step makes, before the swept value is set (and, when it has no
+    /// `num_prompts` or `duration_s`, before the per-step request count is chosen).
+    #[serde(rename = "spec")]
+    pub run: RunSpec,
     /// SLOs checked at every step.
     pub slos: Vec<SloRule>,
     /// Success rate below which a step fails (and the sweep stops).
     pub min_success_rate: f64,
+    /// Stop at the first step that breaks an SLO.
+    #[serde(default)]
+    pub stop_on_slo: bool,
+    /// Stop when median latency exceeds this multiple of the lowest load's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_latency_factor: Option<f64>,
     /// Repeats per step.
     pub repeat: usize,
     /// Pause between runs, seconds.
     pub cooldown_s: f64,
+    /// Bisections between the SLO limit and the first failing step, after the grid.
+    #[serde(default)]
+    pub refine: usize,
+    /// Coefficient of variation above which repeats are called noisy.
+    #[serde(default = "default_cv_warn")]
+    pub cv_warn: f64,
+}
+
+fn default_cv_warn() -> f64 {
+    0.1
+}
+
+/// Requests per step when the base run gives neither a count nor a duration: enough for every
+/// concurrency slot to turn over several times, or about 20 seconds of arrivals at a rate.
+pub fn default_prompts(dim: Dimension, load: f64) -> u64 {
+    match dim {
+        Dimension::Concurrency => ((load * 8.0) as u64).max(32),
+        Dimension::Rate => ((load * 20.0).ceil() as u64).max(32),
+    }
+}
+
+impl SweepSpec {
+    /// The run of one step: the base run with the swept value (and a request count) set.
+    pub fn step_spec(&self, load: f64) -> RunSpec {
+        let mut s = self.run.clone();
+        match self.dimension {
+            Dimension::Concurrency => s.max_concurrency = Some(load as u64),
+            Dimension::Rate => s.request_rate = Some(load),
+        }
+        if s.num_prompts.is_none() && s.duration_s.is_none() {
+            s.num_prompts = Some(default_prompts(self.dimension, load));
+        }
+        s
+    }
+}
+
+/// A whole sweep, as `inferbench sweep` writes it and `plan` / `compare` read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SweepResult {
+    /// Version, kind, tool, times, host, labels.
+    #[serde(flatten)]
+    pub header: Header,
+    /// What was run.
+    #[serde(flatten)]
+    pub sweep: SweepSpec,
     /// The steps run, in order.
     pub steps: Vec<SweepStep>,
     /// The load at the knee, if the sweep reached one.
@@ -384,6 +433,13 @@ pub struct SweepResult {
     pub slo_limit: Option<f64>,
     /// Why the sweep stopped before its last load, if it did.
     pub stopped: Option<String>,
+}
+
+impl SweepResult {
+    /// What was varied.
+    pub fn dimension(&self) -> Dimension {
+        self.sweep.dimension
+    }
 }
 
 /// The knee of a load curve: `loads`, `throughput` and `latency` are per step, in increasing

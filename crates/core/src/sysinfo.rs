@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Host facts recorded in every result file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SystemInfo {
     /// CPU model name.
     pub cpu_model: String,

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p inferbench-engine --bench throughput -- [MODEL.gguf] [THREADS]`
 
-use inferbench_engine::models::{self, DEFAULT_MODEL};
+use inferbench_engine::cache::{self as models, DEFAULT_MODEL};
 use inferbench_engine::{load, Engine, EngineConfig, Event, LoadOptions, Request};
 use std::sync::mpsc;
 use std::time::Instant;

@@ -4,8 +4,8 @@
 //! through each request's [`EventSink`].
 
 use crate::detok::Detokenizer;
-use crate::metrics::EngineStats;
-use crate::model::{BatchItem, Model};
+use crate::llama::{BatchItem, Model};
+use crate::prometheus::EngineStats;
 use crate::sampling::{Sampler, SamplingParams};
 use crate::{EngineError, KvCache};
 use inferbench_data::tokenizer::Tokenizer;

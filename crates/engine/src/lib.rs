@@ -2,12 +2,12 @@
 //! sampling, and a local model cache. Everything the serving front and the engine benchmark need
 //! to do real work on a bare machine.
 
+pub mod cache;
 mod detok;
 pub mod engine;
 pub mod kv;
-pub mod metrics;
-pub mod model;
-pub mod models;
+pub mod llama;
+pub mod prometheus;
 pub mod quant;
 pub mod sampling;
 pub mod speculative;
@@ -16,8 +16,8 @@ pub mod testing;
 
 pub use engine::{Engine, EngineConfig, Event, EventSink, FinishReason, Request};
 pub use kv::KvCache;
-pub use metrics::EngineStats;
-pub use model::{BatchItem, Config, LoadOptions, Model};
+pub use llama::{BatchItem, Config, LoadOptions, Model};
+pub use prometheus::EngineStats;
 pub use quant::WeightFormat;
 pub use sampling::{Sampler, SamplingParams};
 

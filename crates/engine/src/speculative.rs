@@ -5,7 +5,7 @@
 //! acceptance uses the rejection rule of Leviathan et al. (2023), which keeps the target's
 //! distribution.
 
-use crate::model::{BatchItem, Model};
+use crate::llama::{BatchItem, Model};
 use crate::sampling::{argmax, Sampler, SamplingParams};
 use crate::{EngineError, KvCache, Loaded};
 use rand::rngs::SmallRng;

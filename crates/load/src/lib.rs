@@ -11,4 +11,4 @@ pub mod sse;
 pub use arrival::{ArrivalConfig, Arrivals};
 pub use backend::{Backend, RequestTemplate, TemplateOptions};
 pub use client::{http_client, preflight, ClientError, HttpClient, HttpTarget, Requester, Slot};
-pub use runner::{run_load, LoadPlan, RunEvent, RunOutcome};
+pub use runner::{run_load, LoadProfile, RunEvent, RunOutcome};

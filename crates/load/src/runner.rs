@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 /// How much load to offer and for how long.
 #[derive(Debug, Clone)]
-pub struct LoadPlan {
+pub struct LoadProfile {
     /// The arrival process.
     pub arrivals: ArrivalConfig,
     /// Measured requests to send (count mode).
@@ -44,6 +44,9 @@ pub enum RunEvent {
     MeasureStart,
     /// A measured request finished.
     Record(Box<RequestRecord>),
+    /// A periodic tick, sent by the pipeline's clock (never by the load loop), so sinks that
+    /// sample over time are called on the consumer's thread.
+    Tick,
 }
 
 /// How the load loop ended.
@@ -61,7 +64,7 @@ pub struct RunOutcome {
 pub async fn run_load(
     req: Arc<Requester>,
     prompts: Arc<[Prompt]>,
-    plan: LoadPlan,
+    plan: LoadProfile,
     tx: mpsc::UnboundedSender<RunEvent>,
     stop: CancellationToken,
 ) -> RunOutcome {
@@ -114,7 +117,7 @@ fn closed_loop(
     tracker: &TaskTracker,
     req: &Arc<Requester>,
     work: &Arc<Work>,
-    plan: &LoadPlan,
+    plan: &LoadProfile,
     epoch: Instant,
     tx: &mpsc::UnboundedSender<RunEvent>,
     stop: &CancellationToken,
@@ -164,7 +167,7 @@ async fn open_loop(
     tracker: TaskTracker,
     req: Arc<Requester>,
     work: Arc<Work>,
-    plan: &LoadPlan,
+    plan: &LoadProfile,
     epoch: Instant,
     tx: mpsc::UnboundedSender<RunEvent>,
     stop: CancellationToken,
@@ -275,7 +278,7 @@ fn schedule(
     tracker: &TaskTracker,
     req: &Arc<Requester>,
     work: &Arc<Work>,
-    plan: &LoadPlan,
+    plan: &LoadProfile,
     gate: Option<Arc<Semaphore>>,
     epoch: Instant,
     tx: &mpsc::UnboundedSender<RunEvent>,

@@ -174,11 +174,8 @@ mod tests {
             },
         );
         BenchmarkResult {
-            schema_version: 1,
-            tool: ToolInfo::default(),
-            date: "2026-01-01T00:00:00Z".into(),
+            header: inferbench_core::Header { date: "2026-01-01T00:00:00Z".into(), tool: ToolInfo::default(), ..Default::default() },
             spec,
-            system: Default::default(),
             summary,
             client: ClientUsage::default(),
             warmup_excluded: 0,

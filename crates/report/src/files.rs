@@ -1,8 +1,7 @@
 //! Result files: the summary JSON and CSV (replaced atomically) and the per-request JSONL
 //! (appended as each request completes, so an interrupted run loses nothing).
 
-use inferbench_core::result::fmt_pct;
-use inferbench_core::{BenchmarkResult, MetricName, RequestRecord};
+use inferbench_core::{BenchmarkResult, RequestRecord};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -35,7 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 
 /// Writes the result JSON (pretty, with vLLM's flat keys).
 pub fn write_json(path: &Path, r: &BenchmarkResult) -> Result<(), ReportError> {
-    let mut bytes = serde_json::to_vec_pretty(&r.to_json()).expect("results serialise");
+    let mut bytes = serde_json::to_vec_pretty(&r.to_json()).map_err(std::io::Error::from).map_err(err(path))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }
@@ -43,59 +42,8 @@ pub fn write_json(path: &Path, r: &BenchmarkResult) -> Result<(), ReportError> {
 /// Writes a one-row CSV of the headline metrics (a header line, then the values), easy to
 /// concatenate across runs.
 pub fn write_csv_summary(path: &Path, r: &BenchmarkResult) -> Result<(), ReportError> {
-    let s = &r.summary;
-    let mut header: Vec<String> = [
-        "date",
-        "backend",
-        "model",
-        "request_rate",
-        "max_concurrency",
-        "completed",
-        "failed",
-        "duration_s",
-        "total_input_tokens",
-        "total_output_tokens",
-        "request_throughput",
-        "request_goodput",
-        "output_throughput",
-        "total_token_throughput",
-    ]
-    .map(String::from)
-    .to_vec();
-    let opt = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
-    let mut row: Vec<String> = vec![
-        r.date.clone(),
-        r.spec.backend.clone(),
-        r.spec.model.clone(),
-        r.spec.request_rate.map_or("inf".into(), |x| x.to_string()),
-        r.spec.max_concurrency.map_or_else(String::new, |x| x.to_string()),
-        s.completed.to_string(),
-        s.failed.to_string(),
-        s.duration_s.to_string(),
-        s.total_input_tokens.to_string(),
-        s.total_output_tokens.to_string(),
-        s.request_throughput.to_string(),
-        opt(s.request_goodput),
-        s.output_throughput.to_string(),
-        s.total_token_throughput.to_string(),
-    ];
-    for m in MetricName::ALL {
-        let d = s.metric(m);
-        for (stat, v) in [("mean", d.mean), ("median", d.median), ("std", d.std)] {
-            header.push(format!("{stat}_{m}_ms"));
-            row.push(v.to_string());
-        }
-        for &(p, v) in &d.percentiles {
-            header.push(format!("p{}_{m}_ms", fmt_pct(p)));
-            row.push(v.to_string());
-        }
-    }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let to_io = |e: csv::Error| std::io::Error::other(e.to_string());
-    w.write_record(&header).map_err(to_io).map_err(err(path))?;
-    w.write_record(&row).map_err(to_io).map_err(err(path))?;
-    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string())).map_err(err(path))?;
-    write_atomic(path, &bytes)
+    let text = crate::csv::run(r).map_err(std::io::Error::other).map_err(err(path))?;
+    write_atomic(path, text.as_bytes())
 }
 
 /// Appends one JSON line per record. Buffered, and flushed whenever the producer has nothing
@@ -127,6 +75,19 @@ impl RecordWriter {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The JSONL file as a sink: each record appended as it arrives, flushed after every batch.
+impl inferbench_core::RecordSink for RecordWriter {
+    fn record(&mut self, r: &RequestRecord) -> Result<(), inferbench_core::SinkError> {
+        self.write(r).map_err(Into::into)
+    }
+    fn flush(&mut self) -> Result<(), inferbench_core::SinkError> {
+        RecordWriter::flush(self).map_err(Into::into)
+    }
+    fn finish(&mut self) -> Result<(), inferbench_core::SinkError> {
+        RecordWriter::flush(self).map_err(Into::into)
     }
 }
 

@@ -76,16 +76,16 @@ pub fn sweep_table(s: &SweepResult) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     let mut header: Vec<String> =
-        ["load", "runs", "success", "req/s", "out tok/s", "TTFT p50", "TPOT p50", &format!("{} p50", s.dimension.knee_latency().short())]
+        ["load", "runs", "success", "req/s", "out tok/s", "TTFT p50", "TPOT p50", &format!("{} p50", s.dimension().knee_latency().short())]
             .map(str::to_owned)
             .into();
-    header.extend(s.slos.iter().map(|r| r.to_string()));
+    header.extend(s.sweep.slos.iter().map(|r| r.to_string()));
     header.push(String::new());
     t.set_header(header);
     for step in &s.steps {
         let st = &step.stats;
         let mut row = vec![
-            s.dimension.label(step.load),
+            s.dimension().label(step.load),
             step.runs.len().to_string(),
             format!("{:.1}%", st.success_rate.mean * 100.0),
             est(&st.request_throughput, 2),
@@ -111,14 +111,14 @@ pub fn sweep_table(s: &SweepResult) -> String {
         row.push(marks.join(", "));
         t.add_row(row);
     }
-    for i in 1..8 + s.slos.len() {
+    for i in 1..8 + s.sweep.slos.len() {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
     let mut out = format!("{t}\n(latencies in ms");
-    if s.repeat > 1 {
-        out.push_str(&format!("; mean ±95% CI over {} repeats", s.repeat));
+    if s.sweep.repeat > 1 {
+        out.push_str(&format!("; mean ±95% CI over {} repeats", s.sweep.repeat));
     }
     out.push(')');
     out

@@ -3,11 +3,11 @@
 //! fixture whose plan was computed by hand.
 
 use crate::harness::*;
-use inferbench_core::metrics::MetricName;
 use inferbench_core::result::ToolInfo;
 use inferbench_core::stats::Distribution;
-use inferbench_core::sweep::{Dimension, SloRule, StepRun, StepStats, SweepResult, SweepStep, SWEEP_KIND};
-use inferbench_core::{RunSpec, Summary, SCHEMA_VERSION};
+use inferbench_core::summary::MetricName;
+use inferbench_core::sweep::{Dimension, SloRule, StepRun, StepStats, SweepResult, SweepSpec, SweepStep};
+use inferbench_core::{Header, ResultKind, RunSpec, Summary};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -231,7 +231,7 @@ fn plan_matches_a_hand_calculation() {
             SweepStep {
                 load: c,
                 stats: StepStats::of(&[&s], Dimension::Concurrency),
-                runs: vec![StepRun { result: format!("x-c{c}.json"), summary: s, wall_s: 1.0, overhead_s: 0.0 }],
+                runs: vec![StepRun { result: format!("x-c{c}.json"), summary: s, wall_s: 1.0, overhead_s: 0.0, interrupted: false }],
                 slo: Vec::new(),
                 noisy: Vec::new(),
                 refined: false,
@@ -239,16 +239,20 @@ fn plan_matches_a_hand_calculation() {
         })
         .collect();
     let sweep = SweepResult {
-        schema_version: SCHEMA_VERSION,
-        kind: SWEEP_KIND.into(),
-        tool: ToolInfo::default(),
-        date: String::new(),
-        dimension: Dimension::Concurrency,
-        spec: RunSpec::default(),
-        slos: vec![SloRule::parse("ttft:p99:300").unwrap()],
-        min_success_rate: 0.95,
-        repeat: 1,
-        cooldown_s: 0.0,
+        header: Header::now(ResultKind::Sweep, ToolInfo::default()),
+        sweep: SweepSpec {
+            dimension: Dimension::Concurrency,
+            loads: points.iter().map(|p| p.0).collect(),
+            run: RunSpec::default(),
+            slos: vec![SloRule::parse("ttft:p99:300").unwrap()],
+            min_success_rate: 0.95,
+            stop_on_slo: false,
+            stop_latency_factor: None,
+            repeat: 1,
+            cooldown_s: 0.0,
+            refine: 0,
+            cv_warn: 0.1,
+        },
         steps,
         knee: Some(4.0),
         slo_limit: Some(4.0),
@@ -288,7 +292,7 @@ fn plan_matches_a_hand_calculation() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown SLO metric 'goodput'"));
     // A rate target with users on a rate sweep is refused.
     let mut rate = sweep.clone();
-    rate.dimension = Dimension::Rate;
+    rate.sweep.dimension = Dimension::Rate;
     std::fs::write(&path, serde_json::to_string(&rate).unwrap()).unwrap();
     let o = Command::new(BIN).arg("plan").arg(&path).args(["--users", "10"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("--users needs a sweep over concurrency"));

@@ -2,7 +2,7 @@
 //! how many replicas a target needs with headroom, and what a million tokens costs. Every
 //! formula is in `docs/metrics.md` ("Plans") and tested on a hand-computed fixture.
 
-use crate::metrics::{MetricName, Summary};
+use crate::summary::{MetricName, Summary};
 use crate::sweep::{Dimension, SloRule, SweepError, SweepResult};
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,7 @@ pub enum PlanError {
 }
 
 /// What the deployment must carry.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// Requests per second, across all replicas.
@@ -34,7 +34,7 @@ pub enum Target {
 }
 
 /// One replica at its highest sustainable step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Capacity {
     /// The step's load (concurrency or request rate).
     pub load: f64,
@@ -90,7 +90,7 @@ pub fn sustainable(sweep: &SweepResult, rules: &[SloRule], min_success: f64) -> 
 }
 
 /// The money side of a plan, in the currency of the price per hour.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cost {
     /// All replicas, per hour.
     pub per_hour: f64,
@@ -104,9 +104,9 @@ pub struct Cost {
     pub per_million_output_all_in: f64,
 }
 
-/// A capacity plan.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+/// How many replicas a target needs, and at what cost.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReplicaPlan {
     /// One replica at its sustainable step.
     pub capacity: Capacity,
     /// The rate one replica is planned to carry: capacity × (1 − headroom).
@@ -127,7 +127,13 @@ fn ceil_tolerant(x: f64) -> f64 {
 }
 
 /// Plans a deployment. Without a target, one replica at its usable rate is planned (unit costs).
-pub fn plan(cap: Capacity, dim: Dimension, target: Option<Target>, headroom: f64, price_per_hour: Option<f64>) -> Result<Plan, PlanError> {
+pub fn plan_replicas(
+    cap: Capacity,
+    dim: Dimension,
+    target: Option<Target>,
+    headroom: f64,
+    price_per_hour: Option<f64>,
+) -> Result<ReplicaPlan, PlanError> {
     if !(0.0..1.0).contains(&headroom) {
         return Err(PlanError::Invalid(format!("headroom {headroom} must be in [0, 1)")));
     }
@@ -166,7 +172,7 @@ pub fn plan(cap: Capacity, dim: Dimension, target: Option<Target>, headroom: f64
         }
         Some(p) => return Err(PlanError::Invalid(format!("the price per hour must be a non-negative number, got {p}"))),
     };
-    Ok(Plan {
+    Ok(ReplicaPlan {
         capacity: cap,
         usable_rate,
         target_rate,
@@ -174,6 +180,47 @@ pub fn plan(cap: Capacity, dim: Dimension, target: Option<Target>, headroom: f64
         utilisation: target_rate / (replicas * cap.request_rate),
         cost,
     })
+}
+
+/// One SLO choice, planned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlanChoice {
+    /// The SLOs, as written (`no SLO (highest throughput)` when none).
+    pub slos: String,
+    /// The sustainable step's load; `None` when no step qualifies.
+    pub load: Option<f64>,
+    /// True when the sustainable step is the sweep's highest: the replica may hold more.
+    pub at_sweep_top: bool,
+    /// The plan at that step.
+    pub plan: Option<ReplicaPlan>,
+}
+
+/// A whole capacity plan, as `inferbench plan --output` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CapacityPlan {
+    /// Version, kind, tool, times, host, labels.
+    #[serde(flatten)]
+    pub header: crate::result::Header,
+    /// The sweep planned from.
+    pub sweep: String,
+    /// What the sweep varied.
+    pub dimension: Dimension,
+    /// Steps in the sweep.
+    pub sweep_steps: usize,
+    /// The sweep's lowest load.
+    pub first_load: f64,
+    /// Capacity kept in reserve per replica, as a fraction.
+    pub headroom: f64,
+    /// Price of one replica per hour.
+    pub price_per_hour: Option<f64>,
+    /// What the deployment must carry.
+    pub target: Option<Target>,
+    /// Lowest acceptable success rate, as a fraction.
+    pub min_success_rate: f64,
+    /// The plan under the chosen SLOs.
+    pub plan: PlanChoice,
+    /// The same target under other SLO choices.
+    pub what_if: Vec<PlanChoice>,
 }
 
 #[cfg(test)]
@@ -188,7 +235,7 @@ mod tests {
     #[test]
     fn replicas_and_costs_by_hand() {
         // usable 3.6 * 0.8 = 2.88 req/s; 50 / 2.88 = 17.36 -> 18 replicas; 18 * $2 = $36/h.
-        let p = plan(cap(), Dimension::Concurrency, Some(Target::Rate(50.0)), 0.2, Some(2.0)).unwrap();
+        let p = plan_replicas(cap(), Dimension::Concurrency, Some(Target::Rate(50.0)), 0.2, Some(2.0)).unwrap();
         assert!((p.usable_rate - 2.88).abs() < 1e-12);
         assert_eq!(p.replicas, 18);
         assert!((p.utilisation - 50.0 / (18.0 * 3.6)).abs() < 1e-12);
@@ -204,19 +251,19 @@ mod tests {
     #[test]
     fn users_need_a_concurrency_sweep() {
         // 4 users per replica at 80 %: 3.2; 100 / 3.2 = 31.25 -> 32 replicas.
-        let p = plan(cap(), Dimension::Concurrency, Some(Target::Users(100.0)), 0.2, None).unwrap();
+        let p = plan_replicas(cap(), Dimension::Concurrency, Some(Target::Users(100.0)), 0.2, None).unwrap();
         assert_eq!(p.replicas, 32);
         assert!((p.target_rate - 100.0 * 3.6 / 4.0).abs() < 1e-12);
-        assert_eq!(plan(cap(), Dimension::Rate, Some(Target::Users(100.0)), 0.2, None), Err(PlanError::UsersNeedConcurrency));
+        assert_eq!(plan_replicas(cap(), Dimension::Rate, Some(Target::Users(100.0)), 0.2, None), Err(PlanError::UsersNeedConcurrency));
     }
 
     #[test]
     fn exact_fits_do_not_round_up_and_bad_numbers_are_refused() {
         // 2.88 * 10 = 28.8 exactly fits 10 replicas, despite floating-point error.
-        assert_eq!(plan(cap(), Dimension::Rate, Some(Target::Rate(28.8)), 0.2, None).unwrap().replicas, 10);
-        assert_eq!(plan(cap(), Dimension::Rate, None, 0.0, None).unwrap().replicas, 1);
-        assert!(plan(cap(), Dimension::Rate, None, 1.0, None).is_err());
-        assert!(plan(cap(), Dimension::Rate, Some(Target::Rate(-1.0)), 0.2, None).is_err());
-        assert!(plan(cap(), Dimension::Rate, None, 0.2, Some(-1.0)).is_err());
+        assert_eq!(plan_replicas(cap(), Dimension::Rate, Some(Target::Rate(28.8)), 0.2, None).unwrap().replicas, 10);
+        assert_eq!(plan_replicas(cap(), Dimension::Rate, None, 0.0, None).unwrap().replicas, 1);
+        assert!(plan_replicas(cap(), Dimension::Rate, None, 1.0, None).is_err());
+        assert!(plan_replicas(cap(), Dimension::Rate, Some(Target::Rate(-1.0)), 0.2, None).is_err());
+        assert!(plan_replicas(cap(), Dimension::Rate, None, 0.2, Some(-1.0)).is_err());
     }
 }

@@ -1,0 +1,260 @@
+//! A serving benchmark: spec in, typed result out. Prompts, pre-flight, load, collection through
+//! the sinks, summary, and (when asked) the result files, which are written even when the run is
+//! cancelled, so nothing measured is lost.
+
+use crate::collector::{collect, Collected};
+use crate::error::{BenchError, Context};
+use crate::observer::{silent, Event, Observer};
+use crate::{proc, spec};
+use inferbench_core::result::{ClientUsage, Header, ResultKind};
+use inferbench_core::spec::DatasetStats;
+use inferbench_core::summary::Accumulator;
+use inferbench_core::{BenchmarkResult, RecordSink, RunSpec};
+use inferbench_data::{load_dataset, Dataset, DatasetOptions, Tokenizer};
+use inferbench_load::{http_client, preflight, run_load, HttpTarget, RequestTemplate, Requester};
+use inferbench_report::{write_csv_summary, write_json, RecordWriter};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How a run is carried out, beyond what it measures: none of this shapes the workload, so none
+/// of it is in the spec (and the API key must never be).
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Bearer token for the server. Never written anywhere.
+    pub api_key: Option<String>,
+    /// Where the result files go; `None` writes no file.
+    pub output: Option<Output>,
+    /// Keep each request's generated text in the records.
+    pub keep_text: bool,
+    /// After cancellation, how long in-flight requests may take before they are cancelled.
+    pub grace: Duration,
+    /// The server runs in this process (CPU figures then include its work).
+    pub server_in_process: bool,
+    /// Reuse the previous run's generated prompts when this run asks for the same set (sweep
+    /// steps differ only in load).
+    pub reuse_prompts: bool,
+    /// Labels carried into the result header.
+    pub labels: BTreeMap<String, String>,
+    /// How often sinks are ticked.
+    pub tick: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            output: None,
+            keep_text: false,
+            grace: Duration::from_secs(5),
+            server_in_process: false,
+            reuse_prompts: false,
+            labels: BTreeMap::new(),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A result directory and file stem.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// The stem: `<stem>.json`, `<stem>.csv`, `<stem>.records.jsonl`.
+    pub stem: String,
+}
+
+/// Where a run's files go.
+#[derive(Debug, Clone)]
+pub struct ResultPaths {
+    /// Summary JSON.
+    pub json: PathBuf,
+    /// One-row CSV.
+    pub csv: PathBuf,
+    /// Per-request JSONL.
+    pub records: PathBuf,
+}
+
+impl Output {
+    /// The three files of a run.
+    pub fn paths(&self) -> ResultPaths {
+        ResultPaths {
+            json: self.dir.join(format!("{}.json", self.stem)),
+            csv: self.dir.join(format!("{}.csv", self.stem)),
+            records: self.dir.join(format!("{}.records.jsonl", self.stem)),
+        }
+    }
+}
+
+/// A serving benchmark, checked and ready to run.
+pub struct Serving {
+    spec: RunSpec,
+    opts: RunOptions,
+    target: HttpTarget,
+    dataset: DatasetOptions,
+    sinks: Vec<Box<dyn RecordSink>>,
+    cancel: CancellationToken,
+    observer: Observer,
+}
+
+impl Serving {
+    /// Checks the spec and prepares the output directory.
+    pub fn new(mut spec: RunSpec, opts: RunOptions) -> Result<Self, BenchError> {
+        spec::normalize(&mut spec)?;
+        let target = HttpTarget::new(&spec.base_url, &spec.endpoint, opts.api_key.as_deref(), Duration::from_secs_f64(spec.timeout_s))
+            .map_err(|e| BenchError::invalid(format!("--base-url: {e}")))?;
+        spec.base_url = target.base_url.clone();
+        let dataset = spec::dataset_options(&spec)?;
+        if let Some(o) = &opts.output {
+            std::fs::create_dir_all(&o.dir)
+                .map_err(|e| BenchError::invalid(format!("--result-dir: cannot create {}: {e}", o.dir.display())))?;
+        }
+        Ok(Self { spec, opts, target, dataset, sinks: Vec::new(), cancel: CancellationToken::new(), observer: silent() })
+    }
+
+    /// Adds a sink: it receives every record as it completes, and a tick every `opts.tick`.
+    pub fn with_sink(mut self, sink: impl RecordSink + 'static) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Adds boxed sinks.
+    pub fn with_sinks(mut self, sinks: Vec<Box<dyn RecordSink>>) -> Self {
+        self.sinks.extend(sinks);
+        self
+    }
+
+    /// Stops the run when `token` is cancelled: no new requests; in-flight ones get the grace
+    /// period; everything measured is still summarised and written.
+    pub fn cancel_on(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Receives notes about the workload.
+    pub fn observe(mut self, observer: Observer) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The checked spec.
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// Where the files go, when files are written.
+    pub fn paths(&self) -> Option<ResultPaths> {
+        self.opts.output.as_ref().map(Output::paths)
+    }
+
+    /// Runs the benchmark.
+    pub async fn run(mut self) -> Result<BenchmarkResult, BenchError> {
+        let mut header = Header::now(ResultKind::Run, crate::tool_info());
+        header.labels = self.opts.labels.clone();
+        let tokenizer = Tokenizer::by_name(&self.spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
+        let loaded = if self.opts.reuse_prompts {
+            cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?
+        } else {
+            load(&tokenizer, &self.dataset)?
+        };
+        if loaded.oversampled {
+            let n = self.spec.num_prompts.map_or_else(|| "a timed run's".to_owned(), |n| n.to_string());
+            (self.observer)(&Event::Note(&format!("the dataset has {} usable prompts for {n} requests; prompts repeat", loaded.available)));
+        }
+        if loaded.skipped > 0 {
+            (self.observer)(&Event::Note(&format!("{} dataset entries skipped by the length filters", loaded.skipped)));
+        }
+        let dataset_stats = DatasetStats { available: loaded.available, skipped: loaded.skipped, oversampled: loaded.oversampled };
+        let prompts = loaded.prompts;
+
+        let client = http_client(&self.target);
+        let model_flag = (!self.spec.model.is_empty()).then(|| self.spec.model.clone());
+        let model = tokio::select! {
+            m = preflight(&client, &self.target, model_flag.as_deref()) => m.map_err(|e| BenchError::failed(e.to_string()))?,
+            () = self.cancel.cancelled() => return Err(BenchError::Interrupted("during the pre-flight check".into())),
+        };
+        self.spec.model = model.clone();
+        let template = RequestTemplate::new(spec::backend(&self.spec)?, &spec::template_options(&self.spec, &model));
+        let requester = Arc::new(Requester::new(client, &self.target, template, tokenizer, self.opts.keep_text));
+
+        let paths = self.paths();
+        let mut sinks: Vec<Box<dyn RecordSink>> = Vec::new();
+        if let Some(p) = &paths {
+            sinks.push(Box::new(RecordWriter::create(&p.records).map_err(|e| BenchError::invalid(format!("--result-dir: {e}")))?));
+        }
+        sinks.append(&mut self.sinks);
+        let acc = Accumulator::new(&spec::summary_options(&self.spec)?);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let collector = std::thread::Builder::new()
+            .name("inferbench-collector".into())
+            .spawn(move || collect(rx, acc, sinks))
+            .ctx("cannot start the collector")?;
+        let ticking = CancellationToken::new();
+        let ticker = {
+            let (tx, stop, every) = (tx.clone(), ticking.clone(), self.opts.tick);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => { if tx.send(inferbench_load::RunEvent::Tick).is_err() { break; } }
+                        () = stop.cancelled() => break,
+                    }
+                }
+            })
+        };
+        let profile = spec::load_profile(&self.spec, self.opts.grace);
+        let outcome = run_load(requester, prompts.into(), profile, tx, self.cancel.clone()).await;
+        ticking.cancel();
+        let _ = ticker.await;
+        let cpu_end = proc::cpu_seconds();
+        let collected = tokio::task::spawn_blocking(move || collector.join()).await;
+        let Ok(Ok(Collected { summary, warmups, cpu_at_start, sink_errors })) = collected else {
+            return Err(BenchError::failed("the collector thread panicked"));
+        };
+        header.end();
+        let result = BenchmarkResult {
+            header,
+            spec: self.spec,
+            summary,
+            client: ClientUsage {
+                cpu_s: (cpu_end - cpu_at_start).max(0.0),
+                peak_rss_bytes: proc::peak_rss_bytes(),
+                includes_server: self.opts.server_in_process,
+            },
+            warmup_excluded: warmups,
+            dataset: dataset_stats,
+            interrupted: outcome.interrupted,
+        };
+        if let Some(p) = &paths {
+            write_json(&p.json, &result).map_err(|e| BenchError::failed(e.to_string()))?;
+            write_csv_summary(&p.csv, &result).map_err(|e| BenchError::failed(e.to_string()))?;
+        }
+        if let Some((_, e)) = sink_errors.first() {
+            return Err(BenchError::failed(e.clone()));
+        }
+        Ok(result)
+    }
+}
+
+fn load(tokenizer: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, BenchError> {
+    load_dataset(tokenizer, opts).ctx("loading the dataset")
+}
+
+/// Loads the dataset, reusing the previous run's prompts when a sweep asks for the same generated
+/// set again (same options, same tokenizer), so no time goes to regenerating them between steps.
+/// File datasets are always read afresh.
+fn cached_dataset(tokenizer: &Tokenizer, tokenizer_name: &str, opts: &DatasetOptions) -> Result<Dataset, BenchError> {
+    static LAST: std::sync::Mutex<Option<(String, Dataset)>> = std::sync::Mutex::new(None);
+    let key = opts.path.is_none().then(|| format!("{tokenizer_name}|{opts:?}"));
+    if let Some(k) = &key {
+        if let Some((_, d)) = LAST.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|(c, _)| c == k) {
+            return Ok(d.clone());
+        }
+    }
+    let loaded = load(tokenizer, opts)?;
+    if let Some(k) = key {
+        *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((k, loaded.clone()));
+    }
+    Ok(loaded)
+}

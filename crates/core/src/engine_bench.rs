@@ -1,0 +1,402 @@
+//! The engine benchmark's configuration (seed 000's YAML sections) and its typed result: what
+//! `inferbench engine` reads and writes, and what `compare` and `report` read back.
+
+use crate::result::Header;
+use crate::stats::Distribution;
+use crate::summary::Summary;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The YAML configuration (seed 000's sections). Unknown keys are errors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchConfig {
+    /// Model: a GGUF path or a known name.
+    pub model: Option<String>,
+    /// Compute threads.
+    pub threads: Option<usize>,
+    /// Latency grid.
+    pub latency: LatencyConfig,
+    /// Memory measurements.
+    pub memory: MemoryConfig,
+    /// Throughput measurements.
+    pub throughput: ThroughputConfig,
+    /// Where and how to report.
+    pub report: ReportConfig,
+    /// Targets per model name (or `default`): `min_<metric>` / `max_<metric>` and the seed's
+    /// `min_tokens_per_second`, `max_ttft_ms`, `max_memory_gb`.
+    pub targets: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Prompt texts the length-controlled prompts are cut from.
+    pub test_prompts: Vec<String>,
+    /// The same model held in other formats.
+    pub quantization: QuantConfig,
+    /// A draft model proposing tokens for the target.
+    pub speculative: SpecConfig,
+    /// Baseline against variant, per batch size (seed 003).
+    pub comparison: CompareConfig,
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Variant {
+    /// A label for reports.
+    pub name: String,
+    /// Weight format (`shipped`, `q4_1`, `q8_0`, `f32`).
+    pub quantization: String,
+    /// Compute threads (0: the run's setting).
+    pub threads: usize,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Self { name: String::new(), quantization: "shipped".into(), threads: 0 }
+    }
+}
+
+/// `comparison:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareConfig {
+    /// Run the comparison.
+    pub enabled: bool,
+    /// The reference.
+    pub baseline: Variant,
+    /// The candidate.
+    pub variant: Variant,
+    /// Batch sizes (requests submitted together).
+    pub batch_sizes: Vec<usize>,
+    /// Measured iterations per batch size (after one warm-up).
+    pub iterations: usize,
+    /// Prompt tokens per request.
+    pub input_tokens: usize,
+    /// Output tokens per request.
+    pub tokens_per_request: usize,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            baseline: Variant { name: "baseline".into(), ..Variant::default() },
+            variant: Variant { name: "variant".into(), quantization: "q8_0".into(), threads: 0 },
+            batch_sizes: vec![1, 2, 4, 8],
+            iterations: 3,
+            input_tokens: 32,
+            tokens_per_request: 32,
+        }
+    }
+}
+
+/// `quantization:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuantConfig {
+    /// Formats to load the model in: `shipped`, `q4_1`, `q8_0`, `f32` (empty skips the section;
+    /// F32 is always loaded as the reference).
+    pub formats: Vec<String>,
+    /// Prompts whose greedy tokens are compared.
+    pub prompts: usize,
+    /// Tokens generated per prompt.
+    pub max_tokens: usize,
+}
+
+/// `speculative:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecConfig {
+    /// Run the comparison.
+    pub enabled: bool,
+    /// Draft model (path or name) [default: the target model's file].
+    pub draft: Option<String>,
+    /// Format the draft is held in (`shipped`, `q4_1`, `q8_0`, `f32`).
+    pub draft_quantization: String,
+    /// Format the target is held in.
+    pub target_quantization: String,
+    /// Tokens the draft proposes per target pass.
+    pub gamma: usize,
+    /// Prompts per round.
+    pub prompts: usize,
+    /// Tokens generated per prompt.
+    pub max_tokens: usize,
+    /// 0 is greedy (output must equal the target's own); above 0 uses sampled acceptance.
+    pub temperature: f32,
+    /// Repeat the prompts until this many seconds have passed (0: one round).
+    pub duration_seconds: f64,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        Self { formats: Vec::new(), prompts: 3, max_tokens: 32 }
+    }
+}
+
+impl Default for SpecConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            draft: None,
+            draft_quantization: "shipped".into(),
+            target_quantization: "f32".into(),
+            gamma: 4,
+            prompts: 4,
+            max_tokens: 64,
+            temperature: 0.0,
+            duration_seconds: 0.0,
+        }
+    }
+}
+
+/// `latency:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatencyConfig {
+    /// Runs per cell not counted.
+    pub warmup_runs: usize,
+    /// Runs per cell measured.
+    pub test_runs: usize,
+    /// Prompt lengths, tokens.
+    pub input_lengths: Vec<usize>,
+    /// Output lengths, tokens.
+    pub output_lengths: Vec<usize>,
+}
+
+/// `memory:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Report peak resident memory.
+    pub measure_peak: bool,
+    /// Compute and measure the KV cache of the longest latency cell.
+    pub measure_kv_cache: bool,
+}
+
+/// `throughput:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThroughputConfig {
+    /// Requests in flight for the concurrent test (0 skips it).
+    pub concurrent_requests: usize,
+    /// Batch sizes: that many requests submitted together.
+    pub batch_sizes: Vec<usize>,
+    /// Output tokens per request.
+    pub tokens_per_request: usize,
+    /// Keep the concurrent test going this long (0: one round of requests).
+    pub duration_seconds: f64,
+}
+
+/// `report:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// Directory for the files.
+    pub output_dir: PathBuf,
+    /// Any of json, csv, text.
+    pub format: Vec<String>,
+    /// Record CPU, RAM, OS and versions.
+    pub include_system_info: bool,
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        Self { warmup_runs: 1, test_runs: 3, input_lengths: vec![32, 128], output_lengths: vec![32, 64] }
+    }
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self { measure_peak: true, measure_kv_cache: true }
+    }
+}
+
+impl Default for ThroughputConfig {
+    fn default() -> Self {
+        Self { concurrent_requests: 8, batch_sizes: vec![1, 4, 8], tokens_per_request: 64, duration_seconds: 0.0 }
+    }
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self { output_dir: PathBuf::from("results"), format: vec!["json".into(), "csv".into(), "text".into()], include_system_info: true }
+    }
+}
+
+/// One request's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Trace {
+    /// Prompt tokens.
+    pub input_tokens: usize,
+    /// Tokens generated.
+    pub output_tokens: usize,
+    /// Submit to first token, ms.
+    pub ttft_ms: f64,
+    /// Submit to last token, ms.
+    pub e2e_ms: f64,
+    /// Decode tokens/s after the first token.
+    pub decode_tok_s: f64,
+}
+
+/// One cell of the latency grid: an input length by an output length, run `test_runs` times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LatencyCell {
+    /// Prompt tokens.
+    pub input_tokens: usize,
+    /// Output tokens asked for.
+    pub output_tokens: usize,
+    /// Time to first token over the runs, ms.
+    pub ttft_ms: Distribution,
+    /// Decode rate over the runs, tokens/s.
+    pub decode_tok_s: Distribution,
+    /// End-to-end latency over the runs, ms.
+    pub e2e_ms: Distribution,
+    /// Each measured run.
+    pub iterations: Vec<Trace>,
+}
+
+/// Kind name of engine results (kept for readers of version-1 files).
+pub const ENGINE_KIND: &str = "engine";
+
+/// A whole engine benchmark, as `inferbench engine` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EngineResult {
+    /// Version, kind, tool, times, host, labels.
+    #[serde(flatten)]
+    pub header: Header,
+    /// The model's name (a known name or the file stem).
+    pub model: String,
+    /// The GGUF file.
+    pub model_path: String,
+    /// Weight formats as loaded (`Q4_1`, `mixed Q4_1/Q8_0`, ...).
+    pub weights: String,
+    /// Compute threads.
+    pub threads: usize,
+    /// The configuration run (the spec of this kind).
+    pub config: BenchConfig,
+    /// The latency grid.
+    pub latency: Vec<LatencyCell>,
+    /// Memory figures, MB.
+    pub memory: BTreeMap<String, f64>,
+    /// Throughput figures.
+    pub throughput: BTreeMap<String, f64>,
+    /// The latency runs summarised exactly as a serving run is (same type, same formulas).
+    pub latency_summary: Summary,
+    /// Formats against the F32 reference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantization: Vec<QuantRow>,
+    /// Speculative against target-only decoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<SpecResult>,
+    /// Baseline against variant per batch size (seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<VariantComparison>,
+    /// Every figure targets can name.
+    pub metrics: BTreeMap<String, f64>,
+    /// Sections that failed (the others are still reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// Each target and how it fared.
+    pub targets: Vec<TargetCheck>,
+}
+
+/// One format of the quantization comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct QuantRow {
+    /// The format (`shipped`, `q4_1`, `q8_0`, `f32`).
+    pub format: String,
+    /// Resident memory the load added, MB.
+    pub load_mb: f64,
+    /// Bytes of weights, MB.
+    pub weights_mb: f64,
+    /// Greedy decode rate, tokens/s.
+    pub decode_tokens_per_second: f64,
+    /// Share of generated positions whose greedy token equals the F32 reference's.
+    pub token_agreement: f64,
+    /// Prompts whose whole greedy output equals the reference's.
+    pub identical_outputs: usize,
+    /// Prompts compared.
+    pub prompts: usize,
+}
+
+/// The speculative-decoding comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SpecResult {
+    /// Target model and format.
+    pub target: String,
+    /// Draft model and format.
+    pub draft: String,
+    /// Tokens proposed per target pass.
+    pub gamma: usize,
+    /// Sampling temperature (0 is greedy).
+    pub temperature: f32,
+    /// Prompts generated (over all rounds).
+    pub prompts_run: usize,
+    /// Target-only decode rate, tokens/s.
+    pub target_only_tokens_per_second: f64,
+    /// Speculative decode rate, tokens/s.
+    pub speculative_tokens_per_second: f64,
+    /// Speculative over target-only rate.
+    pub speedup: f64,
+    /// Accepted draft tokens / proposed ones.
+    pub acceptance_rate: f64,
+    /// Tokens gained per target pass.
+    pub mean_accepted_length: f64,
+    /// Greedy only: every speculative output equalled the target-only output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identical_to_target: Option<bool>,
+}
+
+/// Per batch size: each side's iterations and the derived figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VariantRow {
+    /// Requests submitted together.
+    pub batch_size: usize,
+    /// Baseline wall latency of the batch, ms.
+    pub baseline_latency_ms: Distribution,
+    /// Variant wall latency of the batch, ms.
+    pub variant_latency_ms: Distribution,
+    /// Baseline output tokens/s.
+    pub baseline_tokens_per_second: Distribution,
+    /// Variant output tokens/s.
+    pub variant_tokens_per_second: Distribution,
+    /// Variant throughput over baseline throughput.
+    pub speedup: f64,
+    /// 1 - variant latency / baseline latency.
+    pub latency_reduction: f64,
+    /// Each baseline iteration, ms.
+    pub baseline_iterations_ms: Vec<f64>,
+    /// Each variant iteration, ms.
+    pub variant_iterations_ms: Vec<f64>,
+}
+
+/// Baseline against variant (seed 003).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VariantComparison {
+    /// The reference side.
+    pub baseline: Variant,
+    /// The candidate side.
+    pub variant: Variant,
+    /// One row per batch size.
+    pub rows: Vec<VariantRow>,
+    /// Mean of the rows' speedups.
+    pub average_speedup: f64,
+    /// Mean of the rows' latency reductions.
+    pub average_latency_reduction: f64,
+    /// The conclusion in words.
+    pub verdict: String,
+}
+
+/// One target and how it fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TargetCheck {
+    /// As configured (`min_tokens_per_second`).
+    pub key: String,
+    /// The metric it names.
+    pub metric: String,
+    /// The limit.
+    pub limit: f64,
+    /// The measured value.
+    pub value: f64,
+    /// Whether the value is on the right side of the limit.
+    pub pass: bool,
+}

@@ -1,0 +1,321 @@
+//! Plain-text reports of every kind: the engine report, comparison and plan tables, sweep step
+//! lines and conclusions. (The run's console block is in `console`, the tables in `table`.)
+
+use crate::table::text_table;
+use inferbench_core::capacity::{CapacityPlan, Target};
+use inferbench_core::comparison::{fmt_p, CompareResult, CompareRow};
+use inferbench_core::engine_bench::EngineResult;
+use inferbench_core::stats::Distribution;
+use inferbench_core::sweep::{Dimension, SweepResult, SweepStep};
+use std::fmt::Write as _;
+
+/// The engine benchmark's report: every section that ran.
+pub fn engine(r: &EngineResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n==== Engine benchmark: {} ({} weights, {} threads) ====", r.model, r.weights, r.threads);
+    if let Some(sys) = &r.header.system {
+        let _ = writeln!(
+            s,
+            "system: {} ({} cores), {:.1} GiB RAM, {}; {}",
+            sys.cpu_model,
+            sys.cpu_cores,
+            sys.memory_bytes as f64 / (1u64 << 30) as f64,
+            sys.os,
+            tool(&r.header.tool)
+        );
+    }
+    let _ = writeln!(s, "\nLatency (mean ± std [min, median, max] over {} runs)", r.config.latency.test_runs);
+    let _ = writeln!(s, "{:>6} {:>6}  {:>30}  {:>24}  {:>16}", "in", "out", "TTFT ms", "decode tok/s", "E2E ms");
+    for c in &r.latency {
+        let d = |x: &Distribution| format!("{:.1} ± {:.1} [{:.1}, {:.1}, {:.1}]", x.mean, x.std, x.min, x.median, x.max);
+        let _ = writeln!(
+            s,
+            "{:>6} {:>6}  {:>30}  {:>24}  {:>16}",
+            c.input_tokens,
+            c.output_tokens,
+            d(&c.ttft_ms),
+            format!("{:.1} ± {:.1}", c.decode_tok_s.mean, c.decode_tok_s.std),
+            format!("{:.1} ± {:.1}", c.e2e_ms.mean, c.e2e_ms.std)
+        );
+    }
+    let _ = writeln!(s, "\nThroughput");
+    for (k, v) in &r.throughput {
+        let _ = writeln!(s, "  {k:<44} {v:>10.2}");
+    }
+    let _ = writeln!(s, "\nMemory (MB)");
+    for (k, v) in &r.memory {
+        let _ = writeln!(s, "  {k:<44} {v:>10.1}");
+    }
+    if !r.quantization.is_empty() {
+        let _ = writeln!(s, "\nQuantization (greedy tokens compared with the F32 reference)");
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>10} {:>11} {:>13} {:>10} {:>10}",
+            "format", "load MB", "weights MB", "decode tok/s", "agreement", "identical"
+        );
+        for q in &r.quantization {
+            let _ = writeln!(
+                s,
+                "  {:<8} {:>10.1} {:>11.1} {:>13.1} {:>9.1}% {:>6}/{}",
+                q.format,
+                q.load_mb,
+                q.weights_mb,
+                q.decode_tokens_per_second,
+                q.token_agreement * 100.0,
+                q.identical_outputs,
+                q.prompts
+            );
+        }
+    }
+    if let Some(sp) = &r.speculative {
+        let _ = writeln!(
+            s,
+            "\nSpeculative decoding: draft {} -> target {}, gamma {}, temperature {}",
+            sp.draft, sp.target, sp.gamma, sp.temperature
+        );
+        let _ = writeln!(s, "  target only        {:>8.1} tok/s", sp.target_only_tokens_per_second);
+        let _ = writeln!(s, "  speculative        {:>8.1} tok/s   speedup {:.2}x", sp.speculative_tokens_per_second, sp.speedup);
+        let _ = writeln!(
+            s,
+            "  acceptance rate    {:>8.1}%   mean accepted length {:.2} tokens per target pass",
+            sp.acceptance_rate * 100.0,
+            sp.mean_accepted_length
+        );
+        if let Some(same) = sp.identical_to_target {
+            let _ = writeln!(s, "  output identical to target-only greedy: {same}");
+        }
+    }
+    if let Some(c) = &r.comparison {
+        let _ = writeln!(
+            s,
+            "\nComparison: {} ({}) vs {} ({}), mean ± std over {} iterations",
+            c.baseline.name, c.baseline.quantization, c.variant.name, c.variant.quantization, r.config.comparison.iterations
+        );
+        let _ = writeln!(
+            s,
+            "  {:>5} {:>20} {:>20} {:>16} {:>16} {:>8} {:>10}",
+            "batch", "base latency ms", "var latency ms", "base tok/s", "var tok/s", "speedup", "lat. red."
+        );
+        for row in &c.rows {
+            let _ = writeln!(
+                s,
+                "  {:>5} {:>20} {:>20} {:>16} {:>16} {:>7.2}x {:>9.1}%",
+                row.batch_size,
+                format!("{:.1} ± {:.1}", row.baseline_latency_ms.mean, row.baseline_latency_ms.std),
+                format!("{:.1} ± {:.1}", row.variant_latency_ms.mean, row.variant_latency_ms.std),
+                format!("{:.1} ± {:.1}", row.baseline_tokens_per_second.mean, row.baseline_tokens_per_second.std),
+                format!("{:.1} ± {:.1}", row.variant_tokens_per_second.mean, row.variant_tokens_per_second.std),
+                row.speedup,
+                row.latency_reduction * 100.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  average speedup {:.2}x, average latency reduction {:.1}%",
+            c.average_speedup,
+            c.average_latency_reduction * 100.0
+        );
+        let _ = writeln!(s, "  verdict: {}", c.verdict);
+    }
+    if !r.targets.is_empty() {
+        let _ = writeln!(s, "\nTargets");
+        for c in &r.targets {
+            let _ = writeln!(s, "  {:<32} {:>10.2} limit {:>10.2}  {}", c.key, c.value, c.limit, if c.pass { "pass" } else { "FAIL" });
+        }
+    }
+    s
+}
+
+/// `inferbench 0.1.0 (abc123)`.
+fn tool(t: &inferbench_core::result::ToolInfo) -> String {
+    format!("{} {} ({})", t.name, t.version, t.commit.as_deref().unwrap_or("unknown commit"))
+}
+
+/// Baseline, candidate, change, speedup, p and verdict, formatted for either table.
+pub fn compare_cells(r: &CompareRow, alpha: f64) -> [String; 6] {
+    [
+        format!("{:.2}", r.baseline),
+        format!("{:.2}", r.candidate),
+        format!("{:+.1}%", r.change() * 100.0),
+        format!("{:.3}x", r.speedup()),
+        fmt_p(r.p),
+        r.verdict(alpha).to_owned(),
+    ]
+}
+
+/// The comparison as a plain-text table, grouped by step.
+pub fn compare(c: &CompareResult) -> String {
+    let mut out = String::new();
+    let mut group = None;
+    let _ = writeln!(out, "baseline:  {}\ncandidate: {}", c.baseline, c.candidate);
+    for r in &c.rows {
+        if group != Some(&r.group) {
+            group = Some(&r.group);
+            if !r.group.is_empty() {
+                let _ = writeln!(out, "\n[{}]", r.group);
+            }
+            let _ = writeln!(
+                out,
+                "{:<40} {:>11} {:>11} {:>9} {:>9} {:>9}  verdict",
+                "metric", "baseline", "candidate", "change", "speedup", "p"
+            );
+        }
+        let [base, cand, change, speedup, p, verdict] = compare_cells(r, c.alpha);
+        let _ = writeln!(out, "{:<40} {base:>11} {cand:>11} {change:>9} {speedup:>9} {p:>9}  {verdict}", r.metric);
+    }
+    for n in &c.notes {
+        let _ = writeln!(out, "{n}");
+    }
+    out
+}
+
+/// The capacity plan: the answer under the chosen SLOs, then the what-if table.
+pub fn plan(p: &CapacityPlan) -> String {
+    let dim = p.dimension;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Sweep {} ({} steps over {}), SLOs: {}, success >= {}%",
+        p.sweep,
+        p.sweep_steps,
+        match dim {
+            Dimension::Concurrency => "concurrency",
+            Dimension::Rate => "request rate",
+        },
+        p.plan.slos,
+        p.min_success_rate * 100.0
+    );
+    match (&p.plan.plan, p.plan.load) {
+        (Some(rp), Some(load)) => {
+            let c = &rp.capacity;
+            let _ = writeln!(
+                out,
+                "Per replica: sustainable at {}{}: {:.2} req/s, {:.0} input tok/s, {:.1} output tok/s",
+                dim.label(load),
+                if p.plan.at_sweep_top { " (the sweep's highest load: the replica may hold more; sweep further)" } else { "" },
+                c.request_rate,
+                c.input_tok_s,
+                c.output_tok_s
+            );
+            let _ = writeln!(out, "Planned at {:.0}% headroom: {:.2} req/s per replica", p.headroom * 100.0, rp.usable_rate);
+            let target_txt = match p.target {
+                Some(Target::Rate(r)) => format!("{r} req/s"),
+                Some(Target::Users(u)) => format!("{u} concurrent users ({:.2} req/s)", rp.target_rate),
+                None => format!("one replica's planned load ({:.2} req/s)", rp.target_rate),
+            };
+            let _ = writeln!(out, "Target {target_txt}: {} replica(s), {:.0}% utilised", rp.replicas, rp.utilisation * 100.0);
+            if let Some(cost) = &rp.cost {
+                let _ = writeln!(
+                    out,
+                    "Cost: {:.2}/hour; per million tokens: input {:.4}, output {:.4}, blended {:.4} (output carrying it all: {:.4})",
+                    cost.per_hour, cost.per_million_input, cost.per_million_output, cost.per_million_tokens, cost.per_million_output_all_in
+                );
+                let _ = writeln!(
+                    out,
+                    "  (input/output split by time share: TTFT is {:.1}% of mean E2E latency at that step)",
+                    c.prefill_share * 100.0
+                );
+            }
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "No step meets {} with success >= {}%: even {} fails. Sweep lower loads or relax the SLOs.",
+                p.plan.slos,
+                p.min_success_rate * 100.0,
+                dim.label(p.first_load)
+            );
+        }
+    }
+    let rows = p
+        .what_if
+        .iter()
+        .map(|c| match (&c.plan, c.load) {
+            (Some(rp), Some(load)) => vec![
+                c.slos.clone(),
+                format!("{}{}", if c.at_sweep_top { ">=" } else { "" }, dim.label(load)),
+                format!("{:.2}", rp.capacity.request_rate),
+                format!("{:.1}", rp.capacity.output_tok_s),
+                rp.replicas.to_string(),
+                rp.cost.map_or_else(|| "-".to_owned(), |c| format!("{:.2}", c.per_hour)),
+                rp.cost.map_or_else(|| "-".to_owned(), |c| format!("{:.4}", c.per_million_output_all_in)),
+            ],
+            _ => vec![c.slos.clone(), "none".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+        })
+        .collect();
+    out.push_str("\nWhat if the SLOs were different:\n");
+    out.push_str(&text_table(
+        &["SLOs", "sustainable", "req/s/replica", "out tok/s/replica", "replicas", "cost/hour", "per M output"],
+        rows,
+    ));
+    out.push('\n');
+    if p.what_if.iter().any(|c| c.at_sweep_top) {
+        out.push_str("(>= : the sweep's highest load passed; the true limit may be higher)\n");
+    }
+    out
+}
+
+/// One line per finished sweep step.
+pub fn step_line(step: &SweepStep, dim: Dimension) -> String {
+    let st = &step.stats;
+    let slo = if step.slo.is_empty() {
+        String::new()
+    } else if step.slo.iter().all(|c| c.met) {
+        ", SLOs met".to_owned()
+    } else {
+        let broken: Vec<String> = step.slo.iter().filter(|c| !c.met).map(|c| format!("{} ({:.1})", c.rule, c.value_ms)).collect();
+        format!(", SLO broken: {}", broken.join(", "))
+    };
+    format!(
+        "{}: {:.1}% ok, {:.2} req/s, {:.1} out tok/s, TTFT p50 {:.1} ms, {} p50 {:.1} ms{slo}",
+        dim.label(step.load),
+        st.success_rate.mean * 100.0,
+        st.request_throughput.mean,
+        st.output_throughput.mean,
+        st.ttft_median_ms.mean,
+        dim.knee_latency().short(),
+        st.knee_latency_ms.mean
+    )
+}
+
+/// A sweep's answers, in words.
+pub fn sweep_conclusions(s: &SweepResult) -> String {
+    let dim = s.dimension();
+    let mut out = Vec::new();
+    match s.knee {
+        Some(k) => out.push(format!(
+            "Knee: {} (beyond it throughput grew by less than half as fast as the load while latency climbed)",
+            dim.label(k)
+        )),
+        None => out.push("Knee: not reached (throughput still grew with load at the last step)".to_owned()),
+    }
+    let min = s.sweep.min_success_rate * 100.0;
+    let what = if s.sweep.slos.is_empty() {
+        format!("success rate >= {min}%")
+    } else {
+        format!("{} and success rate >= {min}%", s.sweep.slos.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    };
+    match s.slo_limit.and_then(|l| s.steps.iter().find(|x| x.load == l)) {
+        Some(step) => out.push(format!(
+            "Highest load meeting {what}: {} ({:.2} req/s, {:.1} output tok/s)",
+            dim.label(step.load),
+            step.stats.request_throughput.mean,
+            step.stats.output_throughput.mean
+        )),
+        None => out.push(format!("No step met {what}")),
+    }
+    if let Some(r) = &s.stopped {
+        out.push(format!("Stopped early: {r}"));
+    }
+    let mut o: Vec<f64> = s.steps.iter().flat_map(|x| x.runs.iter().map(|r| r.overhead_s * 1e3)).collect();
+    if !o.is_empty() {
+        o.sort_by(f64::total_cmp);
+        out.push(format!(
+            "Setup per run (dataset, pre-flight, files; cool-down {} s not included): median {:.0} ms, max {:.0} ms",
+            s.sweep.cooldown_s,
+            o[o.len() / 2],
+            o[o.len() - 1]
+        ));
+    }
+    out.join("\n")
+}
