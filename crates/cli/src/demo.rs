@@ -21,20 +21,12 @@ struct SimOnly {
 
 /// The demo's run at one concurrency level.
 fn level_spec(url: &str, tokenizer: &str, input_len: u32, output_len: u32, n: u64, c: u64) -> RunSpec {
-    RunSpec {
-        backend: "vllm".into(),
-        base_url: url.into(),
-        tokenizer: tokenizer.into(),
-        dataset: DatasetSpec { name: "random".into(), input_len, output_len, shuffle: true, ..Default::default() },
-        num_prompts: Some(n),
-        burstiness: 1.0,
-        max_concurrency: Some(c),
-        stream: true,
-        timeout_s: 600.0,
-        percentiles: vec![50.0, 90.0, 95.0, 99.0],
-        percentile_metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
-        ..Default::default()
-    }
+    let mut s = RunSpec::new(url);
+    s.backend = "vllm".into();
+    s.tokenizer = tokenizer.into();
+    s.dataset = DatasetSpec::random(input_len, output_len);
+    (s.num_prompts, s.max_concurrency) = (Some(n), Some(c));
+    s
 }
 
 /// Runs the demo; `Ok(true)` when interrupted.

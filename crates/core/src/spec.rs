@@ -153,3 +153,31 @@ pub struct RunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<String>,
 }
+
+impl DatasetSpec {
+    /// Random prompts of exactly `input_len` tokens asking for `output_len` tokens.
+    pub fn random(input_len: u32, output_len: u32) -> Self {
+        Self { name: "random".into(), input_len, output_len, shuffle: true, ..Default::default() }
+    }
+}
+
+impl RunSpec {
+    /// A run against `base_url` with the command line's defaults: OpenAI completions, streamed,
+    /// 1,000 random 1,024-token prompts asking for 128 tokens, all at once, cl100k_base counting,
+    /// percentiles 50/90/95/99. Set the fields that differ.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            backend: "openai".into(),
+            base_url: base_url.into(),
+            tokenizer: "cl100k_base".into(),
+            dataset: DatasetSpec::random(1024, 128),
+            num_prompts: Some(1000),
+            burstiness: 1.0,
+            stream: true,
+            timeout_s: 600.0,
+            percentiles: vec![50.0, 90.0, 95.0, 99.0],
+            percentile_metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
+            ..Default::default()
+        }
+    }
+}

@@ -54,12 +54,7 @@ impl Samples {
             Some(h) => record(h, v),
             None if self.values.len() < self.cap => self.values.push(v),
             None => {
-                let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-                h.auto(true);
-                for x in self.values.drain(..) {
-                    record(&mut h, x);
-                }
-                self.values.shrink_to_fit();
+                let mut h = self.spill();
                 record(&mut h, v);
                 self.hist = Some(h);
             }
@@ -74,6 +69,17 @@ impl Samples {
     /// True when no sample was added.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Moves the exact samples into a new histogram (3 significant digits, auto-resizing).
+    fn spill(&mut self) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+        h.auto(true);
+        for x in self.values.drain(..) {
+            record(&mut h, x);
+        }
+        self.values.shrink_to_fit();
+        h
     }
 
     /// Adds every sample of `other`, as if each had been pushed here (Chan et al.'s pairwise
@@ -103,15 +109,7 @@ impl Samples {
         }
         let mut h = match self.hist.take() {
             Some(h) => h,
-            None => {
-                let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-                h.auto(true);
-                for x in self.values.drain(..) {
-                    record(&mut h, x);
-                }
-                self.values.shrink_to_fit();
-                h
-            }
+            None => self.spill(),
         };
         match other.hist {
             // Both histograms auto-resize, so adding cannot fail on range.

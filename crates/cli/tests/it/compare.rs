@@ -43,7 +43,7 @@ fn compare_flags_a_planted_slowdown_and_not_noise() {
     assert!(same.status.success(), "{}\n{}", String::from_utf8_lossy(&same.stdout), String::from_utf8_lossy(&same.stderr));
     let worse = cmp("a.json", "slow.json", &["--fail-on-regression", "5%"]);
     let err = String::from_utf8_lossy(&worse.stderr);
-    assert_eq!(worse.status.code(), Some(1), "{}\n{err}", String::from_utf8_lossy(&worse.stdout));
+    assert_eq!(worse.status.code(), Some(3), "a failed gate exits 3: {}\n{err}", String::from_utf8_lossy(&worse.stdout));
     assert!(err.contains("regression: E2EL median") || err.contains("regression: e2el median"), "{err}");
     let table = String::from_utf8_lossy(&worse.stdout);
     assert!(table.contains("worse"), "{table}");
@@ -54,13 +54,13 @@ fn compare_flags_a_planted_slowdown_and_not_noise() {
     // A different workload is refused unless allowed.
     bench(&slow, dir.path(), "other", &["--random-range-ratio", "0.5"]);
     let diff = cmp("a.json", "other.json", &[]);
-    assert_eq!(diff.status.code(), Some(1));
+    assert_eq!(diff.status.code(), Some(2), "different workloads are bad usage");
     assert!(String::from_utf8_lossy(&diff.stderr).contains("different workloads"));
     assert!(cmp("a.json", "other.json", &["--allow-different-workloads"]).status.success());
     // Not a result file.
     std::fs::write(dir.path().join("bad.json"), "{\"schema_version\": 99}").unwrap();
     let bad = cmp("a.json", "bad.json", &[]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2), "not a result this version reads");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("schema version 99"));
 }
 

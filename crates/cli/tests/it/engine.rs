@@ -134,7 +134,7 @@ fn missing_or_corrupt_models_fail_with_one_clear_line() {
     let _m = machine_shared();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN).args(["serve", "--port", "0", "--model", "/nonexistent/m.gguf"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a missing model file is bad usage");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/m.gguf: no such file"), "{err}");
     assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
@@ -145,7 +145,7 @@ fn missing_or_corrupt_models_fail_with_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.gguf") && err.contains("truncated"), "{err}");
     let out = Command::new(BIN).args(["model", "pull", "gpt-9"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model 'gpt-9'"));
 }
 
@@ -165,9 +165,9 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
     .unwrap();
     let o = Command::new(BIN).args(["engine", "--config"]).arg(&cfg).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(3), "a missed target exits 3: {err}");
     assert!(err.contains("1 of 2 targets failed: min_tokens_per_second"), "{err}");
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    let j: Value = crate::harness::validated(&out.join("engine-tiny.json"));
     assert_eq!(j["latency"].as_array().unwrap().len(), 2);
     assert_eq!(j["latency"][1]["input_tokens"], 16);
     assert_eq!(j["latency"][1]["iterations"].as_array().unwrap().len(), 2);
@@ -214,18 +214,18 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
     // A baseline twice as fast: the throughput gate fails.
     let mut j2 = j.clone();
     let tps = j2["metrics"]["tokens_per_second"].as_f64().unwrap();
-    let new: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    let new: Value = crate::harness::validated(&out.join("engine-tiny.json"));
     j2["metrics"]["tokens_per_second"] = (new["metrics"]["tokens_per_second"].as_f64().unwrap().max(tps) * 2.0).into();
     std::fs::write(base.join("engine-tiny.json"), serde_json::to_string(&j2).unwrap()).unwrap();
     let o = cmp(&base, &["--fail-on-regression", "5%", "--regression-metric", "throughput"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("regression: [engine] tokens_per_second"), "{err}");
     // A different workload is refused.
     j2["config"]["latency"]["test_runs"] = 5.into();
     std::fs::write(base.join("engine-tiny.json"), serde_json::to_string(&j2).unwrap()).unwrap();
     let o = cmp(&base, &[]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("config.latency"));
 }
 
@@ -237,12 +237,12 @@ fn engine_bench_rejects_bad_configs_clearly() {
     std::fs::write(&cfg, "latency:\n  test_runs: 2\n  input_lenghts: [8]\n").unwrap();
     let o = Command::new(BIN).args(["engine", "--config"]).arg(&cfg).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(err.contains("bad.yaml") && err.contains("line 3") && err.contains("input_lenghts"), "{err}");
     // A length beyond the model's context (256).
     let o = Command::new(BIN).args(["engine", "--model", &model, "--input-lengths", "300", "--output-lengths", "8"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(err.contains("exceed the model's context of 256"), "{err}");
 }
 
@@ -270,7 +270,7 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    let j: Value = crate::harness::validated(&out.join("engine-tiny.json"));
     let q = j["quantization"].as_array().unwrap();
     assert_eq!(q.len(), 2);
     assert_eq!(q[0]["format"], "shipped");
@@ -307,7 +307,7 @@ fn a_failing_section_keeps_the_results_of_the_others() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("speculative") && err.contains("same tokenizer") && err.contains("other results are written"), "{err}");
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(out.join("engine-tiny.json")).unwrap()).unwrap();
+    let j: Value = crate::harness::validated(&out.join("engine-tiny.json"));
     assert_eq!(j["latency"].as_array().unwrap().len(), 1);
     assert!(j["errors"][0].as_str().unwrap().contains("same tokenizer"));
 }

@@ -120,11 +120,18 @@ impl Run {
     }
     pub fn json(&self) -> Value {
         let p = self.file("json");
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\nstderr: {}", p.display(), self.stderr()));
-        serde_json::from_str(&text).unwrap()
+        if !p.exists() {
+            panic!("{} missing\nstderr: {}", p.display(), self.stderr());
+        }
+        validated(&p)
     }
     pub fn records(&self) -> Vec<Value> {
-        read_records(&self.file("records.jsonl"))
+        let recs = read_records(&self.file("records.jsonl"));
+        let v = validator("record.schema.json");
+        for r in &recs {
+            check(&v, r, "a record");
+        }
+        recs
     }
     pub fn assert_ok(&self) -> &Self {
         assert!(self.out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", self.out.status, self.stdout(), self.stderr());
@@ -157,4 +164,42 @@ pub fn run(url: &str, flags: &[&str]) -> Run {
 /// Mean of a JSON array of numbers.
 pub fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema").join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"))
+}
+
+fn check(v: &jsonschema::Validator, doc: &Value, what: &str) {
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).take(5).collect();
+    assert!(errors.is_empty(), "{what} does not match its schema: {errors:#?}");
+}
+
+/// Reads a result file and checks it against the schema of its kind in `docs/schema/`.
+pub fn validated(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let kind = doc["kind"].as_str().unwrap_or("run").to_owned();
+    check(&validator(&format!("{kind}.schema.json")), &doc, &p.display().to_string());
+    doc
+}
+
+/// Checks every result and record file in `dir` against its schema; returns how many.
+pub fn validate_dir(dir: &Path) -> usize {
+    let mut n = 0;
+    let rv = validator("record.schema.json");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".records.jsonl") {
+            read_records(&p).iter().for_each(|r| check(&rv, r, &name));
+            n += 1;
+        } else if name.ends_with(".json") {
+            validated(&p);
+            n += 1;
+        }
+    }
+    n
 }

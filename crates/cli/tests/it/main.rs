@@ -9,5 +9,6 @@ mod engine;
 mod faults;
 mod harness;
 mod interrupt;
+mod library;
 mod serving;
 mod sweep;

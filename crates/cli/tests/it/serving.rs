@@ -11,7 +11,8 @@ fn token_counts_are_exact_from_usage_and_from_the_tokenizer() {
     assert_eq!(j["total_input_tokens"], 2000);
     assert_eq!(j["total_output_tokens"], 640);
     assert_eq!(j["summary"]["token_sources"]["server"], 20);
-    assert_eq!(j["schema_version"], 1);
+    assert_eq!(j["schema_version"], 2);
+    assert_eq!(j["kind"], "run");
     assert_eq!(j["spec"]["model"], "inferbench-sim");
     assert!(r.stdout().contains("Serving Benchmark Result"));
     assert_eq!(r.records().len(), 20);

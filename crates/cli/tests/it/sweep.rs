@@ -76,11 +76,11 @@ fn sweep_finds_the_knee_and_the_slo_limit_where_the_simulator_puts_them() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&worse.stderr);
-    assert_eq!(worse.status.code(), Some(1), "{err}");
+    assert_eq!(worse.status.code(), Some(3), "{err}");
     assert!(err.contains("regression: [c=1] TPOT median"), "{err}");
     // Comparing a sweep with a single run is refused.
     let mixed = Command::new(BIN).arg("compare").args([dir.path().join("s.sweep.json"), dir.path().join("s-c1.json")]).output().unwrap();
-    assert_eq!(mixed.status.code(), Some(1));
+    assert_eq!(mixed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("compare like with like"));
 
     // Plan from the real sweep: the SLO's step (c=4) sets the capacity.
@@ -193,7 +193,7 @@ fn sweep_and_plan_reject_bad_input_clearly() {
         // Nothing listens here: the flags are refused before any request.
         let o = sweep("http://127.0.0.1:9", dir.path(), "x", flags);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{flags:?}: {err}");
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
         assert!(err.contains(want) && !err.contains("panicked"), "{flags:?}: {err}");
     }
     let o = Command::new(BIN).args(["sweep", "--base-url", "http://127.0.0.1:9"]).output().unwrap();
@@ -288,7 +288,7 @@ fn plan_matches_a_hand_calculation() {
     let o = Command::new(BIN).arg("plan").arg(&path).args(["--slo", "ttft:p99:50"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("No step meets ttft:p99:50"));
     let o = Command::new(BIN).arg("plan").arg(&path).args(["--slo", "goodput:p99:50"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown SLO metric 'goodput'"));
     // A rate target with users on a rate sweep is refused.
     let mut rate = sweep.clone();
