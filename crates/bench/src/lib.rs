@@ -15,6 +15,7 @@
 pub mod capacity;
 mod collector;
 pub mod compare;
+pub mod dataset;
 pub mod engine;
 mod error;
 pub mod models;

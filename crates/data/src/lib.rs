@@ -12,7 +12,7 @@ pub mod tokenizer;
 
 pub use chat::ChatTemplate;
 pub use datasets::{load_dataset, Dataset, DatasetKind, DatasetOptions};
-pub use prompt::{ChatMessage, Prompt};
+pub use prompt::{to_jsonl, ChatMessage, Prompt};
 pub use random::{random_prompts, RandomConfig};
 pub use tokenizer::Tokenizer;
 

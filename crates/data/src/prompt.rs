@@ -40,3 +40,22 @@ impl Prompt {
         Self { text, input_tokens, output_tokens, category: None, messages: None, turn: None }
     }
 }
+
+/// The prompts as the `jsonl` dataset reads them back (`prompt` or `messages`, `output_tokens`,
+/// `category`), one per line: a drawn workload frozen to a file.
+pub fn to_jsonl(prompts: &[Prompt]) -> String {
+    let mut out = String::new();
+    for p in prompts {
+        let mut v = serde_json::json!({"output_tokens": p.output_tokens});
+        match &p.messages {
+            Some(ms) => v["messages"] = serde_json::json!(ms),
+            None => v["prompt"] = serde_json::json!(p.text),
+        }
+        if let Some(c) = &p.category {
+            v["category"] = serde_json::json!(c);
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}
