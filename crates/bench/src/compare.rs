@@ -116,7 +116,7 @@ fn step_records(sweep_path: &Path, runs: &[StepRun]) -> Result<Option<Vec<Reques
     let dir = sweep_path.parent().unwrap_or(Path::new("."));
     let mut all = Vec::new();
     for r in runs {
-        match records_beside(&dir.join(&r.result))? {
+        match records_beside(&dir.join(&r.result), &r.run_id)? {
             Some(v) => all.extend(v),
             None => return Ok(None),
         }
@@ -175,7 +175,7 @@ fn engine_rows(bp: &Path, b: &EngineResult, cp: &Path, c: &EngineResult, diffs: 
         }
     }
     let mut rows = Vec::new();
-    let (brec, crec) = (records_beside(bp)?, records_beside(cp)?);
+    let (brec, crec) = (records_beside(bp, &b.header.run_id)?, records_beside(cp, &c.header.run_id)?);
     rows.extend(
         summary_rows("latency runs", &[&b.latency_summary], &[&c.latency_summary], brec.as_deref(), crec.as_deref())
             .into_iter()
@@ -211,7 +211,7 @@ pub fn compare(baseline: &Path, candidate: &Path, o: &CompareOptions) -> Result<
     let rows = match (&base, &cand) {
         (SavedResult::Run(b), SavedResult::Run(c)) => {
             diffs = crate::spec::workload_diffs(&b.spec, &c.spec);
-            let (brec, crec) = (records_beside(baseline)?, records_beside(candidate)?);
+            let (brec, crec) = (records_beside(baseline, &b.header.run_id)?, records_beside(candidate, &c.header.run_id)?);
             if brec.is_none() || crec.is_none() {
                 notes.push("no .records.jsonl beside a result: significance not tested".to_owned());
             }

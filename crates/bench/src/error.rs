@@ -16,6 +16,10 @@ pub enum BenchError {
     /// Cancelled before anything was measured.
     #[error("interrupted {0}")]
     Interrupted(String),
+    /// The run was measured, but a result file could not be written (a full disk): the result
+    /// is here, so the caller can still show it; the message names each file and how far it got.
+    #[error("{1}")]
+    Unsaved(Box<inferbench_core::BenchmarkResult>, String),
 }
 
 impl BenchError {

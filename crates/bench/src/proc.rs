@@ -9,10 +9,15 @@ pub fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// Peak resident set size of this process, in bytes.
+/// Peak resident set size of this process, in bytes. On Linux this is `VmHWM`, the high-water
+/// mark of this program's own memory: `ru_maxrss` survives `exec`, so a small client started by a
+/// large parent (a test harness, say) would report the parent's peak.
 pub fn peak_rss_bytes() -> u64 {
-    // Linux reports ru_maxrss in KiB.
-    usage().ru_maxrss.max(0) as u64 * 1024
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
+    // Both are in KiB.
+    hwm.unwrap_or_else(|| usage().ru_maxrss.max(0) as u64) * 1024
 }
 
 fn usage() -> libc::rusage {
@@ -40,6 +45,18 @@ pub fn raise_nofile_limit() -> u64 {
         }
         l.rlim_cur
     }
+}
+
+/// Raises the open-file limit and checks that `needed` descriptors fit under it; the error says
+/// what to raise (a run that would fail most of its connections is refused before it starts).
+pub fn ensure_open_files(needed: u64, what: &str) -> Result<(), crate::BenchError> {
+    let limit = raise_nofile_limit();
+    if limit > 0 && limit < needed {
+        return Err(crate::BenchError::invalid(format!(
+            "{what} needs about {needed} open files, but this process may open {limit}; raise the limit (`ulimit -n {needed}`) or lower the concurrency"
+        )));
+    }
+    Ok(())
 }
 
 /// Returns freed heap memory to the OS, so a resident-memory delta measured next is the new

@@ -34,25 +34,83 @@ pub fn write(path: &Path, r: &SavedResult) -> Result<(), BenchError> {
 }
 
 /// The per-request records beside a result file (`x.json` → `x.records.jsonl`), if present.
-pub fn records_beside(path: &Path) -> Result<Option<Vec<RequestRecord>>, BenchError> {
+/// They must be the same run's: a records file whose first line names another run than
+/// `run_id` is refused (a rerun under the same name was interrupted, say).
+pub fn records_beside(path: &Path, run_id: &str) -> Result<Option<Vec<RequestRecord>>, BenchError> {
     let rec_path: PathBuf = path.with_extension("records.jsonl");
     let text = match std::fs::read_to_string(&rec_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(BenchError::failed(format!("cannot read {}: {e}", rec_path.display()))),
     };
-    parse_records(&text, &rec_path).map(Some)
+    let (id, records) = parse_records(&text, &rec_path)?;
+    if let Some(id) = id.filter(|id| !run_id.is_empty() && id != run_id) {
+        return Err(BenchError::invalid(format!(
+            "{} is from run {id}, but {} is from run {run_id}: they are not one run's files (was a rerun under the same name interrupted?)",
+            rec_path.display(),
+            path.display()
+        )));
+    }
+    Ok(Some(records))
+}
+
+/// The run id of a records file's first line, if it has one.
+fn header_run_id(line: &str) -> Option<String> {
+    if !line.contains("\"run_id\"") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    (v.get("id").is_none()).then(|| v["run_id"].as_str().map(str::to_owned)).flatten()
 }
 
 /// Parses JSONL records in parallel (a million records parse in about a second on two cores).
 /// The parse writes into an exactly sized vector, so nothing is copied twice.
-pub fn parse_records(text: &str, path: &Path) -> Result<Vec<RequestRecord>, BenchError> {
+///
+/// A torn last line (no newline, not valid JSON: the writer was killed mid-line) is skipped with a
+/// warning; a bad line anywhere else is an error naming it.
+pub fn parse_records(text: &str, path: &Path) -> Result<(Option<String>, Vec<RequestRecord>), BenchError> {
     use rayon::prelude::*;
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    let parsed: Vec<Result<RequestRecord, serde_json::Error>> = lines.par_iter().map(|(_, l)| serde_json::from_str(l)).collect();
-    let mut out = Vec::with_capacity(parsed.len());
-    for (r, (i, _)) in parsed.into_iter().zip(&lines) {
-        out.push(r.map_err(|e| BenchError::invalid(format!("{}:{}: bad record: {e}", path.display(), i + 1)))?);
+    let mut lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let run_id = lines.first().and_then(|(_, l)| header_run_id(l));
+    if run_id.is_some() {
+        lines.remove(0);
     }
-    Ok(out)
+    let parsed: Vec<Result<RequestRecord, serde_json::Error>> = lines.par_iter().map(|(_, l)| serde_json::from_str(l)).collect();
+    let torn_tail = !text.ends_with('\n');
+    let n = parsed.len();
+    let mut out = Vec::with_capacity(n);
+    for (k, (r, (i, _))) in parsed.into_iter().zip(&lines).enumerate() {
+        match r {
+            Ok(r) => out.push(r),
+            Err(_) if torn_tail && k + 1 == n => {
+                tracing::warn!("{}:{}: skipping a torn last line (the writer was stopped mid-line)", path.display(), i + 1);
+            }
+            Err(e) => return Err(BenchError::invalid(format!("{}:{}: bad record: {e}", path.display(), i + 1))),
+        }
+    }
+    Ok((run_id, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(id: u64) -> String {
+        format!(
+            r#"{{"id":{id},"scheduled_ns":0,"gate_ns":0,"sent_ns":0,"first_token_ns":5,"end_ns":9,"itl_ns":[4],"input_tokens":3,"output_tokens":2,"token_source":"server","status":"success"}}"#
+        )
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_a_torn_middle_refused() {
+        let p = Path::new("r.records.jsonl");
+        let whole = format!("{{\"run_id\":\"abc\",\"kind\":\"records\"}}\n{}\n{}\n", line(0), line(1));
+        let (id, recs) = parse_records(&whole, p).unwrap();
+        assert_eq!((id.as_deref(), recs.len()), (Some("abc"), 2));
+        let torn = format!("{whole}{}", &line(2)[..40]);
+        assert_eq!(parse_records(&torn, p).unwrap().1.len(), 2, "the torn tail is dropped");
+        let middle = format!("{}\n{}\n{}\n", line(0), &line(1)[..40], line(2));
+        let e = parse_records(&middle, p).unwrap_err().to_string();
+        assert!(e.contains("r.records.jsonl:2: bad record"), "{e}");
+    }
 }

@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub labels: BTreeMap<String, String>,
     /// How often sinks are ticked.
     pub tick: Duration,
+    /// Most bytes one SSE line or event, or a whole non-streamed body, may take (`overflow`
+    /// failures past it).
+    pub max_response_bytes: usize,
 }
 
 impl Default for RunOptions {
@@ -53,6 +56,7 @@ impl Default for RunOptions {
             reuse_prompts: false,
             labels: BTreeMap::new(),
             tick: Duration::from_secs(1),
+            max_response_bytes: inferbench_load::client::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -78,6 +82,17 @@ pub struct ResultPaths {
 }
 
 impl Output {
+    /// Refuses a stem that would put files outside the directory.
+    pub fn check(&self) -> Result<(), BenchError> {
+        let s = &self.stem;
+        if s.is_empty() || s.contains(['/', '\\']) || s == "." || s == ".." || s.contains('\0') {
+            return Err(BenchError::invalid(format!(
+                "invalid --result-filename '{s}': a file name stem, without directories (use --result-dir for where)"
+            )));
+        }
+        Ok(())
+    }
+
     /// The three files of a run.
     pub fn paths(&self) -> ResultPaths {
         ResultPaths {
@@ -96,6 +111,7 @@ pub struct Serving {
     dataset: DatasetOptions,
     sinks: Vec<Box<dyn RecordSink>>,
     cancel: CancellationToken,
+    abort: CancellationToken,
     observer: Observer,
 }
 
@@ -108,10 +124,20 @@ impl Serving {
         spec.base_url = target.base_url.clone();
         let dataset = spec::dataset_options(&spec)?;
         if let Some(o) = &opts.output {
+            o.check()?;
             std::fs::create_dir_all(&o.dir)
                 .map_err(|e| BenchError::invalid(format!("--result-dir: cannot create {}: {e}", o.dir.display())))?;
         }
-        Ok(Self { spec, opts, target, dataset, sinks: Vec::new(), cancel: CancellationToken::new(), observer: silent() })
+        Ok(Self {
+            spec,
+            opts,
+            target,
+            dataset,
+            sinks: Vec::new(),
+            cancel: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            observer: silent(),
+        })
     }
 
     /// Adds a sink: it receives every record as it completes, and a tick every `opts.tick`.
@@ -133,6 +159,13 @@ impl Serving {
         self
     }
 
+    /// Cancels in-flight requests at once when `token` is cancelled, cutting the grace period
+    /// short (the CLI's second Ctrl-C). They are recorded as cancelled.
+    pub fn abort_on(mut self, token: CancellationToken) -> Self {
+        self.abort = token;
+        self
+    }
+
     /// Receives notes about the workload.
     pub fn observe(mut self, observer: Observer) -> Self {
         self.observer = observer;
@@ -151,6 +184,15 @@ impl Serving {
 
     /// Runs the benchmark.
     pub async fn run(mut self) -> Result<BenchmarkResult, BenchError> {
+        // One socket per request in flight, plus files and the runtime's own descriptors.
+        let in_flight = match (self.spec.max_concurrency, self.spec.request_rate, self.spec.ramp_up) {
+            (Some(c), _, _) => Some((c, "--max-concurrency")),
+            (None, None, None) => self.spec.num_prompts.map(|n| (n, "--num-prompts with --request-rate inf")),
+            _ => None,
+        };
+        if let Some((n, what)) = in_flight {
+            proc::ensure_open_files(n + 32, &format!("{what} {n}"))?;
+        }
         let mut header = Header::now(ResultKind::Run, crate::tool_info());
         header.labels = self.opts.labels.clone();
         let tokenizer = Tokenizer::by_name(&self.spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
@@ -177,12 +219,21 @@ impl Serving {
         };
         self.spec.model = model.clone();
         let template = RequestTemplate::new(spec::backend(&self.spec)?, &spec::template_options(&self.spec, &model));
-        let requester = Arc::new(Requester::new(client, &self.target, template, tokenizer, self.opts.keep_text));
+        let requester = Arc::new(
+            Requester::new(client, &self.target, template, tokenizer, self.opts.keep_text)
+                .with_max_response_bytes(self.opts.max_response_bytes),
+        );
 
         let paths = self.paths();
         let mut sinks: Vec<Box<dyn RecordSink>> = Vec::new();
         if let Some(p) = &paths {
-            sinks.push(Box::new(RecordWriter::create(&p.records).map_err(|e| BenchError::invalid(format!("--result-dir: {e}")))?));
+            // A rerun under the same name must never leave the old summary beside new records.
+            for old in [&p.json, &p.csv] {
+                let _ = std::fs::remove_file(old);
+            }
+            sinks.push(Box::new(
+                RecordWriter::create(&p.records, &header.run_id).map_err(|e| BenchError::invalid(format!("--result-dir: {e}")))?,
+            ));
         }
         sinks.append(&mut self.sinks);
         let acc = Accumulator::new(&spec::summary_options(&self.spec)?);
@@ -203,7 +254,7 @@ impl Serving {
                 }
             })
         };
-        let profile = spec::load_profile(&self.spec, self.opts.grace);
+        let profile = spec::load_profile(&self.spec, self.opts.grace, self.abort.clone());
         let outcome = run_load(requester, prompts.into(), profile, tx, self.cancel.clone()).await;
         ticking.cancel();
         let _ = ticker.await;
@@ -226,12 +277,20 @@ impl Serving {
             dataset: dataset_stats,
             interrupted: outcome.interrupted,
         };
+        // Every file is attempted; what failed is reported once, with the result kept.
+        let measured = result.summary.completed + result.summary.failed;
+        let mut unsaved: Vec<String> =
+            sink_errors.into_iter().map(|(_, e)| format!("{e}; {measured} requests were measured (the summary counts them all)")).collect();
         if let Some(p) = &paths {
-            write_json(&p.json, &result).map_err(|e| BenchError::failed(e.to_string()))?;
-            write_csv_summary(&p.csv, &result).map_err(|e| BenchError::failed(e.to_string()))?;
+            if let Err(e) = write_json(&p.json, &result) {
+                unsaved.push(e.to_string());
+            }
+            if let Err(e) = write_csv_summary(&p.csv, &result) {
+                unsaved.push(e.to_string());
+            }
         }
-        if let Some((_, e)) = sink_errors.first() {
-            return Err(BenchError::failed(e.clone()));
+        if !unsaved.is_empty() {
+            return Err(BenchError::Unsaved(Box::new(result), unsaved.join("; ")));
         }
         Ok(result)
     }

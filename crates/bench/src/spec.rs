@@ -30,6 +30,23 @@ fn positive(field: &str, v: f64) -> Result<f64, BenchError> {
     }
 }
 
+/// The longest span of time any setting may give, seconds (about 31 years): far past any
+/// benchmark, and far inside what a `Duration` holds.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// A number of seconds: finite, at least `min`, at most [`MAX_SECONDS`].
+pub fn seconds(field: &str, v: f64, min_exclusive: bool) -> Result<Duration, BenchError> {
+    let low_ok = if min_exclusive { v > 0.0 } else { v >= 0.0 };
+    if !(v.is_finite() && low_ok) {
+        let what = if min_exclusive { "a positive number of seconds" } else { "a non-negative number of seconds" };
+        return Err(invalid(field, v, &format!("must be {what}")));
+    }
+    if v > MAX_SECONDS {
+        return Err(invalid(field, v, &format!("must be at most {MAX_SECONDS:e} seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 /// The backend a spec names.
 pub fn backend(spec: &RunSpec) -> Result<Backend, BenchError> {
     spec.backend.parse::<Backend>().map_err(|e| invalid("backend", &spec.backend, &e.to_string()))
@@ -45,13 +62,13 @@ pub fn normalize(spec: &mut RunSpec) -> Result<(), BenchError> {
     }
     // The one place the rule lives: `vllm` means completions with exact output lengths.
     spec.ignore_eos |= b == Backend::Vllm;
-    positive("request_timeout", spec.timeout_s)?;
+    seconds("request_timeout", spec.timeout_s, true)?;
     if let Some(r) = spec.request_rate {
         positive("request_rate", r)?;
     }
     positive("burstiness", spec.burstiness)?;
     if let Some(d) = spec.duration_s {
-        positive("duration", d)?;
+        seconds("duration", d, true)?;
     }
     if spec.num_prompts == Some(0) {
         return Err(invalid("num_prompts", 0, "must be at least 1"));
@@ -86,6 +103,13 @@ pub fn normalize(spec: &mut RunSpec) -> Result<(), BenchError> {
             return Err(invalid("metric_percentiles", p, "percentiles must be in (0, 100]"));
         }
     }
+    // Asked twice, reported once.
+    let mut seen: Vec<f64> = Vec::new();
+    spec.percentiles.retain(|p| {
+        let new = !seen.iter().any(|q| (q - p).abs() < 1e-9);
+        seen.push(*p);
+        new
+    });
     for m in &spec.percentile_metrics {
         m.parse::<MetricName>().map_err(|e| invalid("percentile_metrics", m, &e))?;
     }
@@ -137,7 +161,7 @@ pub fn dataset_options(spec: &RunSpec) -> Result<DatasetOptions, BenchError> {
 }
 
 /// When requests start: arrivals, count or duration, concurrency cap, warm-up.
-pub fn load_profile(spec: &RunSpec, grace: Duration) -> LoadProfile {
+pub fn load_profile(spec: &RunSpec, grace: Duration, abort: tokio_util::sync::CancellationToken) -> LoadProfile {
     LoadProfile {
         arrivals: ArrivalConfig {
             rate: spec.request_rate,
@@ -153,6 +177,7 @@ pub fn load_profile(spec: &RunSpec, grace: Duration) -> LoadProfile {
         max_concurrency: spec.max_concurrency.map(|c| c as usize),
         warmup_requests: spec.warmup_requests,
         grace,
+        abort,
     }
 }
 
@@ -241,7 +266,7 @@ mod tests {
         assert_eq!((d.turns, d.input_len, d.num_prompts), (5, 64, 1000));
         let t = template_options(&s, "m");
         assert!(t.ignore_eos && t.model == "m");
-        let l = load_profile(&s, Duration::from_secs(1));
+        let l = load_profile(&s, Duration::from_secs(1), Default::default());
         assert_eq!(l.num_prompts, Some(1000));
     }
 
@@ -253,6 +278,18 @@ mod tests {
         let mut s = spec();
         s.request_rate = Some(-1.0);
         assert!(normalize(&mut s).unwrap_err().to_string().contains("--request-rate"));
+        for huge in [1e20, f64::INFINITY, f64::NAN] {
+            let mut s = spec();
+            s.timeout_s = huge;
+            assert!(normalize(&mut s).unwrap_err().to_string().contains("--request-timeout"), "{huge}");
+            let mut s = spec();
+            s.duration_s = Some(huge);
+            assert!(normalize(&mut s).unwrap_err().to_string().contains("--duration"), "{huge}");
+        }
+        let mut s = spec();
+        s.percentiles = vec![50.0, 99.0, 50.0];
+        normalize(&mut s).unwrap();
+        assert_eq!(s.percentiles, vec![50.0, 99.0], "duplicates are reported once");
         let mut s = spec();
         s.dataset.name = "sharegpt".into();
         assert!(normalize(&mut s).unwrap_err().to_string().contains("needs --dataset-path"));

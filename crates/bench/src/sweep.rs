@@ -46,6 +46,7 @@ pub struct Sweep {
     spec: SweepSpec,
     opts: SweepOptions,
     cancel: CancellationToken,
+    abort: CancellationToken,
     observer: Observer,
     sinks: Option<SinkFactory>,
 }
@@ -105,9 +106,7 @@ impl Sweep {
         if spec.repeat == 0 {
             return Err(BenchError::invalid("invalid --repeat '0': must be at least 1"));
         }
-        if !(spec.cooldown_s.is_finite() && spec.cooldown_s >= 0.0) {
-            return Err(BenchError::invalid(format!("invalid --cooldown '{}': must be a non-negative number of seconds", spec.cooldown_s)));
-        }
+        crate::spec::seconds("cooldown", spec.cooldown_s, false)?;
         // The base run must be valid at the first load.
         let mut first = spec.step_spec(spec.loads[0]);
         crate::spec::normalize(&mut first)?;
@@ -115,15 +114,22 @@ impl Sweep {
         spec.run.endpoint = first.endpoint;
         spec.run.ignore_eos = first.ignore_eos;
         if let Some(o) = &opts.run.output {
+            o.check()?;
             std::fs::create_dir_all(&o.dir)
                 .map_err(|e| BenchError::invalid(format!("--result-dir: cannot create {}: {e}", o.dir.display())))?;
         }
-        Ok(Self { spec, opts, cancel: CancellationToken::new(), observer: silent(), sinks: None })
+        Ok(Self { spec, opts, cancel: CancellationToken::new(), abort: CancellationToken::new(), observer: silent(), sinks: None })
     }
 
     /// Stops the sweep when `token` is cancelled; the step in progress is kept, marked.
     pub fn cancel_on(mut self, token: CancellationToken) -> Self {
         self.cancel = token;
+        self
+    }
+
+    /// Cuts the grace period of the run in progress short when `token` is cancelled.
+    pub fn abort_on(mut self, token: CancellationToken) -> Self {
+        self.abort = token;
         self
     }
 
@@ -249,7 +255,11 @@ impl Sweeper<'_> {
                 opts.output.map(|o| Output { stem: format!("{}-{}{suffix}", o.stem, file_label(sp.dimension, load)), dir: o.dir });
             let file = opts.output.as_ref().map(|o| format!("{}.json", o.stem)).unwrap_or_default();
             let extra = self.sw.sinks.as_ref().map(|f| f(&spec)).unwrap_or_default();
-            let run = Serving::new(spec, opts)?.with_sinks(extra).cancel_on(self.sw.cancel.clone()).observe(self.sw.observer.clone());
+            let run = Serving::new(spec, opts)?
+                .with_sinks(extra)
+                .cancel_on(self.sw.cancel.clone())
+                .abort_on(self.sw.abort.clone())
+                .observe(self.sw.observer.clone());
             let started = Instant::now();
             let result = match run.run().await {
                 Ok(r) => r,
@@ -264,6 +274,7 @@ impl Sweeper<'_> {
             self.interrupted |= result.interrupted;
             runs.push(StepRun {
                 result: file,
+                run_id: result.header.run_id.clone(),
                 overhead_s: (wall_s - result.summary.duration_s).max(0.0),
                 summary: result.summary,
                 wall_s,

@@ -11,13 +11,14 @@ const DATASETS: [&str; 8] = inferbench_data::DatasetKind::NAMES;
 /// embedded simulator to try it on.
 ///
 /// Exit codes: 0 success, 1 error, 2 bad usage, 3 a gate failed (compare found a regression, an
-/// engine target was missed), 130 interrupted (what was measured is written).
+/// engine target was missed, --max-error-rate was exceeded), 130 interrupted (what was measured is written).
 // No `Debug` on the types that hold `--api-key`: nothing can print it by accident.
 #[derive(Parser)]
 #[command(name = "inferbench", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "warn", env = "INFERBENCH_LOG")]
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace, off), or a tracing
+    /// filter such as `inferbench_load=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "INFERBENCH_LOG", value_parser = parse_log)]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -92,6 +93,10 @@ pub struct RunArgs {
     /// Per-request timeout in seconds; slower requests count as failed (timeout).
     #[arg(long, default_value_t = 600.0, help_heading = "Target")]
     pub request_timeout: f64,
+    /// Most bytes one streamed line or event, or a whole non-streamed answer, may take; past it
+    /// the request fails as `overflow` (a misbehaving server cannot exhaust the client's memory).
+    #[arg(long, default_value_t = 8 << 20, help_heading = "Target")]
+    pub max_response_bytes: usize,
     /// Ask for non-streamed responses (TTFT then equals E2E latency).
     #[arg(long, help_heading = "Target")]
     pub no_stream: bool,
@@ -156,8 +161,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5.0, help_heading = "Load")]
     pub grace_period: f64,
     /// Async worker threads for the client (default: one per core).
-    #[arg(long, help_heading = "Load")]
-    pub workers: Option<usize>,
+    #[arg(long, help_heading = "Load", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 
     /// Grade thresholds for mean TTFT: EXCELLENT_MS,GOOD_MS (slower "needs work").
     #[arg(long, default_value = "100,200", value_parser = inferbench_core::grade::parse_thresholds, help_heading = "Metrics")]
@@ -171,6 +176,10 @@ pub struct RunArgs {
     /// Percentiles to report, comma-separated.
     #[arg(long, default_value = "50,90,95,99", help_heading = "Metrics")]
     pub metric_percentiles: String,
+    /// Fail (exit 3) when more than this share of requests failed, e.g. 1% or 0.01 (the results
+    /// are still written). A run in which every request failed always exits 1.
+    #[arg(long, value_parser = crate::compare::parse_fraction, help_heading = "Metrics")]
+    pub max_error_rate: Option<f64>,
     /// Metrics whose percentiles are printed, comma-separated (ttft, tpot, itl, e2el).
     #[arg(long, default_value = "ttft,tpot,itl,e2el", help_heading = "Metrics")]
     pub percentile_metrics: String,
@@ -439,6 +448,20 @@ pub struct EngineBenchArgs {
     /// A label carried into the result file, KEY=VALUE (repeatable).
     #[arg(long, help_heading = "Report")]
     pub label: Vec<String>,
+}
+
+/// A level name, or a filter with `=` (`inferbench_load=debug,warn`).
+fn parse_log(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let ok = s.split(',').all(|d| match d.split_once('=') {
+        Some((target, level)) => !target.is_empty() && LEVELS.contains(&level.to_ascii_lowercase().as_str()),
+        None => LEVELS.contains(&d.to_ascii_lowercase().as_str()),
+    });
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("'{s}': expected a level (error, warn, info, debug, trace, off) or TARGET=LEVEL pairs"))
+    }
 }
 
 fn parse_target(s: &str) -> Result<(String, f64), String> {

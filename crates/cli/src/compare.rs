@@ -29,10 +29,10 @@ pub fn run(a: CompareArgs) -> Result<()> {
         eprintln!("WARNING: the two results ran different workloads ({})", c.workload_diffs.join("; "));
     }
     let table = if a.markdown { inferbench_report::markdown::compare(&c) } else { inferbench_report::text::compare(&c) };
-    print!("{table}");
+    out!("{table}");
     if let Some(p) = &a.output {
         inferbench_bench::saved::write(p, &SavedResult::Compare(Box::new(c.clone())))?;
-        println!("Comparison: {}", p.display());
+        outln!("Comparison: {}", p.display());
     }
     match &c.gate {
         Some(g) if !g.passed() => Err(crate::gate(format!("regression: {}", g.failures.join("; ")))),

@@ -9,17 +9,17 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
     let spec = a.data.spec()?;
     let r = inferbench_bench::dataset::describe(&spec, &a.data.tokenizer, a.num_prompts as usize, a.seed)?;
     let ds = &r.dataset;
-    println!("dataset:           {}{}", spec.name, spec.path.as_ref().map_or(String::new(), |p| format!(" ({p})")));
-    println!("tokenizer:         {} (tables ready in {:.2} s)", r.tokenizer, r.tokenizer_s);
-    println!("loaded in:         {:.3} s ({:.0} prompts/s)", r.load_s, ds.prompts.len() as f64 / r.load_s.max(1e-9));
+    outln!("dataset:           {}{}", spec.name, spec.path.as_ref().map_or(String::new(), |p| format!(" ({p})")));
+    outln!("tokenizer:         {} (tables ready in {:.2} s)", r.tokenizer, r.tokenizer_s);
+    outln!("loaded in:         {:.3} s ({:.0} prompts/s)", r.load_s, ds.prompts.len() as f64 / r.load_s.max(1e-9));
     if ds.read_s > 0.0 {
-        println!(
+        outln!(
             "  of which:        {:.3} s reading and indexing the files, {:.3} s parsing, tokenising and filtering the drawn entries",
             ds.read_s,
             r.load_s - ds.read_s
         );
     }
-    println!(
+    outln!(
         "prompts:           {} drawn, {} usable in the source, {} skipped{}",
         ds.prompts.len(),
         ds.available,
@@ -27,7 +27,7 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
         if ds.oversampled { ", oversampled (prompts repeat)" } else { "" }
     );
     for (label, d) in [("input tokens:", &r.input), ("output tokens:", &r.output)] {
-        println!(
+        outln!(
             "{label:<18} mean {:.1}, min {}, median {:.0}, p99 {:.0}, max {}",
             d.mean,
             d.min,
@@ -38,11 +38,11 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
     }
     if r.categories.len() > 1 || !r.categories.contains_key("-") {
         let list: Vec<String> = r.categories.iter().map(|(c, n)| format!("{c}={n}")).collect();
-        println!("categories:        {}", list.join(" "));
+        outln!("categories:        {}", list.join(" "));
     }
     if let Some(path) = &a.save {
         inferbench_report::write_atomic(path, inferbench_data::to_jsonl(&ds.prompts).as_bytes()).map_err(|e| anyhow!("--save: {e}"))?;
-        println!("saved:             {} (use with --dataset-name jsonl)", path.display());
+        outln!("saved:             {} (use with --dataset-name jsonl)", path.display());
     }
     Ok(())
 }

@@ -11,7 +11,6 @@ use inferbench_bench::serving::{Output, RunOptions};
 use inferbench_bench::Benchmark;
 use inferbench_core::spec::{DatasetSpec, RunSpec};
 use inferbench_report::{render_summary, runs_table, ConsoleOptions};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 struct SimOnly {
@@ -30,7 +29,8 @@ fn level_spec(url: &str, tokenizer: &str, input_len: u32, output_len: u32, n: u6
 }
 
 /// Runs the demo; `Ok(true)` when interrupted.
-pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
+pub async fn run(a: DemoArgs, interrupt: crate::Interrupt) -> Result<bool> {
+    let stop = interrupt.stop.clone();
     let default_levels = if a.sim { "1,8,32" } else { "1,4,8" };
     let spec = a.concurrency.clone().unwrap_or_else(|| default_levels.into());
     let levels: Vec<u64> = spec
@@ -45,15 +45,20 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
     let (server, label, tokenizer, input_len, output_len) = if a.sim {
         let cfg = sim.config();
         let server = serve::start("127.0.0.1", 0, serve::simulator(&sim)?, None).await?;
-        println!(
+        outln!(
             "Simulator at {} (TTFT {} ms + {} ms/prompt token, ITL {} ms + {} ms per extra running sequence, max {} sequences)\n",
-            server.url, cfg.ttft_ms, cfg.prefill_ms_per_token, cfg.itl_ms, cfg.itl_ms_per_seq, cfg.max_num_seqs
+            server.url,
+            cfg.ttft_ms,
+            cfg.prefill_ms_per_token,
+            cfg.itl_ms,
+            cfg.itl_ms_per_seq,
+            cfg.max_num_seqs
         );
         (server, "sim", "cl100k_base".to_owned(), 256, 64)
     } else {
         let (gen, info) = serve::engine(&a.engine, &sim).await?;
         let server = serve::start("127.0.0.1", 0, gen, None).await?;
-        println!("Embedded engine at {}\n  {}\n", server.url, info.summary);
+        outln!("Embedded engine at {}\n  {}\n", server.url, info.summary);
         (server, "engine", info.path.to_string_lossy().into_owned(), 128, 64)
     };
     let mut results = Vec::new();
@@ -66,14 +71,19 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
             server_in_process: true,
             ..RunOptions::default()
         };
-        println!("--- concurrency {c}: {n} requests of {input_len} prompt / {output_len} output tokens ---");
+        outln!("--- concurrency {c}: {n} requests of {input_len} prompt / {output_len} output tokens ---");
         let run = Benchmark::serving(spec, opts)?;
         let paths = run.paths();
-        let result =
-            run.with_sink(ProgressSink::new(true, Some(n), None)).cancel_on(stop.clone()).observe(crate::run::printer(false)).run().await?;
-        print!("{}", render_summary(&result, &ConsoleOptions::default()));
+        let result = run
+            .with_sink(ProgressSink::new(true, Some(n), None))
+            .cancel_on(stop.clone())
+            .abort_on(interrupt.abort.clone())
+            .observe(crate::run::printer(false))
+            .run()
+            .await?;
+        out!("{}", render_summary(&result, &ConsoleOptions::default()));
         if let Some(p) = paths {
-            println!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
+            outln!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
         }
         interrupted |= result.interrupted;
         results.push((format!("c={c}"), result));
@@ -83,7 +93,7 @@ pub async fn run(a: DemoArgs, stop: CancellationToken) -> Result<bool> {
     }
     server.shutdown().await?;
     let rows: Vec<(String, &_)> = results.iter().map(|(l, r)| (l.clone(), r)).collect();
-    println!("\n{}", runs_table(&rows));
-    println!("Results in {}/demo-{label}-c*.{{json,csv,records.jsonl}}", a.result_dir.display());
+    outln!("\n{}", runs_table(&rows));
+    outln!("Results in {}/demo-{label}-c*.{{json,csv,records.jsonl}}", a.result_dir.display());
     Ok(interrupted)
 }

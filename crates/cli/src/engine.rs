@@ -65,16 +65,16 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
     };
     apply(&mut cfg, &a);
     let (report, files) = EngineBench::new(cfg)?.labels(crate::labels(&a.label)?).observe(crate::run::printer(false)).run().await?;
-    print!("{}", inferbench_report::text::engine(&report));
+    out!("{}", inferbench_report::text::engine(&report));
     for f in &files.written {
-        println!("wrote {}", f.display());
+        outln!("wrote {}", f.display());
     }
     if !report.errors.is_empty() {
         anyhow::bail!("{} (the other results are written)", report.errors.join("; "));
     }
     let failed: Vec<&TargetCheck> = report.targets.iter().filter(|c| !c.pass).collect();
     for c in &report.targets {
-        println!(
+        outln!(
             "target {:<32} {:>10.2} {} {:<10.2} {}",
             c.key,
             c.value,

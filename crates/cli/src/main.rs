@@ -1,8 +1,19 @@
 //! The `inferbench` binary: flags → spec → a call into `inferbench-bench` → print → exit code.
 //!
 //! Exit codes: 0 success; 1 error (one line on stderr); 2 bad usage; 3 a gate failed (a regression
-//! found by `compare`, an engine target missed); 130 interrupted by Ctrl-C (results measured so
+//! found by `compare`, an engine target missed, `--max-error-rate` exceeded); 130 interrupted by Ctrl-C (results measured so
 //! far are written).
+
+/// Writes to stdout; a closed pipe (`inferbench run ... | head -1`) ends the output, not the work.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::stdout_write(format_args!($($t)*)) };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => { $crate::stdout_write(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::stdout_write(format_args!("{}\n", format_args!($($t)*))) };
+}
 
 mod args;
 mod compare;
@@ -30,6 +41,13 @@ pub enum Done {
     Ok,
     /// Ctrl-C: what was measured is written.
     Interrupted,
+}
+
+/// Writes to stdout, ignoring a reader that has gone away (EPIPE) as other Unix tools do: the
+/// benchmark goes on and its files are written.
+pub fn stdout_write(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_fmt(args);
 }
 
 /// A bad-usage error (exit 2).
@@ -67,8 +85,8 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let workers = match &cli.command {
-        Command::Run(a) => a.workers,
-        Command::Sweep(a) => a.run.workers,
+        Command::Run(a) => a.workers.map(usize::from),
+        Command::Sweep(a) => a.run.workers.map(usize::from),
         _ => None,
     };
     // One worker: a current-thread runtime (no work-stealing, no cross-thread wake-ups).
@@ -127,14 +145,26 @@ async fn dispatch(cmd: Command) -> Result<Done> {
     }
 }
 
-/// A token cancelled on the first Ctrl-C (or SIGTERM).
-fn interrupt_token() -> CancellationToken {
-    let stop = CancellationToken::new();
-    let s = stop.clone();
+/// Tokens for Ctrl-C (or SIGTERM): the first signal cancels `stop` (no new requests, the grace
+/// period for in-flight ones), the second `abort` (cancel them now).
+#[derive(Clone)]
+pub struct Interrupt {
+    /// Cancelled on the first signal.
+    pub stop: CancellationToken,
+    /// Cancelled on the second.
+    pub abort: CancellationToken,
+}
+
+fn interrupt_token() -> Interrupt {
+    let i = Interrupt { stop: CancellationToken::new(), abort: CancellationToken::new() };
+    let t = i.clone();
     tokio::spawn(async move {
         serve::shutdown_signal().await;
-        eprintln!("\ninterrupted: no new requests; waiting for in-flight ones (see --grace-period), then writing results");
-        s.cancel();
+        eprintln!("\ninterrupted: no new requests; waiting for in-flight ones (see --grace-period; Ctrl-C again to cancel them now), then writing results");
+        t.stop.cancel();
+        serve::shutdown_signal().await;
+        eprintln!("interrupted again: cancelling the requests in flight");
+        t.abort.cancel();
     });
-    stop
+    i
 }

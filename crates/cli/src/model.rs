@@ -41,13 +41,13 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
         ModelCmd::Pull { name } => {
             let m = known(name.as_deref())?;
             let (path, prov) = pull(m)?;
-            println!("{} -> {}", m.name, path.display());
-            println!("  source: {}{}", prov.source, if prov.url.is_empty() { String::new() } else { format!(" ({})", prov.url) });
-            println!("  sha256: {} (verified)", prov.sha256);
+            outln!("{} -> {}", m.name, path.display());
+            outln!("  source: {}{}", prov.source, if prov.url.is_empty() { String::new() } else { format!(" ({})", prov.url) });
+            outln!("  sha256: {} (verified)", prov.sha256);
             Ok(())
         }
         ModelCmd::List => {
-            println!("cache: {}", dir.display());
+            outln!("cache: {}", dir.display());
             let cached = models::list(&dir)?;
             for m in KNOWN {
                 let have = cached.iter().find(|c| c.path.file_name().is_some_and(|f| f == m.file));
@@ -59,10 +59,10 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                     ),
                     None => format!("not cached ({:.1} MB; `inferbench model pull {}`)", m.size as f64 / 1e6, m.name),
                 };
-                println!("  {:<24} {}", m.name, state);
+                outln!("  {:<24} {}", m.name, state);
             }
             for c in cached.iter().filter(|c| !KNOWN.iter().any(|m| c.path.file_name().is_some_and(|f| f == m.file))) {
-                println!("  {:<24} cached, {:.1} MB, not a known model", c.name, c.size as f64 / 1e6);
+                outln!("  {:<24} cached, {:.1} MB, not a known model", c.name, c.size as f64 / 1e6);
             }
             Ok(())
         }
@@ -72,16 +72,16 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 None => KNOWN.iter().filter(|m| dir.join(m.file).exists()).collect(),
             };
             if targets.is_empty() {
-                println!("no known model is cached in {}", dir.display());
+                outln!("no known model is cached in {}", dir.display());
                 return Ok(());
             }
             let mut ok = true;
             for m in targets {
                 match models::verify(m, &dir) {
-                    Ok(p) => println!("ok    {} ({})", m.name, p.display()),
+                    Ok(p) => outln!("ok    {} ({})", m.name, p.display()),
                     Err(e) => {
                         ok = false;
-                        println!("FAIL  {}: {e}", m.name);
+                        outln!("FAIL  {}: {e}", m.name);
                     }
                 }
             }

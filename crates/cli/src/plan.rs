@@ -32,10 +32,10 @@ pub fn run(a: PlanArgs) -> Result<()> {
     };
     let mut p = plan(&a.sweep, &o)?;
     p.header.labels = crate::labels(&a.label)?;
-    print!("{}", inferbench_report::text::plan(&p));
+    out!("{}", inferbench_report::text::plan(&p));
     if let Some(path) = &a.output {
         inferbench_bench::saved::write(path, &SavedResult::Plan(Box::new(p)))?;
-        println!("Plan: {}", path.display());
+        outln!("Plan: {}", path.display());
     }
     Ok(())
 }

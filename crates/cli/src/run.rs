@@ -11,8 +11,6 @@ use inferbench_core::spec::{ArrivalKind, DatasetSpec, RampStrategy, RampUp, Samp
 use inferbench_core::{BenchmarkResult, MetricName, RunSpec, SavedResult, Slo};
 use inferbench_report::{categories_table, render_summary, ConsoleOptions};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 fn flag_err(flag: &str, value: &str, why: impl std::fmt::Display) -> anyhow::Error {
     usage(format!("invalid {flag} '{value}': {why}"))
@@ -127,15 +125,14 @@ impl RunArgs {
 
     /// How to run it: secrets, files, grace period, labels.
     pub fn options(&self, stem: Option<String>) -> Result<RunOptions> {
-        if !(self.grace_period.is_finite() && self.grace_period >= 0.0) {
-            return Err(flag_err("--grace-period", &self.grace_period.to_string(), "must be a non-negative number of seconds"));
-        }
+        let grace = inferbench_bench::spec::seconds("grace_period", self.grace_period, false)?;
         Ok(RunOptions {
             api_key: self.api_key.clone(),
             output: stem.map(|stem| Output { dir: self.result_dir.clone(), stem }),
             keep_text: self.save_generated_text,
-            grace: Duration::from_secs_f64(self.grace_period),
+            grace,
             labels: labels(&self.label)?,
+            max_response_bytes: self.max_response_bytes,
             ..RunOptions::default()
         })
     }
@@ -198,7 +195,7 @@ pub fn printer(quiet: bool) -> Observer {
 }
 
 /// Runs `inferbench run`.
-pub async fn run(a: &RunArgs, stop: CancellationToken) -> Result<BenchmarkResult> {
+pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult> {
     let spec = a.spec()?;
     let stem = a.result_filename.clone().unwrap_or_else(|| inferbench_bench::spec::default_stem(&spec));
     let opts = a.options(Some(stem))?;
@@ -208,15 +205,49 @@ pub async fn run(a: &RunArgs, stop: CancellationToken) -> Result<BenchmarkResult
     let s = bench.spec();
     let sessions = s.dataset.name == "multi-turn";
     let pb = ProgressSink::new(!(a.disable_tqdm || a.quiet), s.num_prompts.filter(|_| !sessions), s.duration_s);
-    let result = bench.with_sink(pb).cancel_on(stop).observe(printer(a.quiet)).run().await?;
+    let (result, unsaved) = match bench.with_sink(pb).cancel_on(stop.stop).abort_on(stop.abort).observe(printer(a.quiet)).run().await {
+        Ok(r) => (r, None),
+        // Measured but not all saved (a full disk): the summary still reaches the console.
+        Err(inferbench_bench::BenchError::Unsaved(r, msg)) => (*r, Some(msg)),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(msg) = unsaved {
+        if !a.quiet {
+            out!("{}", render_summary(&result, &console));
+        }
+        anyhow::bail!("{msg}");
+    }
     if !a.quiet {
-        print!("{}", render_summary(&result, &console));
+        out!("{}", render_summary(&result, &console));
         if !result.summary.categories.is_empty() {
-            println!("{}", categories_table(&result.summary));
+            outln!("{}", categories_table(&result.summary));
         }
         if let Some(p) = paths {
-            println!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
+            outln!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
         }
     }
+    // An interrupted run exits 130 whatever it measured.
+    if !result.interrupted {
+        check_failures(&result.summary, a.max_error_rate)?;
+    }
     Ok(result)
+}
+
+/// A run where every request failed is an error; one above `--max-error-rate` a failed gate.
+pub fn check_failures(s: &inferbench_core::Summary, max: Option<f64>) -> Result<()> {
+    let total = s.completed + s.failed;
+    if total == 0 {
+        return Ok(());
+    }
+    let kinds = || s.failures.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ");
+    if s.completed == 0 {
+        anyhow::bail!("every request failed ({}: {}); the results are written", s.failed, kinds());
+    }
+    let rate = s.failed as f64 / total as f64;
+    match max {
+        Some(m) if rate > m => {
+            Err(crate::gate(format!("{:.1}% of requests failed ({}), above --max-error-rate {:.1}%", rate * 100.0, kinds(), m * 100.0)))
+        }
+        _ => Ok(()),
+    }
 }

@@ -51,7 +51,13 @@ impl Running {
 
 /// Binds `host:port` and serves `gen` in a background task.
 pub async fn start(host: &str, port: u16, gen: Arc<dyn Generator>, api_key: Option<String>) -> Result<Running> {
-    let addr: SocketAddr = format!("{host}:{port}").parse().with_context(|| format!("invalid --host/--port '{host}:{port}'"))?;
+    // `::1` and `[::1]` both name the IPv6 loopback.
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| crate::usage(format!("invalid --host '{host}': expected an IP address such as 127.0.0.1 or ::1")))?;
+    let addr = SocketAddr::new(ip, port);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -115,6 +121,14 @@ pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>
 
 /// Runs `inferbench serve` until interrupted.
 pub async fn run(a: ServeArgs) -> Result<()> {
+    // Secure by default: anything but loopback needs a token.
+    let loopback = a.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback && a.api_key.as_deref().is_none_or(str::is_empty) {
+        return Err(crate::usage(format!(
+            "refusing to serve on {} without --api-key (or INFERBENCH_SERVER_API_KEY): only loopback addresses are open without a token",
+            a.host
+        )));
+    }
     inferbench_bench::proc::raise_nofile_limit();
     let (gen, what): (Arc<dyn Generator>, String) = if a.sim {
         (simulator(&a.sim_args)?, "simulator".into())
@@ -124,7 +138,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     };
     let model = gen.model_name().to_owned();
     let server = start(&a.host, a.port, gen, a.api_key.clone()).await?;
-    println!("inferbench serve: listening on {} (model {model}; {what})", server.url);
+    outln!("inferbench serve: listening on {} (model {model}; {what})", server.url);
     shutdown_signal().await;
     eprintln!("inferbench serve: shutting down");
     server.shutdown().await

@@ -11,7 +11,6 @@ use inferbench_core::sweep::{parse_loads, Dimension, SloRule, SweepSpec};
 use inferbench_core::RecordSink;
 use inferbench_report::sweep_table;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 fn spec(a: &SweepArgs) -> Result<SweepSpec> {
     let (dimension, list, flag) = match (&a.concurrencies, &a.rates) {
@@ -41,23 +40,28 @@ fn spec(a: &SweepArgs) -> Result<SweepSpec> {
 }
 
 /// Runs the sweep; `Ok(true)` when interrupted.
-pub async fn run(a: SweepArgs, stop: CancellationToken) -> Result<bool> {
+pub async fn run(a: SweepArgs, stop: crate::Interrupt) -> Result<bool> {
     let sp = spec(&a)?;
     let stem = a.run.result_filename.clone().unwrap_or_else(|| inferbench_bench::sweep::default_stem(sp.dimension));
     let opts = SweepOptions { run: a.run.options(Some(stem.clone()))? };
     let show = !(a.run.disable_tqdm || a.run.quiet);
     let sweep = Benchmark::sweep(sp, opts)?
-        .cancel_on(stop)
+        .cancel_on(stop.stop)
+        .abort_on(stop.abort)
         .observe(printer(a.run.quiet))
         .with_sinks(Arc::new(move |s| vec![Box::new(ProgressSink::new(show, s.num_prompts, s.duration_s)) as Box<dyn RecordSink>]));
     let path = sweep.sweep_path();
     let s = sweep.run().await?;
     if !a.run.quiet {
-        println!("\n{}", sweep_table(&s));
-        println!("{}", inferbench_report::text::sweep_conclusions(&s));
+        outln!("\n{}", sweep_table(&s));
+        outln!("{}", inferbench_report::text::sweep_conclusions(&s));
         if let Some(p) = path {
-            println!("Sweep:   {}\nRuns:    {}/{stem}-*.{{json,csv,records.jsonl}}", p.display(), a.run.result_dir.display());
+            outln!("Sweep:   {}\nRuns:    {}/{stem}-*.{{json,csv,records.jsonl}}", p.display(), a.run.result_dir.display());
         }
+    }
+    let interrupted = s.stopped.as_deref() == Some("interrupted");
+    if !interrupted && s.steps.iter().all(|x| x.runs.iter().all(|r| r.summary.completed == 0 && r.summary.failed > 0)) {
+        anyhow::bail!("every request of every step failed; the results are written");
     }
     Ok(s.stopped.as_deref() == Some("interrupted"))
 }

@@ -30,8 +30,14 @@ pub enum FailureKind {
     Timeout,
     /// The connection could not be made or broke before a response arrived.
     Connection,
-    /// The response started but the stream broke, ended early or carried malformed data.
+    /// The server reported an error inside an otherwise well-formed stream.
     Stream,
+    /// The response started, then the connection broke or the stream ended early.
+    Disconnect,
+    /// The response carried data that is not what the protocol says (a bad chunk).
+    Malformed,
+    /// A line, event or body grew past the client's bound (`--max-response-bytes`).
+    Overflow,
     /// The run was interrupted (Ctrl-C) before the request finished.
     Cancelled,
 }
@@ -44,6 +50,9 @@ impl FailureKind {
             FailureKind::Timeout => "timeout".into(),
             FailureKind::Connection => "connection".into(),
             FailureKind::Stream => "stream".into(),
+            FailureKind::Disconnect => "disconnect".into(),
+            FailureKind::Malformed => "malformed".into(),
+            FailureKind::Overflow => "overflow".into(),
             FailureKind::Cancelled => "cancelled".into(),
         }
     }

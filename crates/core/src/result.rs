@@ -67,6 +67,10 @@ pub struct Header {
     pub kind: ResultKind,
     /// The tool that wrote it.
     pub tool: ToolInfo,
+    /// This run's id, also on the first line of its records file, so a summary is never paired
+    /// with another run's records.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
     /// When the work started (RFC 3339, UTC).
     pub date: String,
     /// When it ended (RFC 3339, UTC).
@@ -87,6 +91,7 @@ impl Header {
             schema_version: SCHEMA_VERSION,
             kind,
             tool,
+            run_id: crate::time::new_run_id(),
             date: crate::time::rfc3339_now(),
             ended: None,
             system: Some(SystemInfo::collect()),
@@ -186,11 +191,13 @@ impl BenchmarkResult {
         for metric in [MetricName::Ttft, MetricName::Tpot, MetricName::Itl, MetricName::E2el] {
             let d = s.metric(metric);
             let k = metric.key();
-            m.insert(format!("mean_{k}_ms"), json!(d.mean));
-            m.insert(format!("median_{k}_ms"), json!(d.median));
-            m.insert(format!("std_{k}_ms"), json!(d.std));
-            for &(p, v) in &d.percentiles {
-                m.insert(format!("p{}_{k}_ms", fmt_pct(p)), json!(v));
+            // No samples, no value: null, not a 0 that reads as a measurement.
+            let v = |x: f64| if d.count == 0 { Value::Null } else { json!(x) };
+            m.insert(format!("mean_{k}_ms"), v(d.mean));
+            m.insert(format!("median_{k}_ms"), v(d.median));
+            m.insert(format!("std_{k}_ms"), v(d.std));
+            for &(p, x) in &d.percentiles {
+                m.insert(format!("p{}_{k}_ms", fmt_pct(p)), v(x));
             }
         }
         m

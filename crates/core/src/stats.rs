@@ -182,8 +182,10 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     }
 }
 
-/// The summary of one metric's samples.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// The summary of one metric's samples. Saved with `null` for every figure when there were no
+/// samples (read back as zeros, with `count` 0 saying there is no value).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "DistributionRepr", from = "DistributionRepr")]
 pub struct Distribution {
     /// Number of samples.
     pub count: u64,
@@ -203,6 +205,68 @@ pub struct Distribution {
     pub exact: bool,
 }
 
+/// How a [`Distribution`] is written: figures are `null` when there are no samples.
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+struct DistributionRepr {
+    /// Number of samples.
+    count: u64,
+    /// Arithmetic mean.
+    mean: Option<f64>,
+    /// 50th percentile (interpolated).
+    median: Option<f64>,
+    /// Population standard deviation.
+    std: Option<f64>,
+    /// Smallest sample.
+    min: Option<f64>,
+    /// Largest sample.
+    max: Option<f64>,
+    /// `(percentile, value)` pairs, in the order asked for.
+    percentiles: Vec<(f64, Option<f64>)>,
+    /// False when the percentiles come from the bounded-memory histogram (3 significant digits).
+    exact: bool,
+}
+
+impl From<Distribution> for DistributionRepr {
+    fn from(d: Distribution) -> Self {
+        let v = |x: f64| (d.count > 0).then_some(x);
+        Self {
+            count: d.count,
+            mean: v(d.mean),
+            median: v(d.median),
+            std: v(d.std),
+            min: v(d.min),
+            max: v(d.max),
+            percentiles: d.percentiles.iter().map(|&(p, x)| (p, v(x))).collect(),
+            exact: d.exact,
+        }
+    }
+}
+
+impl From<DistributionRepr> for Distribution {
+    fn from(r: DistributionRepr) -> Self {
+        let z = |x: Option<f64>| x.unwrap_or(0.0);
+        Self {
+            count: r.count,
+            mean: z(r.mean),
+            median: z(r.median),
+            std: z(r.std),
+            min: z(r.min),
+            max: z(r.max),
+            percentiles: r.percentiles.into_iter().map(|(p, x)| (p, z(x))).collect(),
+            exact: r.exact,
+        }
+    }
+}
+
+impl schemars::JsonSchema for Distribution {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Distribution".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        DistributionRepr::json_schema(g)
+    }
+}
+
 impl Distribution {
     /// The value at percentile `p`, if it was computed.
     pub fn percentile(&self, p: f64) -> Option<f64> {
@@ -218,6 +282,19 @@ mod tests {
         let mut s = Samples::default();
         xs.iter().for_each(|&x| s.push(x));
         s.distribution(ps)
+    }
+
+    #[test]
+    fn empty_distributions_are_written_as_nulls_and_read_back() {
+        let empty = Samples::default().distribution(&[50.0, 99.0]);
+        let j = serde_json::to_value(&empty).unwrap();
+        assert_eq!(j["count"], 0);
+        assert!(j["mean"].is_null() && j["max"].is_null() && j["percentiles"][1][1].is_null(), "{j}");
+        assert_eq!(serde_json::from_value::<Distribution>(j).unwrap(), empty);
+        let mut s = Samples::default();
+        s.push(2.0);
+        let one = s.distribution(&[99.0]);
+        assert_eq!(serde_json::to_value(&one).unwrap()["mean"], 2.0);
     }
 
     #[test]

@@ -252,6 +252,9 @@ impl Estimate {
 pub struct StepRun {
     /// The run's result JSON, relative to the sweep file's directory.
     pub result: String,
+    /// The run's id (its records file says the same).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
     /// The run's summary (a copy, so the sweep file stands alone).
     pub summary: Summary,
     /// Wall time of the whole run, setup included, seconds.

@@ -81,7 +81,9 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Number of elements.
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        // Saturating: a corrupt directory must not overflow (the loader then finds the size
+        // impossible for the file).
+        self.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d))
     }
 }
 
@@ -89,10 +91,16 @@ impl TensorInfo {
 const MAX_STRING: u64 = 64 << 20;
 const MAX_ARRAY: u64 = 16 << 20;
 
+/// Arrays nest at most this deep (real files use one level).
+const MAX_DEPTH: u32 = 4;
+
 struct Reader<R> {
     r: R,
     path: String,
     pos: u64,
+    /// The file's length: nothing read from it can be larger than what is left of it.
+    len: u64,
+    depth: u32,
 }
 
 impl<R: Read> Reader<R> {
@@ -113,8 +121,8 @@ impl<R: Read> Reader<R> {
     }
     fn string(&mut self) -> Result<String, DataError> {
         let n = self.u64()?;
-        if n > MAX_STRING {
-            return Err(self.err(format!("a string of {n} bytes is implausible; the file is corrupt")));
+        if n > MAX_STRING || n > self.len.saturating_sub(self.pos) {
+            return Err(self.err(format!("a string of {n} bytes runs past the end of the file; it is corrupt or truncated")));
         }
         let mut b = vec![0u8; n as usize];
         self.r.read_exact(&mut b).map_err(|e| self.err(format!("truncated string ({e})")))?;
@@ -135,13 +143,20 @@ impl<R: Read> Reader<R> {
             9 => {
                 let inner = self.u32()?;
                 let n = self.u64()?;
-                if n > MAX_ARRAY {
+                if n > MAX_ARRAY || n > self.len.saturating_sub(self.pos) {
                     return Err(self.err(format!("an array of {n} items is implausible; the file is corrupt")));
                 }
+                if self.depth >= MAX_DEPTH {
+                    return Err(self.err("arrays nested too deep; the file is corrupt"));
+                }
+                self.depth += 1;
+                // Every item takes at least a byte of the file, so this never reserves more
+                // than the file holds.
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     v.push(self.value(inner)?);
                 }
+                self.depth -= 1;
                 GgufValue::Array(v)
             }
             10 => GgufValue::U64(self.u64()?),
@@ -157,7 +172,7 @@ impl GgufMetadata {
     pub fn read(path: &Path) -> Result<Self, DataError> {
         let f = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_owned(), message: e.to_string() })?;
         let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let mut r = Reader { r: BufReader::new(f), path: path.display().to_string(), pos: 0 };
+        let mut r = Reader { r: BufReader::new(f), path: path.display().to_string(), pos: 0, len: file_len, depth: 0 };
         if &r.bytes::<4>()? != b"GGUF" {
             return Err(r.err("not a GGUF file (bad magic)"));
         }
@@ -174,7 +189,7 @@ impl GgufMetadata {
             let v = r.value(ty)?;
             kv.insert(key, v);
         }
-        if tensor_count > MAX_ARRAY {
+        if tensor_count > MAX_ARRAY || tensor_count > r.len.saturating_sub(r.pos) {
             return Err(r.err(format!("{tensor_count} tensors is implausible; the file is corrupt")));
         }
         let mut tensors = Vec::with_capacity(tensor_count as usize);

@@ -158,8 +158,22 @@ impl Tokenizer {
         }
     }
 
-    /// Encodes text as ordinary text (no special tokens added or recognised).
+    /// Encodes text as ordinary text (no special tokens added or recognised). A run of more than
+    /// [`MAX_WORD_BYTES`] bytes without whitespace is encoded in pieces of that length, so the
+    /// cost stays linear in the text's length and a 1 MB "word" cannot overflow the
+    /// pre-tokenizer's stack (real words are far shorter, so their tokens are unchanged).
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        if text.len() <= MAX_WORD_BYTES {
+            return self.encode_piece(text);
+        }
+        let mut out = Vec::new();
+        for piece in split_long_words(text) {
+            out.extend(self.encode_piece(piece));
+        }
+        out
+    }
+
+    fn encode_piece(&self, text: &str) -> Vec<u32> {
         match &*self.inner {
             Inner::Tiktoken { bpe, .. } => bpe.encode_ordinary(text),
             Inner::Hf { tok, .. } => tok.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default(),
@@ -212,9 +226,56 @@ impl Tokenizer {
     }
 }
 
+/// Longest run of non-whitespace bytes encoded as one piece (see [`Tokenizer::encode`]).
+pub const MAX_WORD_BYTES: usize = 512;
+
+/// `text` cut inside runs of non-whitespace longer than [`MAX_WORD_BYTES`] (at char boundaries),
+/// and nowhere else.
+pub fn split_long_words(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let (mut start, mut run) = (0usize, 0usize);
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            run = 0;
+            continue;
+        }
+        if run >= MAX_WORD_BYTES {
+            pieces.push(&text[start..i]);
+            start = i;
+            run = 0;
+        }
+        run += c.len_utf8();
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn long_words_are_cut_only_inside_themselves() {
+        let text = format!("hello {} world", "a".repeat(1200));
+        let pieces = split_long_words(&text);
+        assert_eq!(pieces.concat(), text, "nothing is lost");
+        assert_eq!(pieces.len(), 3, "1,200 bytes make three runs of at most 512");
+        assert!(split_long_words("short words only").len() == 1);
+        let wide = "é".repeat(600); // two bytes each: cuts fall on char boundaries
+        assert_eq!(split_long_words(&wide).concat(), wide);
+    }
+
+    #[test]
+    fn a_megabyte_word_encodes_quickly_and_without_overflowing() {
+        let tok = Tokenizer::by_name("cl100k_base").unwrap();
+        let word = "a".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        let n = tok.count(&word);
+        assert!(n > 1000, "{n} tokens");
+        // Quadratic encoding of one piece took about a minute for 200 KB; pieces keep it linear.
+        assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+        assert_eq!(tok.count("hello world"), 2, "ordinary text is unchanged");
+    }
 
     #[test]
     fn bundled_encodings_load_and_count() {

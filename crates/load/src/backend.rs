@@ -337,18 +337,49 @@ fn fast_text<'a>(data: &'a [u8], key: &memmem::Finder<'_>) -> Option<Cow<'a, str
     let mut i = open + 1;
     let mut escaped = false;
     loop {
-        i += memchr::memchr2(b'"', b'\\', &data[i..])?;
+        // `get`: a backslash at the very end must not slice past it (found by the fuzz target).
+        i += memchr::memchr2(b'"', b'\\', data.get(i..)?)?;
         if data[i] == b'"' {
             break;
         }
         escaped = true;
         i += 2;
     }
+    if !closed(data, open, i) {
+        return None;
+    }
     let raw = &data[open..=i];
     if escaped {
         serde_json::from_slice::<String>(raw).ok().map(Cow::Owned)
     } else {
         std::str::from_utf8(&raw[1..raw.len() - 1]).ok().map(Cow::Borrowed)
+    }
+}
+
+/// A cheap check that the text found at `data[start..=end]` sits in one whole JSON object: what
+/// comes before it only opens (`{`, `[`), what comes after only closes, the closers match the
+/// openers kind for kind, and the object ends at the last byte (JSON whitespace aside). Anything
+/// else (a truncated chunk, trailing bytes, an object value after the text) takes the full
+/// parse, which then decides. Without it the fast path read the text of truncated chunks and of
+/// chunks with trailing bytes, which the full parse rejects (found by the fuzz target).
+fn closed(data: &[u8], start: usize, end: usize) -> bool {
+    let last = data.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if last.map(|e| data[e]) != Some(b'}') {
+        return false;
+    }
+    let (head, tail) = (&data[..start], &data[end + 1..]);
+    if memchr::memchr2(b'}', b']', head).is_some() || memchr::memchr2(b'{', b'[', tail).is_some() {
+        return false;
+    }
+    // The closers, read backwards, must answer the openers one for one.
+    let mut opens = memchr::memchr2_iter(b'{', b'[', head).rev();
+    let mut closes = memchr::memchr2_iter(b'}', b']', tail);
+    loop {
+        match (opens.next(), closes.next()) {
+            (None, None) => return true,
+            (Some(o), Some(c)) if (head[o] == b'{') == (tail[c] == b'}') => {}
+            _ => return false,
+        }
     }
 }
 
@@ -376,8 +407,10 @@ impl Backend {
         self.parse_chunk_fully(data)
     }
 
-    /// Parses a chunk with the full JSON parser.
-    fn parse_chunk_fully<'a>(self, data: &'a [u8]) -> Result<Chunk<'a>, ChunkError> {
+    /// Parses a chunk with the full JSON parser (public for the fuzz tests, which check that
+    /// [`Backend::parse_chunk`]'s fast path never disagrees with it).
+    #[doc(hidden)]
+    pub fn parse_chunk_fully<'a>(self, data: &'a [u8]) -> Result<Chunk<'a>, ChunkError> {
         let err = |e: serde_json::Error| ChunkError(format!("{e} in {}", String::from_utf8_lossy(&data[..data.len().min(120)])));
         match self {
             Backend::Tgi => {
@@ -499,6 +532,40 @@ mod tests {
         let c = Backend::OpenAi.parse_chunk(br#"{"error":{"message":"bad"}}"#).unwrap();
         assert_eq!(c.error.as_deref(), Some("bad"));
         assert!(Backend::OpenAi.parse_chunk(b"{\"choices\":[").is_err());
+    }
+
+    #[test]
+    fn the_structure_check_takes_whole_objects_only() {
+        let ok = br#"{"a":[{"t":"x"}],"b":null} "#;
+        assert!(closed(ok, 11, 13));
+        let p = |c: &[u8]| Backend::OpenAi.parse_chunk(c).is_ok();
+        assert!(p(br#"{"choices":[{"text":"x"}]}"#));
+        assert!(!p(br#"{"choices":[{"text":"x"}]"#), "truncated");
+        assert!(!p(br#"{"choices":[{"text":"x"}]}}"#), "trailing bytes");
+        assert!(!p(br#"{"choices":[{"text":"x"}]}{}"#), "a second object");
+        assert!(!p(b"{\"choices\":[{\"text\":\"x\"}]}\x0c"), "a form feed is not JSON whitespace");
+        assert!(!p(br#"{"choices":[{"text":"x"]}}"#), "mismatched");
+        assert!(p(br#"{"choices":[{"text":"{x]"}]}"#), "braces inside the text are text");
+        assert!(!p(b"{\"choices\":[{\"text\":\"ab\\"), "a backslash at the very end is an error, not a panic");
+    }
+
+    #[test]
+    #[ignore = "timing: cargo test --release -p inferbench-load -- --ignored --nocapture"]
+    fn fast_path_cost_per_chunk() {
+        let c = br#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" the","logprobs":null,"finish_reason":null}]}"#;
+        let t = std::time::Instant::now();
+        let n = 2_000_000;
+        let mut total = 0;
+        for _ in 0..n {
+            total += Backend::OpenAi.parse_chunk(std::hint::black_box(c)).unwrap().text.len();
+        }
+        let per = t.elapsed().as_nanos() as f64 / f64::from(n);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            total += usize::from(closed(std::hint::black_box(c), 100, 105));
+        }
+        let check = t.elapsed().as_nanos() as f64 / f64::from(n);
+        println!("parse_chunk {per:.1} ns per chunk, of which the structure check {check:.1} ns ({total})");
     }
 
     #[test]

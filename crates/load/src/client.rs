@@ -63,6 +63,31 @@ pub enum ClientError {
     },
 }
 
+/// A URL with any user name and password replaced by `***`, for anything that is stored or
+/// printed (`http://user:pw@host:8000` → `http://***@host:8000`).
+pub fn redact_url(url: &str) -> String {
+    match split_userinfo(url) {
+        Some((scheme, _, rest)) => format!("{scheme}://***@{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The URL without its user info, and whether it had any.
+fn strip_userinfo(url: &str) -> (String, bool) {
+    match split_userinfo(url) {
+        Some((scheme, _, rest)) => (format!("{scheme}://{rest}"), true),
+        None => (url.to_owned(), false),
+    }
+}
+
+/// `(scheme, userinfo, rest)` when the authority has a `user[:password]@` part.
+fn split_userinfo(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, after) = url.split_once("://")?;
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let at = after[..end].rfind('@')?;
+    Some((scheme, &after[..at], &after[at + 1..]))
+}
+
 /// Everything needed to send benchmark requests to one server.
 #[derive(Debug, Clone)]
 pub struct HttpTarget {
@@ -84,8 +109,13 @@ impl HttpTarget {
     /// Validates the URL and key. Only `http://` is supported (benchmark targets are usually
     /// reached without TLS; a TLS stack would double the client's build and per-byte cost).
     pub fn new(base_url: &str, endpoint: &str, api_key: Option<&str>, timeout: Duration) -> Result<Self, ClientError> {
-        let base = base_url.trim_end_matches('/').to_owned();
-        let bad = |reason: &str| ClientError::BadUrl { url: base_url.to_owned(), reason: reason.to_owned() };
+        let redacted = redact_url(base_url);
+        let bad = |reason: &str| ClientError::BadUrl { url: redacted.clone(), reason: reason.to_owned() };
+        let (base, userinfo) = strip_userinfo(base_url.trim_end_matches('/'));
+        if userinfo {
+            // Credentials in the URL are not sent (use --api-key); they are never stored either.
+            tracing::warn!("ignoring the user name and password in the base URL; use --api-key for a bearer token");
+        }
         let parsed: Uri = base.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         match parsed.scheme_str() {
             Some("http") => {}
@@ -103,7 +133,17 @@ impl HttpTarget {
             None => None,
         };
         let host = parsed.host().unwrap_or_default();
-        let authority = format!("{host}:{}", parsed.port_u16().unwrap_or(80));
+        // The URI type drops a port it cannot hold, so read the text: 99999 must not become 80.
+        let auth_text = parsed.authority().map_or("", |a| a.as_str());
+        let port_text = if auth_text.ends_with(']') { None } else { auth_text.rsplit_once(':').map(|(_, p)| p) };
+        let port = match port_text {
+            None | Some("") => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(bad(&format!("port {p} is not a valid port (1-65535)"))),
+            },
+        };
+        let authority = format!("{host}:{port}");
         let base_path = parsed.path().trim_end_matches('/').to_owned();
         Ok(Self { base_url: base, uri, authority, base_path, auth, timeout })
     }
@@ -225,9 +265,14 @@ pub struct Requester {
     tokenizer: Tokenizer,
     keep_text: bool,
     timeout: Duration,
+    /// Most bytes one SSE line or event, or a whole non-streamed body, may take.
+    max_response_bytes: usize,
     /// Holds the `Authorization` header: deliberately left out of `Debug`.
     head_prefix: String,
 }
+
+/// The default bound on one line, event or non-streamed body: far past any real answer.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
 
 impl std::fmt::Debug for Requester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -250,7 +295,22 @@ impl Requester {
     pub fn new(client: HttpClient, target: &HttpTarget, template: RequestTemplate, tokenizer: Tokenizer, keep_text: bool) -> Self {
         let path = target.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let head_prefix = target.head_prefix("POST", path);
-        Self { client, template, tokenizer, keep_text, timeout: target.timeout, head_prefix }
+        Self {
+            client,
+            template,
+            tokenizer,
+            keep_text,
+            timeout: target.timeout,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            head_prefix,
+        }
+    }
+
+    /// Bounds what one line, event or non-streamed body may buffer; past it the request fails
+    /// as `overflow`.
+    pub fn with_max_response_bytes(mut self, n: usize) -> Self {
+        self.max_response_bytes = n.max(1024);
+        self
     }
 
     /// Sends one prompt and measures it. Never fails: every outcome becomes a record.
@@ -322,7 +382,10 @@ impl Requester {
     async fn exchange(&self, body: Vec<u8>, p: &mut Progress) -> Result<(), (FailureKind, String)> {
         let request = request_bytes(&self.head_prefix, &body);
         let (mut conn, head) = self.client.exchange(&request).await.map_err(|e| (FailureKind::Connection, e.to_string()))?;
-        let broken = |e: HttpError| (FailureKind::Stream, format!("stream broke: {e}"));
+        let broken = |e: HttpError| (FailureKind::Disconnect, format!("stream broke: {e}"));
+        let limit = self.max_response_bytes;
+        let overflow =
+            || (FailureKind::Overflow, format!("the response outgrew {limit} bytes in one line, event or body (--max-response-bytes)"));
         if !(200..300).contains(&head.status) {
             let mut bytes = Vec::new();
             let _ = conn
@@ -340,15 +403,22 @@ impl Requester {
         let backend = self.template.backend();
         if !self.template.stream() {
             let mut bytes = Vec::new();
-            conn.read_body::<()>(&head, |d, _| {
-                bytes.extend_from_slice(d);
-                Ok(())
-            })
-            .await
-            .map_err(broken)?
-            .ok();
+            let whole = conn
+                .read_body::<()>(&head, |d, _| {
+                    bytes.extend_from_slice(d);
+                    if bytes.len() > limit {
+                        Err(())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .await
+                .map_err(broken)?;
+            if whole.is_err() {
+                return Err(overflow());
+            }
             self.client.put(conn, &head);
-            let c = backend.parse_chunk(&bytes).map_err(|e| (FailureKind::Stream, e.to_string()))?;
+            let c = backend.parse_chunk(&bytes).map_err(|e| (FailureKind::Malformed, e.to_string()))?;
             if let Some(e) = c.error {
                 return Err((FailureKind::Stream, e));
             }
@@ -358,10 +428,10 @@ impl Requester {
             p.completion_tokens = c.completion_tokens;
             return Ok(());
         }
-        let mut sse = SseParser::new();
+        let mut sse = SseParser::with_limit(limit);
         let mut done = false;
         conn.read_body(&head, |data, now| {
-            sse.feed(data, |payload| {
+            let r = sse.feed(data, |payload| {
                 if done {
                     return Ok(());
                 }
@@ -369,7 +439,7 @@ impl Requester {
                     done = true;
                     return Ok(());
                 }
-                let c = backend.parse_chunk(payload).map_err(|e| (FailureKind::Stream, e.to_string()))?;
+                let c = backend.parse_chunk(payload).map_err(|e| (FailureKind::Malformed, e.to_string()))?;
                 if let Some(e) = c.error {
                     return Err((FailureKind::Stream, format!("server error mid-stream: {e}")));
                 }
@@ -385,13 +455,17 @@ impl Requester {
                 p.completion_tokens = c.completion_tokens.or(p.completion_tokens);
                 done |= c.done;
                 Ok(())
-            })
+            });
+            if sse.overflowed() {
+                return Err(overflow());
+            }
+            r
         })
         .await
         .map_err(broken)??;
         if !done {
             let why = if sse.has_partial() { "stream ended inside an event" } else { "stream ended without [DONE]" };
-            return Err((FailureKind::Stream, why.into()));
+            return Err((FailureKind::Disconnect, why.into()));
         }
         self.client.put(conn, &head);
         Ok(())
@@ -419,6 +493,27 @@ mod tests {
         assert!(t("https://x").unwrap_err().to_string().contains("https is not supported"));
         assert!(t("http://").is_err());
         assert!(HttpTarget::new("http://h", "/x", Some("bad\nkey"), Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn bad_ports_are_refused_not_replaced_by_80() {
+        let t = |u: &str| HttpTarget::new(u, "/v1/completions", None, Duration::from_secs(1));
+        let e = t("http://127.0.0.1:99999").unwrap_err().to_string();
+        assert!(e.contains("port 99999 is not a valid port"), "{e}");
+        assert!(t("http://127.0.0.1:0").unwrap_err().to_string().contains("port 0"));
+        assert_eq!(t("http://127.0.0.1").unwrap().authority, "127.0.0.1:80");
+        assert_eq!(t("http://[::1]:8000").unwrap().authority, "[::1]:8000");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted_and_not_sent() {
+        assert_eq!(redact_url("http://user:pw@h:1/p"), "http://***@h:1/p");
+        assert_eq!(redact_url("http://h:1/p@x"), "http://h:1/p@x", "an @ in the path is not user info");
+        let t = HttpTarget::new("http://user:s3cret@127.0.0.1:8000", "/v1/completions", None, Duration::from_secs(1)).unwrap();
+        assert_eq!(t.base_url, "http://127.0.0.1:8000");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        let e = HttpTarget::new("http://user:s3cret@127.0.0.1:99999", "/x", None, Duration::from_secs(1)).unwrap_err().to_string();
+        assert!(!e.contains("s3cret") && e.contains("***@"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct LoadProfile {
     pub warmup_requests: u64,
     /// After an interrupt, how long in-flight requests may take before they are cancelled.
     pub grace: Duration,
+    /// Cuts the grace period short: in-flight requests are cancelled at once (a second Ctrl-C).
+    pub abort: CancellationToken,
 }
 
 /// What the load loop reports to its consumer.
@@ -89,7 +91,7 @@ pub async fn run_load(
             });
         }
         tracker.close();
-        drain(&tracker, &stop, &hard, plan.grace).await;
+        drain(&tracker, &stop, &hard, plan.grace, &plan.abort).await;
         tracker.reopen();
         if stop.is_cancelled() {
             return RunOutcome { scheduled: 0, interrupted: true };
@@ -105,7 +107,7 @@ pub async fn run_load(
         open_loop(tracker.clone(), req, work, &plan, epoch, tx, stop.clone(), hard.clone()).await
     };
     tracker.close();
-    drain(&tracker, &stop, &hard, plan.grace).await;
+    drain(&tracker, &stop, &hard, plan.grace, &plan.abort).await;
     RunOutcome { scheduled: scheduled.load(Ordering::Relaxed), interrupted: stop.is_cancelled() }
 }
 
@@ -260,11 +262,15 @@ async fn run_job(
 }
 
 /// Waits for in-flight requests; after an interrupt, cancels what outlives the grace period.
-async fn drain(tracker: &TaskTracker, stop: &CancellationToken, hard: &CancellationToken, grace: Duration) {
+async fn drain(tracker: &TaskTracker, stop: &CancellationToken, hard: &CancellationToken, grace: Duration, abort: &CancellationToken) {
     tokio::select! {
         _ = tracker.wait() => {}
         _ = stop.cancelled() => {
-            if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            let finished = tokio::select! {
+                r = tokio::time::timeout(grace, tracker.wait()) => r.is_ok(),
+                () = abort.cancelled() => false,
+            };
+            if !finished {
                 hard.cancel();
                 tracker.wait().await;
             }

@@ -13,6 +13,9 @@ pub struct SseParser {
     /// The data of an event whose lines are still arriving (multi-line or split events).
     data: Vec<u8>,
     has_data: bool,
+    /// Most bytes one line or event may buffer; `None` for no bound.
+    limit: Option<usize>,
+    overflow: bool,
 }
 
 impl SseParser {
@@ -21,14 +24,40 @@ impl SseParser {
         Self::default()
     }
 
+    /// A parser that stops buffering past `max` bytes of one line or event (see
+    /// [`SseParser::overflowed`]): a server streaming one endless line cannot exhaust memory.
+    pub fn with_limit(max: usize) -> Self {
+        Self { limit: Some(max), ..Self::default() }
+    }
+
+    /// True once a line or an event outgrew the limit; nothing more is buffered.
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    fn over(&mut self) -> bool {
+        if let Some(max) = self.limit {
+            if self.partial.len() > max || self.data.len() > max {
+                self.overflow = true;
+                self.partial = Vec::new();
+                self.data = Vec::new();
+            }
+        }
+        self.overflow
+    }
+
     /// Feeds bytes; calls `on_data` with the data of every event completed by them.
     /// Returns early with the callback's error, if it gives one.
     pub fn feed<E>(&mut self, bytes: &[u8], mut on_data: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        if self.overflow {
+            return Ok(());
+        }
         let mut rest = bytes;
         if !self.partial.is_empty() {
             // Finish the carried-over line first.
             let Some(nl) = memchr::memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
+                self.over();
                 return Ok(());
             };
             let mut line = std::mem::take(&mut self.partial);
@@ -40,6 +69,8 @@ impl SseParser {
             let line = &rest[..nl];
             // Fast path: a one-line event (`data: ...\n\n`) entirely in this read.
             if !self.has_data && rest.get(nl + 1) == Some(&b'\n') {
+                // A CR before the LF ends the line too (found by the fuzz target: `\r\n\n`).
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if let Some(v) = line.strip_prefix(b"data:") {
                     on_data(v.strip_prefix(b" ").unwrap_or(v))?;
                     rest = &rest[nl + 2..];
@@ -48,8 +79,12 @@ impl SseParser {
             }
             rest = &rest[nl + 1..];
             self.line(line, &mut on_data)?;
+            if self.over() {
+                return Ok(());
+            }
         }
         self.partial.extend_from_slice(rest);
+        self.over();
         Ok(())
     }
 
@@ -107,6 +142,26 @@ mod tests {
         for cut in 0..s.len() {
             assert_eq!(events(&[&s[..cut], &s[cut..]]), whole, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn an_endless_line_stops_buffering_at_the_limit() {
+        let mut p = SseParser::with_limit(1000);
+        let chunk = [b'x'; 300];
+        for _ in 0..100 {
+            p.feed::<()>(&chunk, |_| Ok(())).unwrap();
+        }
+        assert!(p.overflowed());
+        assert!(p.partial.capacity() < 2000, "nothing past the limit stays buffered");
+        // An ordinary stream under the limit is untouched.
+        let mut p = SseParser::with_limit(1000);
+        let mut n = 0;
+        p.feed::<()>(b"data: a\n\ndata: b\n\n", |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(!p.overflowed() && n == 2);
     }
 
     #[test]

@@ -84,13 +84,14 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     }
     heading(&mut out, "Client", '-');
     let lag = s.metric(MetricName::Lag);
-    row(&mut out, "Mean scheduling lag (ms):", format!("{:.3}", lag.mean));
-    row(&mut out, "P99 scheduling lag (ms):", format!("{:.3}", lag.percentile(99.0).unwrap_or(lag.max)));
+    row(&mut out, "Mean scheduling lag (ms):", ms(lag, lag.mean, 3));
+    row(&mut out, "P99 scheduling lag (ms):", ms(lag, lag.percentile(99.0).unwrap_or(lag.max), 3));
     let queue = s.metric(MetricName::Queue);
     if queue.max > 0.0 {
         row(&mut out, "Mean concurrency-gate wait (ms):", format!("{:.2}", queue.mean));
     }
-    row(&mut out, "Mean TTFT from scheduled send (ms):", format!("{:.2}", s.metric(MetricName::TtftSched).mean));
+    let ts = s.metric(MetricName::TtftSched);
+    row(&mut out, "Mean TTFT from scheduled send (ms):", ms(ts, ts.mean, 2));
     if r.client.includes_server {
         row(&mut out, "CPU, client + embedded server (s):", format!("{:.3}", r.client.cpu_s));
     } else if r.client.cpu_s > 0.0 {
@@ -110,18 +111,27 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     out
 }
 
+/// A figure of a distribution, or `n/a` when it has no samples (not a misleading 0.00).
+fn ms(d: &inferbench_core::Distribution, v: f64, digits: usize) -> String {
+    if d.count == 0 {
+        "n/a".to_owned()
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
 fn metric_block(out: &mut String, r: &BenchmarkResult, m: MetricName, fill: char) {
     let d = r.summary.metric(m);
     let short = m.short();
     heading(out, m.title(), fill);
-    row(out, &format!("Mean {short} (ms):"), format!("{:.2}", d.mean));
-    row(out, &format!("Median {short} (ms):"), format!("{:.2}", d.median));
-    row(out, &format!("Std {short} (ms):"), format!("{:.2}", d.std));
+    row(out, &format!("Mean {short} (ms):"), ms(d, d.mean, 2));
+    row(out, &format!("Median {short} (ms):"), ms(d, d.median, 2));
+    row(out, &format!("Std {short} (ms):"), ms(d, d.std, 2));
     for &(p, v) in &d.percentiles {
         if (p - 50.0).abs() < 1e-9 {
             continue;
         }
-        row(out, &format!("P{} {short} (ms):", fmt_pct(p)), format!("{v:.2}"));
+        row(out, &format!("P{} {short} (ms):", fmt_pct(p)), ms(d, v, 2));
     }
 }
 

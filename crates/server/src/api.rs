@@ -50,7 +50,42 @@ pub fn router(gen: Arc<dyn Generator>, api_key: Option<String>) -> Router {
         }
         None => v1,
     };
-    v1.route("/health", get(|| async { "ok" })).route("/metrics", get(metrics)).with_state(state)
+    v1.route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|uri: axum::http::Uri| async move { error(404, "not_found_error", format!("no route {}", uri.path())) })
+        .method_not_allowed_fallback(|m: axum::http::Method, uri: axum::http::Uri| async move {
+            error(405, "invalid_request_error", format!("method {m} is not allowed on {}", uri.path()))
+        })
+        .with_state(state)
+}
+
+/// Prompts longer than this are prepared off the async worker threads.
+const BLOCKING_PROMPT_BYTES: usize = 64 * 1024;
+
+/// vLLM's parameter checks: every violation is a 400 naming the field.
+fn check_params(p: &CommonParams, max_tokens: u32) -> Result<(), String> {
+    if max_tokens == 0 {
+        return Err("max_tokens must be at least 1".into());
+    }
+    if let Some(t) = p.temperature.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+        return Err(format!("temperature must be non-negative, got {t}"));
+    }
+    if let Some(t) = p.top_p.filter(|t| !(t.is_finite() && *t > 0.0 && *t <= 1.0)) {
+        return Err(format!("top_p must be in (0, 1], got {t}"));
+    }
+    if let Some(k) = p.top_k.filter(|k| *k < -1) {
+        return Err(format!("top_k must be -1 (disable) or at least 0, got {k}"));
+    }
+    if let Some(m) = p.min_tokens.filter(|m| *m > max_tokens) {
+        return Err(format!("min_tokens must be less than or equal to max_tokens={max_tokens}, got {m}"));
+    }
+    Ok(())
+}
+
+/// A body that could not be read as the request: 413 when it is too large, else 400 (as vLLM).
+fn rejected(e: &JsonRejection) -> Response {
+    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { 413 } else { 400 };
+    error(status, "invalid_request_error", e.body_text())
 }
 
 /// An error answer: one status, one JSON body with a stable `type`.
@@ -145,7 +180,7 @@ enum Api {
 async fn completions(State(s): State<Arc<AppState>>, body: Result<Json<CompletionRequest>, JsonRejection>) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
-        Err(e) => return error(400, "invalid_request_error", e.body_text()),
+        Err(e) => return rejected(&e),
     };
     let prompt = match req.prompt {
         PromptInput::One(p) => p,
@@ -158,19 +193,21 @@ async fn completions(State(s): State<Arc<AppState>>, body: Result<Json<Completio
 async fn chat(State(s): State<Arc<AppState>>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
-        Err(e) => return error(400, "invalid_request_error", e.body_text()),
+        Err(e) => return rejected(&e),
     };
     if req.messages.is_empty() {
         return error(400, "invalid_request_error", "messages must not be empty");
     }
     let mut prompt = String::new();
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
+    for (i, m) in req.messages.iter().enumerate() {
         let mut content = String::new();
         match &m.content {
             serde_json::Value::String(t) => content.push_str(t),
             serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).for_each(|t| content.push_str(t)),
-            _ => {}
+            // An assistant turn may carry no text (tool calls); anything else must have some.
+            serde_json::Value::Null if m.role == "assistant" => {}
+            _ => return error(400, "invalid_request_error", format!("messages[{i}].content must be a string or a list of text parts")),
         }
         prompt.push_str(&content);
         let role = if m.role.is_empty() { "user".to_owned() } else { m.role.clone() };
@@ -191,8 +228,8 @@ async fn respond(
         return error(404, "model_not_found", format!("the model '{m}' does not exist; this server serves '{served}'"));
     }
     let max_tokens = p.max_tokens.or(p.max_completion_tokens).unwrap_or(16);
-    if max_tokens == 0 {
-        return error(400, "invalid_request_error", "max_tokens must be at least 1");
+    if let Err(m) = check_params(&p, max_tokens) {
+        return error(400, "invalid_request_error", m);
     }
     let stop = match p.stop {
         None => Vec::new(),
@@ -211,7 +248,18 @@ async fn respond(
         seed: p.seed,
         stop,
     };
-    let rx = match s.gen.generate(gen_req) {
+    // A long prompt is tokenized on the blocking pool, so the async workers (and `/health`)
+    // stay responsive while it is counted.
+    let generated = if gen_req.prompt.len() > BLOCKING_PROMPT_BYTES {
+        let gen = s.gen.clone();
+        match tokio::task::spawn_blocking(move || gen.generate(gen_req)).await {
+            Ok(r) => r,
+            Err(_) => return error(500, "internal_error", "the request could not be prepared"),
+        }
+    } else {
+        s.gen.generate(gen_req)
+    };
+    let rx = match generated {
         Ok(rx) => rx,
         Err(e) => return e.into_response(),
     };
@@ -388,7 +436,10 @@ struct TgiRequest {
 
 /// Starts a generation for TGI's native API (`/generate`, `/generate_stream`).
 fn tgi_start(s: &AppState, body: Result<Json<TgiRequest>, JsonRejection>) -> Result<mpsc::Receiver<GenEvent>, Box<Response>> {
-    let Json(req) = body.map_err(|e| Box::new(tgi_error(400, "validation", e.body_text())))?;
+    let Json(req) = body.map_err(|e| {
+        let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { 413 } else { 400 };
+        Box::new(tgi_error(status, "validation", e.body_text()))
+    })?;
     let max_tokens = req.parameters.max_new_tokens.unwrap_or(20).max(1);
     s.gen
         .generate(GenRequest { prompt: req.inputs, max_tokens, ..Default::default() })

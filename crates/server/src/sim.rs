@@ -182,6 +182,9 @@ impl Drop for RunningGuard {
     }
 }
 
+/// Bytes per token above which a prompt is refused unread (see `generate`).
+const MAX_BYTES_PER_TOKEN: u64 = 32;
+
 impl Generator for Simulator {
     fn model_name(&self) -> &str {
         &self.cfg.model
@@ -192,14 +195,24 @@ impl Generator for Simulator {
         let c = &self.counters;
         let n = c.requests.fetch_add(1, Relaxed);
         let h = mix(self.cfg.seed ^ mix(n));
-        let prompt_tokens = self.tokenizer.count(&req.prompt) as u32;
-        if prompt_tokens > self.cfg.max_model_len {
+        // Refused before tokenizing: no tokenizer's tokens average anywhere near this many bytes.
+        let byte_cap = u64::from(self.cfg.max_model_len) * MAX_BYTES_PER_TOKEN;
+        if req.prompt.len() as u64 > byte_cap {
             return Err(GenError::TooLarge(format!(
-                "prompt has {prompt_tokens} tokens, more than this model's context of {} tokens",
+                "prompt of {} bytes cannot fit this model's context of {} tokens (refused without tokenizing)",
+                req.prompt.len(),
                 self.cfg.max_model_len
             )));
         }
+        let prompt_tokens = self.tokenizer.count(&req.prompt) as u32;
         let out = req.max_tokens.max(req.min_tokens).max(1);
+        // The context must hold the prompt and the whole output, as the engine server checks.
+        if u64::from(prompt_tokens) + u64::from(out) > u64::from(self.cfg.max_model_len) {
+            return Err(GenError::TooLarge(format!(
+                "this model's maximum context length is {} tokens; the request has {prompt_tokens} prompt tokens and asks for {out}",
+                self.cfg.max_model_len
+            )));
+        }
         // One draw per request decides its fate; the rates partition [0, 1).
         let u = unit(h);
         let cfg = &self.cfg;
@@ -379,6 +392,9 @@ mod tests {
         let sim =
             Simulator::new(SimConfig { max_num_seqs: 1, ttft_ms: 10.0, itl_ms: 10.0, prefill_ms_per_token: 0.0, ..SimConfig::default() })
                 .unwrap();
+        // Warm the tokenizer and the timer thread first: their one-off start-up is not queueing.
+        let mut warm = sim.generate(req(1)).unwrap();
+        while warm.recv().await.is_some() {}
         let start = Instant::now();
         let mut a = sim.generate(req(2)).unwrap();
         let mut b = sim.generate(req(2)).unwrap();

@@ -91,15 +91,17 @@ impl EngineBench {
     pub fn run_blocking(mut self, path: &Path, name: &str) -> Result<(EngineResult, EngineFiles)> {
         let cfg = self.cfg.clone();
         let mut files = EngineFiles::default();
+        let run_id = inferbench_core::time::new_run_id();
         let stem = cfg.report.output_dir.join(format!("engine-{name}"));
         if self.write_files {
             std::fs::create_dir_all(&cfg.report.output_dir).ctx(format!("cannot create {}", cfg.report.output_dir.display()))?;
             let p = stem.with_extension("records.jsonl");
-            let w = inferbench_report::RecordWriter::create(&p).ctx(format!("cannot create {}", p.display()))?;
+            let w = inferbench_report::RecordWriter::create(&p, &run_id).ctx(format!("cannot create {}", p.display()))?;
             self.sinks.insert(0, Box::new(w));
             files.written.push(p);
         }
         let mut result = bench(&cfg, path, name, Recorder::new(std::mem::take(&mut self.sinks)), &self.observer)?;
+        result.header.run_id = run_id;
         result.header.labels = self.labels;
         if !cfg.report.include_system_info {
             result.header.system = None;

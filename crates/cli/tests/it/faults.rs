@@ -51,9 +51,11 @@ fn each_fault_mode_is_counted_by_kind() {
     let failures = &j["summary"]["failures"];
     let count = |k: &str| failures[k].as_u64().unwrap_or(0);
     assert_eq!(count("http_500"), sim_fault_count(&m, "error"));
-    assert_eq!(count("stream"), sim_fault_count(&m, "disconnect") + sim_fault_count(&m, "malformed"));
+    // A cut stream and a bad chunk are told apart.
+    assert_eq!(count("disconnect"), sim_fault_count(&m, "disconnect"));
+    assert_eq!(count("malformed"), sim_fault_count(&m, "malformed"));
     assert_eq!(count("timeout"), sim_fault_count(&m, "stall"));
-    for k in ["http_500", "stream", "timeout"] {
+    for k in ["http_500", "disconnect", "malformed", "timeout"] {
         assert!(count(k) > 0, "no {k} failures in {failures}");
     }
     let total = j["completed"].as_u64().unwrap() + j["failed"].as_u64().unwrap();

@@ -139,8 +139,22 @@ impl Run {
     }
 }
 
+/// The records of a JSONL file, without its run-id first line.
 pub fn read_records(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let text = std::fs::read_to_string(p).unwrap();
+    let mut lines = text.lines().peekable();
+    let first: Option<Value> = lines.peek().map(|l| serde_json::from_str(l).unwrap());
+    if first.is_some_and(|f| f.get("run_id").is_some() && f.get("id").is_none()) {
+        lines.next();
+    }
+    lines.map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The run id on a records file's first line.
+pub fn records_run_id(p: &Path) -> String {
+    let text = std::fs::read_to_string(p).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    first["run_id"].as_str().unwrap().to_owned()
 }
 
 /// The standard client flags for tests: result files named r.* in a fresh directory.

@@ -7,6 +7,7 @@ mod compare;
 mod datasets;
 mod engine;
 mod faults;
+mod hardening;
 mod harness;
 mod interrupt;
 mod library;

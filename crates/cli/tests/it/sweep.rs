@@ -170,7 +170,9 @@ fn repeats_give_confidence_intervals_and_stop_rules_end_the_sweep() {
     // A step whose every request fails stops the sweep with the success rule.
     let failing = Sim::start(&["--error-rate", "1"]);
     let o = sweep(&failing.url, dir.path(), "f", &["--concurrencies", "1,2", "--num-prompts", "4"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "a sweep in which every request failed is no success: {err}");
+    assert!(err.contains("every request of every step failed"), "{err}");
     let f = read_json(&dir.path().join("f.sweep.json"));
     assert!(f["stopped"].as_str().unwrap().contains("success rate 0.0% fell below 95%"), "{f}");
     assert_eq!(f["slo_limit"], Value::Null);
@@ -231,7 +233,14 @@ fn plan_matches_a_hand_calculation() {
             SweepStep {
                 load: c,
                 stats: StepStats::of(&[&s], Dimension::Concurrency),
-                runs: vec![StepRun { result: format!("x-c{c}.json"), summary: s, wall_s: 1.0, overhead_s: 0.0, interrupted: false }],
+                runs: vec![StepRun {
+                    result: format!("x-c{c}.json"),
+                    run_id: String::new(),
+                    summary: s,
+                    wall_s: 1.0,
+                    overhead_s: 0.0,
+                    interrupted: false,
+                }],
                 slo: Vec::new(),
                 noisy: Vec::new(),
                 refined: false,

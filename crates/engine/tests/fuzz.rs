@@ -1,0 +1,72 @@
+//! Fuzz target for the GGUF reader and the model loader: a valid tiny model with bytes flipped,
+//! lengths and counts overwritten, or the file cut short must give an error, never a panic or an
+//! allocation the file cannot justify. `scripts/fuzz` runs it for minutes with fresh seeds.
+
+use inferbench_data::gguf::GgufMetadata;
+use inferbench_engine::testing::{write_tiny_model, TinySpec};
+use inferbench_engine::LoadOptions;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+use std::sync::OnceLock;
+
+fn config() -> Config {
+    let cases = std::env::var("INFERBENCH_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32);
+    let seed = std::env::var("INFERBENCH_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).map_or(RngSeed::Random, RngSeed::Fixed);
+    Config { cases, rng_seed: seed, ..Config::default() }
+}
+
+/// The seed corpus: one valid tiny model.
+fn seed_model() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.gguf");
+        write_tiny_model(&p, &TinySpec::default()).unwrap();
+        std::fs::read(p).unwrap()
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// Overwrite one byte.
+    Byte(prop::sample::Index, u8),
+    /// Overwrite eight bytes with a large little-endian number (lengths, counts, dims, offsets).
+    Huge(prop::sample::Index, u64),
+    /// Cut the file here.
+    Truncate(prop::sample::Index),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Byte(i, b)),
+        3 => (any::<prop::sample::Index>(), prop_oneof![Just(u64::MAX), Just(1u64 << 40), Just(1u64 << 24), any::<u64>()]).prop_map(|(i, v)| Mutation::Huge(i, v)),
+        1 => any::<prop::sample::Index>().prop_map(Mutation::Truncate),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn corrupt_models_are_errors_not_panics(muts in proptest::collection::vec(mutation(), 1..6)) {
+        let mut bytes = seed_model().to_vec();
+        for m in &muts {
+            match *m {
+                // Mostly in the header and directory, where a bad number does harm.
+                Mutation::Byte(i, b) => { let n = bytes.len().min(4096); bytes[i.index(n)] = b; }
+                Mutation::Huge(i, v) => {
+                    let n = bytes.len().min(4096).saturating_sub(8);
+                    let at = i.index(n.max(1));
+                    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                }
+                Mutation::Truncate(i) => { let n = bytes.len(); bytes.truncate(i.index(n)); }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.gguf");
+        std::fs::write(&p, &bytes).unwrap();
+        // Either may fail; neither may panic.
+        let _ = GgufMetadata::read(&p);
+        let _ = inferbench_engine::load(&p, &LoadOptions::default());
+    }
+}
