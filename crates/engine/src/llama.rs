@@ -163,6 +163,21 @@ impl Reader<'_> {
     }
 
     fn raw(&self, t: &TensorInfo) -> Result<Vec<u8>, EngineError> {
+        let file_len = self.file.metadata().map_or(u64::MAX, |m| m.len());
+        let corrupt = || {
+            EngineError::Corrupt(format!(
+                "{}: tensor '{}' ({} values at offset {}) runs past the end of the file; it is truncated or corrupt",
+                self.path.display(),
+                t.name,
+                t.elements(),
+                t.offset
+            ))
+        };
+        // No tensor holds more values than the file has bytes (the smallest type takes more
+        // than half a byte per value): checked before anything is allocated.
+        if t.elements() > file_len.saturating_mul(2) {
+            return Err(corrupt());
+        }
         let n = t.elements() as usize;
         let size = ggml_size(t.ggml_type, n).ok_or_else(|| {
             EngineError::Unsupported(format!(
@@ -172,8 +187,12 @@ impl Reader<'_> {
                 ggml::name(t.ggml_type)
             ))
         })?;
+        let start = self.md.data_offset.checked_add(t.offset).ok_or_else(corrupt)?;
+        if start.checked_add(size as u64).is_none_or(|end| end > file_len) {
+            return Err(corrupt());
+        }
         let mut buf = vec![0u8; size];
-        self.file.read_exact_at(&mut buf, self.md.data_offset + t.offset).map_err(|e| {
+        self.file.read_exact_at(&mut buf, start).map_err(|e| {
             EngineError::Corrupt(format!(
                 "{}: cannot read tensor '{}' ({e}); the file is truncated or corrupt",
                 self.path.display(),
@@ -239,6 +258,16 @@ impl Model {
             Some(_) => Some(r.matrix("output.weight", cfg.vocab, e)?),
             None => None,
         };
+        // Every layer has several tensors: a block count beyond them is corrupt metadata, and
+        // must not size an allocation (found by the fuzz target: 200 GB for `Vec<Layer>`).
+        if cfg.n_layer > md.tensors.len() {
+            return Err(EngineError::Corrupt(format!(
+                "{}: block_count {} is more than the {} tensors in the file",
+                path.display(),
+                cfg.n_layer,
+                md.tensors.len()
+            )));
+        }
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for l in 0..cfg.n_layer {
             let name = |s: &str| format!("blk.{l}.{s}.weight");

@@ -53,13 +53,16 @@ proptest! {
         for m in &muts {
             match *m {
                 // Mostly in the header and directory, where a bad number does harm.
-                Mutation::Byte(i, b) => { let n = bytes.len().min(4096); bytes[i.index(n)] = b; }
-                Mutation::Huge(i, v) => {
-                    let n = bytes.len().min(4096).saturating_sub(8);
-                    let at = i.index(n.max(1));
+                Mutation::Byte(i, b) if !bytes.is_empty() => { let n = bytes.len().min(4096); bytes[i.index(n)] = b; }
+                Mutation::Byte(..) => {}
+                Mutation::Huge(i, v) if bytes.len() >= 8 => {
+                    let n = bytes.len().min(4096) - 7;
+                    let at = i.index(n);
                     bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
                 }
-                Mutation::Truncate(i) => { let n = bytes.len(); bytes.truncate(i.index(n)); }
+                Mutation::Huge(..) => {}
+                Mutation::Truncate(i) if !bytes.is_empty() => { let n = bytes.len(); bytes.truncate(i.index(n)); }
+                Mutation::Truncate(_) => {}
             }
         }
         let dir = tempfile::tempdir().unwrap();
@@ -69,4 +72,20 @@ proptest! {
         let _ = GgufMetadata::read(&p);
         let _ = inferbench_engine::load(&p, &LoadOptions::default());
     }
+}
+
+/// What the fuzz target found: a huge `block_count` sized a `Vec` of layers before any tensor was
+/// read (a 200 GB allocation, an abort). Now it is an error naming the key.
+#[test]
+fn a_huge_block_count_is_an_error_not_an_abort() {
+    let mut bytes = seed_model().to_vec();
+    let key = b"block_count";
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("the tiny model has a block_count") + key.len();
+    // After the key: the value's type (u32), then the value.
+    bytes[at + 4..at + 12].copy_from_slice(&(25_000_000_000u64).to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.gguf");
+    std::fs::write(&p, &bytes).unwrap();
+    let e = inferbench_engine::load(&p, &LoadOptions::default()).err().expect("refused").to_string();
+    assert!(e.contains("block_count 25000000000 is more than"), "{e}");
 }
