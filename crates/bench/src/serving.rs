@@ -211,12 +211,15 @@ impl Serving {
         let dataset_stats = DatasetStats { available: loaded.available, skipped: loaded.skipped, oversampled: loaded.oversampled };
         let prompts = loaded.prompts;
 
+        tracing::info!(prompts = prompts.len(), available = dataset_stats.available, "dataset loaded");
         let client = http_client(&self.target);
+        tracing::info!(url = %self.target.base_url, "pre-flight: asking the server for its models");
         let model_flag = (!self.spec.model.is_empty()).then(|| self.spec.model.clone());
         let model = tokio::select! {
             m = preflight(&client, &self.target, model_flag.as_deref()) => m.map_err(|e| BenchError::failed(e.to_string()))?,
             () = self.cancel.cancelled() => return Err(BenchError::Interrupted("during the pre-flight check".into())),
         };
+        tracing::info!(%model, "pre-flight passed");
         self.spec.model = model.clone();
         let template = RequestTemplate::new(spec::backend(&self.spec)?, &spec::template_options(&self.spec, &model));
         let requester = Arc::new(
@@ -264,6 +267,7 @@ impl Serving {
             return Err(BenchError::failed("the collector thread panicked"));
         };
         header.end();
+        tracing::info!(completed = summary.completed, failed = summary.failed, interrupted = outcome.interrupted, "run finished");
         let result = BenchmarkResult {
             header,
             spec: self.spec,

@@ -240,6 +240,7 @@ impl Sweeper<'_> {
                 }
             }
             let spec = sp.step_spec(load);
+            tracing::info!(step = title, load, repeat = rep + 1, "sweep step");
             let size = spec.num_prompts.map_or_else(|| format!("{}s", spec.duration_s.unwrap_or_default()), |n| format!("{n} requests"));
             (self.sw.observer)(&Event::StepStarted {
                 title,

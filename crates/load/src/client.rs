@@ -357,7 +357,10 @@ impl Requester {
         };
         let outcome = match result {
             Ok(()) => Outcome::Success,
-            Err((failure, message)) => Outcome::Failed { failure, message },
+            Err((failure, message)) => {
+                tracing::debug!(id = slot.id, kind = %failure.label(), %message, "request failed");
+                Outcome::Failed { failure, message }
+            }
         };
         let text = std::mem::take(&mut p.text);
         let record = RequestRecord {

@@ -50,7 +50,12 @@ pub struct Conn {
 impl Conn {
     /// Dials `authority` (`host:port`) with Nagle off.
     pub async fn connect(authority: &str) -> Result<Conn, HttpError> {
-        let stream = TcpStream::connect(authority).await.map_err(|e| HttpError::Connection(format!("connect to {authority}: {e}")))?;
+        let t = std::time::Instant::now();
+        let stream = TcpStream::connect(authority).await.map_err(|e| {
+            tracing::debug!(authority, error = %e, "connect failed");
+            HttpError::Connection(format!("connect to {authority}: {e}"))
+        })?;
+        tracing::trace!(authority, us = t.elapsed().as_micros() as u64, "connected");
         stream.set_nodelay(true).map_err(|e| HttpError::Connection(e.to_string()))?;
         Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false })
     }
@@ -243,7 +248,9 @@ impl ConnPool {
         .await;
         match first {
             Ok(head) => Ok((conn, head)),
-            Err(_) if conn.reused => {
+            Err(e) if conn.reused => {
+                // A kept-alive connection the server had closed: one retry on a fresh one.
+                tracing::debug!(error = %e, "reused connection failed; retrying on a new one");
                 let mut fresh = Conn::connect(&self.authority).await?;
                 fresh.send(request).await?;
                 let head = fresh.read_head().await?;

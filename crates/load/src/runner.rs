@@ -75,6 +75,7 @@ pub async fn run_load(
     let tracker = TaskTracker::new();
 
     if plan.warmup_requests > 0 {
+        tracing::info!(requests = plan.warmup_requests, "warm-up: sending requests that are not measured");
         let gate = Arc::new(Semaphore::new(plan.max_concurrency.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS)));
         let epoch = Instant::now();
         for i in 0..plan.warmup_requests {
@@ -99,6 +100,13 @@ pub async fn run_load(
     }
 
     let _ = tx.send(RunEvent::MeasureStart);
+    tracing::info!(
+        num_prompts = ?plan.num_prompts,
+        duration_s = ?plan.duration.map(|d| d.as_secs_f64()),
+        max_concurrency = ?plan.max_concurrency,
+        rate = ?plan.arrivals.rate,
+        "measuring"
+    );
     let epoch = Instant::now();
     let work = Arc::new(Work::new(prompts));
     let scheduled = if plan.arrivals.rate.is_none() && plan.arrivals.ramp.is_none() {
@@ -266,11 +274,13 @@ async fn drain(tracker: &TaskTracker, stop: &CancellationToken, hard: &Cancellat
     tokio::select! {
         _ = tracker.wait() => {}
         _ = stop.cancelled() => {
+            tracing::info!(in_flight = tracker.len(), grace_s = grace.as_secs_f64(), "interrupted: waiting for requests in flight");
             let finished = tokio::select! {
                 r = tokio::time::timeout(grace, tracker.wait()) => r.is_ok(),
                 () = abort.cancelled() => false,
             };
             if !finished {
+                tracing::info!(in_flight = tracker.len(), "cancelling the requests still in flight");
                 hard.cancel();
                 tracker.wait().await;
             }

@@ -341,3 +341,43 @@ fn an_endless_line_is_an_overflow_not_unbounded_memory() {
     let rss = j["client"]["peak_rss_bytes"].as_u64().unwrap();
     assert!(rss < 200 << 20, "the client stayed small: {} MB", rss >> 20);
 }
+
+#[test]
+fn log_levels_show_phases_and_failures() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1", "--error-rate", "0.5"]);
+    let flags = ["--num-prompts", "8", "--random-input-len", "8", "--random-output-len", "2", "--warmup-requests", "1"];
+    let info = run(&sim.url, &[&flags[..], &["--log", "info"]].concat());
+    let err = info.stderr();
+    for phase in ["dataset loaded", "pre-flight passed", "warm-up", "measuring", "run finished"] {
+        assert!(err.contains(phase), "--log info names the phase '{phase}': {err}");
+    }
+    assert!(!err.contains("request failed"), "failures are debug events");
+    let debug = run(&sim.url, &[&flags[..], &["--log", "debug"]].concat());
+    assert!(debug.stderr().contains("request failed") && debug.stderr().contains("kind=http_500"), "{}", debug.stderr());
+}
+
+#[test]
+fn sigkill_leaves_records_that_parse_line_by_line() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
+    for round in 0..4 {
+        let (mut c, dir) = run_cmd(
+            &sim.url,
+            &["--num-prompts", "200000", "--max-concurrency", "32", "--random-input-len", "8", "--random-output-len", "4"],
+        );
+        let mut child = c.stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(600 + 150 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("r.records.jsonl")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() > 10, "round {round}: {} lines", lines.len());
+        // Every line but a torn last one is a whole record (the readers skip a torn last line).
+        let whole = if text.ends_with('\n') { lines.len() } else { lines.len() - 1 };
+        for (i, l) in lines[..whole].iter().enumerate() {
+            assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "round {round}, line {}: {l}", i + 1);
+        }
+        assert!(!dir.path().join("r.json").exists(), "killed before the summary");
+    }
+}
