@@ -381,3 +381,42 @@ fn sigkill_leaves_records_that_parse_line_by_line() {
         assert!(!dir.path().join("r.json").exists(), "killed before the summary");
     }
 }
+
+#[test]
+fn a_server_killed_mid_run_gives_counted_failures_not_a_hang() {
+    let _machine = crate::harness::machine_shared();
+    // Requests of ~0.5 s, 8 at a time: the kill at ~1.2 s finds some done and some in flight.
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "10"]);
+    let (mut c, dir) = run_cmd(
+        &sim.url,
+        &[
+            "--num-prompts",
+            "40",
+            "--max-concurrency",
+            "8",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "50",
+            "--request-timeout",
+            "5",
+        ],
+    );
+    let child = c.stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    drop(sim); // kills the server
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "the run ended in {:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    let j = crate::harness::validated(&dir.path().join("r.json"));
+    let (ok, failed) = (j["completed"].as_u64().unwrap(), j["failed"].as_u64().unwrap());
+    assert_eq!(ok + failed, 40, "every request is accounted for");
+    assert!(ok > 0 && failed > 0, "{ok} completed, {failed} failed");
+    let kinds = j["summary"]["failures"].as_object().unwrap();
+    assert!(kinds.keys().all(|k| ["disconnect", "connection"].contains(&k.as_str())), "{kinds:?}");
+    assert_eq!(crate::harness::read_records(&dir.path().join("r.records.jsonl")).len(), 40);
+    // Some requests failed, none beyond a threshold was asked for: the run itself succeeds.
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
