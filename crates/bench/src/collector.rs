@@ -17,9 +17,9 @@ pub struct Collected {
     pub warmups: u64,
     /// Process CPU seconds when measuring started.
     pub cpu_at_start: f64,
-    /// The first error of each sink that failed, with the sink's index; that sink was fed no
-    /// more records, the others went on.
-    pub sink_errors: Vec<(usize, String)>,
+    /// The first error of each sink that failed; that sink was fed no more records, the others
+    /// went on.
+    pub sink_errors: Vec<String>,
 }
 
 /// Consumes events until every sender is gone.
@@ -80,6 +80,6 @@ pub fn collect(mut rx: mpsc::UnboundedReceiver<RunEvent>, mut acc: Accumulator, 
             fail(&mut failed, i, e);
         }
     }
-    let sink_errors = failed.into_iter().enumerate().filter_map(|(i, e)| e.map(|e| (i, e))).collect();
+    let sink_errors = failed.into_iter().flatten().collect();
     Collected { summary: acc.finish(), warmups, cpu_at_start, sink_errors }
 }

@@ -284,7 +284,7 @@ impl Serving {
         // Every file is attempted; what failed is reported once, with the result kept.
         let measured = result.summary.completed + result.summary.failed;
         let mut unsaved: Vec<String> =
-            sink_errors.into_iter().map(|(_, e)| format!("{e}; {measured} requests were measured (the summary counts them all)")).collect();
+            sink_errors.into_iter().map(|e| format!("{e}; {measured} requests were measured (the summary counts them all)")).collect();
         if let Some(p) = &paths {
             if let Err(e) = write_json(&p.json, &result) {
                 unsaved.push(e.to_string());

@@ -13,18 +13,8 @@ fn known(name: Option<&str>) -> Result<&'static KnownModel> {
 /// Pulls with a progress bar on stderr.
 fn pull(m: &KnownModel) -> Result<(PathBuf, models::Provenance)> {
     let dir = models::cache_dir();
-    let bar = indicatif::ProgressBar::new(m.size).with_message(format!("pulling {}", m.name));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let mut progress = |done: u64, total: Option<u64>| {
-        if let Some(t) = total {
-            bar.set_length(t);
-        }
-        bar.set_position(done);
-    };
-    let r = models::pull(m, &dir, &mut progress);
+    let bar = crate::progress::byte_bar(m);
+    let r = models::pull(m, &dir, &mut |done, total| crate::progress::advance(&bar, done, total));
     bar.finish_and_clear();
     Ok(r?)
 }

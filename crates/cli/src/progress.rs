@@ -50,6 +50,24 @@ impl RecordSink for ProgressSink {
     }
 }
 
+/// A byte bar for pulling `model` (stderr; hidden when it is not a terminal).
+pub fn byte_bar(model: &inferbench_engine::cache::KnownModel) -> ProgressBar {
+    let b = ProgressBar::new(model.size).with_message(format!("pulling {}", model.name));
+    b.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+/// Moves a byte bar: `done` bytes of `total` (when the server said).
+pub fn advance(b: &ProgressBar, done: u64, total: Option<u64>) {
+    if let Some(t) = total {
+        b.set_length(t);
+    }
+    b.set_position(done);
+}
+
 /// A pull progress callback drawing a byte bar on stderr.
 pub fn pull_bar() -> impl FnMut(inferbench_bench::models::PullEvent<'_>) {
     use inferbench_bench::models::PullEvent;
@@ -57,19 +75,11 @@ pub fn pull_bar() -> impl FnMut(inferbench_bench::models::PullEvent<'_>) {
     move |ev| match ev {
         PullEvent::Start { model, dir } => {
             eprintln!("{} is not in the cache; pulling it into {}", model.name, dir.display());
-            let b = ProgressBar::new(model.size).with_message(format!("pulling {}", model.name));
-            b.set_style(
-                ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar = Some(b);
+            bar = Some(byte_bar(model));
         }
         PullEvent::Progress { done, total } => {
             if let Some(b) = &bar {
-                if let Some(t) = total {
-                    b.set_length(t);
-                }
-                b.set_position(done);
+                advance(b, done, total);
             }
         }
         PullEvent::Done { source, url } => {

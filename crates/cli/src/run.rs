@@ -137,18 +137,13 @@ impl RunArgs {
         })
     }
 
-    /// What the console shows.
-    pub fn console(&self) -> Result<ConsoleOptions> {
-        let percentile_metrics = self
-            .percentile_metrics
-            .split(',')
-            .map(|m| m.parse::<MetricName>().map_err(|e| flag_err("--percentile-metrics", &self.percentile_metrics, e)))
-            .collect::<Result<_>>()?;
-        Ok(ConsoleOptions {
-            percentile_metrics,
+    /// What the console shows: the spec's percentile metrics (already checked), these grades.
+    pub fn console(&self, spec: &RunSpec) -> ConsoleOptions {
+        ConsoleOptions {
+            percentile_metrics: spec.percentile_metrics.iter().filter_map(|m| m.parse::<MetricName>().ok()).collect(),
             grades: inferbench_core::grade::GradeScale { ttft: self.grade_ttft, tpot: self.grade_tpot },
             ..ConsoleOptions::default()
-        })
+        }
     }
 }
 
@@ -199,8 +194,8 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
     let spec = a.spec()?;
     let stem = a.result_filename.clone().unwrap_or_else(|| inferbench_bench::spec::default_stem(&spec));
     let opts = a.options(Some(stem))?;
-    let console = a.console()?;
     let bench = Benchmark::serving(spec, opts)?;
+    let console = a.console(bench.spec());
     let paths = bench.paths();
     let s = bench.spec();
     let sessions = s.dataset.name == "multi-turn";

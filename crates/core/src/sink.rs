@@ -37,14 +37,6 @@ impl RecordSink for Accumulator {
     }
 }
 
-/// Keeps every record (for callers that want them all in memory, e.g. a small engine run).
-impl RecordSink for Vec<RequestRecord> {
-    fn record(&mut self, record: &RequestRecord) -> Result<(), SinkError> {
-        self.push(record.clone());
-        Ok(())
-    }
-}
-
 impl<S: RecordSink + ?Sized> RecordSink for Box<S> {
     fn measure_start(&mut self) {
         (**self).measure_start()
