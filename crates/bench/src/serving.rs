@@ -239,7 +239,7 @@ impl Serving {
             ));
         }
         sinks.append(&mut self.sinks);
-        let acc = Accumulator::new(&spec::summary_options(&self.spec)?);
+        let acc = Accumulator::new(&spec::summary_options(&self.spec)?).without_peak_events();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let collector = std::thread::Builder::new()
             .name("inferbench-collector".into())
@@ -263,9 +263,10 @@ impl Serving {
         let _ = ticker.await;
         let cpu_end = proc::cpu_seconds();
         let collected = tokio::task::spawn_blocking(move || collector.join()).await;
-        let Ok(Ok(Collected { summary, warmups, cpu_at_start, sink_errors })) = collected else {
+        let Ok(Ok(Collected { mut summary, warmups, cpu_at_start, sink_errors })) = collected else {
             return Err(BenchError::failed("the collector thread panicked"));
         };
+        summary.max_concurrent_requests = outcome.peak_in_flight;
         header.end();
         tracing::info!(completed = summary.completed, failed = summary.failed, interrupted = outcome.interrupted, "run finished");
         let result = BenchmarkResult {

@@ -190,8 +190,11 @@ pub struct Accumulator {
     good: u64,
     first_start: u64,
     last_end: u64,
-    /// (time, +1 / -1) events for peak concurrency.
+    /// (time, +1 / -1) events for peak concurrency, unless the caller supplies the peak.
     events: Vec<(u64, i8)>,
+    /// False when the caller measures peak concurrency itself (see
+    /// [`Accumulator::without_peak_events`]).
+    peak_events: bool,
     /// Per-category accumulators (one level deep).
     categories: BTreeMap<String, Accumulator>,
 }
@@ -207,8 +210,19 @@ impl Accumulator {
             first_start: u64::MAX,
             last_end: 0,
             events: Vec::new(),
+            peak_events: true,
             categories: BTreeMap::new(),
         }
+    }
+
+    /// Keeps no send/end events for the top-level peak concurrency, which then reads 0 until the
+    /// caller sets it: a live run counts requests in flight as they happen (the load loop's
+    /// gauge), so memory does not grow by 32 bytes per request. Per-category peaks still come
+    /// from events.
+    pub fn without_peak_events(mut self) -> Self {
+        self.peak_events = false;
+        self.events = Vec::new();
+        self
     }
 
     /// Adds one record.
@@ -223,8 +237,10 @@ impl Accumulator {
     fn add_one(&mut self, r: &RequestRecord) {
         self.first_start = self.first_start.min(r.scheduled_ns);
         self.last_end = self.last_end.max(r.end_ns);
-        self.events.push((r.sent_ns, 1));
-        self.events.push((r.end_ns, -1));
+        if self.peak_events {
+            self.events.push((r.sent_ns, 1));
+            self.events.push((r.end_ns, -1));
+        }
         let sample = |s: &mut BTreeMap<MetricName, Samples>, m: MetricName, v: f64| {
             if let Some(x) = s.get_mut(&m) {
                 x.push(v)
@@ -279,6 +295,7 @@ impl Accumulator {
         self.good += other.good;
         self.first_start = self.first_start.min(other.first_start);
         self.last_end = self.last_end.max(other.last_end);
+        self.peak_events &= other.peak_events;
         self.events.extend(other.events);
         for (m, x) in other.samples {
             match self.samples.get_mut(&m) {
@@ -411,6 +428,20 @@ mod tests {
         assert!((s.metric(MetricName::TtftSched).max - 200.0).abs() < 1e-9);
         // In flight: [0,130], [2,260] overlap; [500,600] and [900,950] alone.
         assert_eq!(s.max_concurrent_requests, 2);
+    }
+
+    #[test]
+    fn without_peak_events_leaves_the_peak_to_the_caller_but_keeps_category_peaks() {
+        let mut recs = trace();
+        recs[0].category = Some("code".into());
+        recs[1].category = Some("code".into());
+        let mut acc = Accumulator::new(&SummaryOptions::default()).without_peak_events();
+        recs.iter().for_each(|r| acc.add(r));
+        assert!(acc.events.is_empty(), "no events kept at the top level");
+        let s = acc.finish();
+        assert_eq!(s.max_concurrent_requests, 0, "set by the caller from its gauge");
+        assert_eq!(s.categories["code"].max_concurrent_requests, 2, "[0,130] and [2,260] overlap");
+        assert_eq!(s.completed, 3);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::sse::SseParser;
 use http::Uri;
 use inferbench_core::{FailureKind, Outcome, RequestRecord, TokenSource};
 use inferbench_data::{Prompt, Tokenizer};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -269,6 +270,33 @@ pub struct Requester {
     max_response_bytes: usize,
     /// Holds the `Authorization` header: deliberately left out of `Debug`.
     head_prefix: String,
+    /// Requests between their send and end timestamps, and the most seen at once.
+    in_flight: InFlight,
+}
+
+/// Counts requests in flight as they are sent and end, so the run's peak concurrency costs two
+/// atomic operations per request instead of a list of events that grows with the run.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard<'_> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+}
+
+/// Leaves the count when the request ends (or its future is dropped).
+struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The default bound on one line, event or non-streamed body: far past any real answer.
@@ -303,7 +331,19 @@ impl Requester {
             timeout: target.timeout,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             head_prefix,
+            in_flight: InFlight::default(),
         }
+    }
+
+    /// The most requests that were in flight at once (between their send and end timestamps)
+    /// since the last [`Requester::reset_peak`].
+    pub fn peak_in_flight(&self) -> u64 {
+        self.in_flight.peak.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new peak from the requests in flight now (warm-up is over).
+    pub fn reset_peak(&self) {
+        self.in_flight.peak.store(self.in_flight.now.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     /// Bounds what one line, event or non-streamed body may buffer; past it the request fails
@@ -338,6 +378,7 @@ impl Requester {
             completion_tokens: None,
         };
         let sent = Instant::now();
+        let gauge = self.in_flight.enter();
         let result = tokio::select! {
             r = tokio::time::timeout(self.timeout, self.exchange(body, &mut p)) => match r {
                 Ok(r) => r,
@@ -346,6 +387,7 @@ impl Requester {
             _ = cancel.cancelled() => Err((FailureKind::Cancelled, "run interrupted".into())),
         };
         let end = Instant::now();
+        drop(gauge);
         if !self.template.stream() && p.first_token.is_some() {
             // Non-streamed: the first token is seen with the last byte (vLLM's convention).
             p.first_token = Some(end);

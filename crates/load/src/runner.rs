@@ -58,6 +58,8 @@ pub struct RunOutcome {
     pub scheduled: u64,
     /// True when `stop` fired before the plan was complete.
     pub interrupted: bool,
+    /// The most measured requests in flight at once, between their send and end timestamps.
+    pub peak_in_flight: u64,
 }
 
 /// Runs the plan. Records arrive on `tx` as requests complete; `stop` ends scheduling early
@@ -95,10 +97,11 @@ pub async fn run_load(
         drain(&tracker, &stop, &hard, plan.grace, &plan.abort).await;
         tracker.reopen();
         if stop.is_cancelled() {
-            return RunOutcome { scheduled: 0, interrupted: true };
+            return RunOutcome { scheduled: 0, interrupted: true, peak_in_flight: 0 };
         }
     }
 
+    req.reset_peak();
     let _ = tx.send(RunEvent::MeasureStart);
     tracing::info!(
         num_prompts = ?plan.num_prompts,
@@ -112,11 +115,11 @@ pub async fn run_load(
     let scheduled = if plan.arrivals.rate.is_none() && plan.arrivals.ramp.is_none() {
         closed_loop(&tracker, &req, &work, &plan, epoch, &tx, &stop, &hard)
     } else {
-        open_loop(tracker.clone(), req, work, &plan, epoch, tx, stop.clone(), hard.clone()).await
+        open_loop(tracker.clone(), req.clone(), work, &plan, epoch, tx, stop.clone(), hard.clone()).await
     };
     tracker.close();
     drain(&tracker, &stop, &hard, plan.grace, &plan.abort).await;
-    RunOutcome { scheduled: scheduled.load(Ordering::Relaxed), interrupted: stop.is_cancelled() }
+    RunOutcome { scheduled: scheduled.load(Ordering::Relaxed), interrupted: stop.is_cancelled(), peak_in_flight: req.peak_in_flight() }
 }
 
 /// Infinite rate: every request is due at once, and `--max-concurrency` (or the request count)

@@ -205,3 +205,27 @@ fn duration_mode_and_rate_ramp() {
     let expected = 1000.0 / (10.0 + 40.0 * 28.0 / 29.0);
     assert!((last_gap - expected).abs() < 1e-3, "last gap {last_gap} ms, expected {expected}");
 }
+
+/// A live run counts requests in flight as they happen (no per-request event list); the count
+/// must equal the peak recomputed from the records' send and end timestamps.
+#[test]
+fn live_peak_concurrency_equals_the_peak_of_the_records() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "2", "--prefill-ms-per-token", "0", "--itl-ms-per-seq", "0"]);
+    let flags = ["--random-input-len", "16", "--random-output-len", "12", "--num-prompts", "48", "--max-concurrency", "6"];
+    let r = run(&sim.url, &[&flags[..], &["--warmup-requests", "3"]].concat());
+    let j = r.assert_ok().json();
+    let mut events: Vec<(u64, i64)> = Vec::new();
+    for rec in r.records() {
+        events.push((rec["sent_ns"].as_u64().unwrap(), 1));
+        events.push((rec["end_ns"].as_u64().unwrap(), -1));
+    }
+    events.sort_unstable(); // an end sorts before a send at the same instant
+    let (mut cur, mut peak) = (0i64, 0i64);
+    for (_, d) in events {
+        cur += d;
+        peak = peak.max(cur);
+    }
+    assert_eq!(peak, 6, "48 requests through 6 slots keep 6 in flight");
+    assert_eq!(j["max_concurrent_requests"], peak, "the live gauge and the records disagree");
+}
