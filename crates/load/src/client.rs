@@ -284,8 +284,8 @@ struct InFlight {
 
 impl InFlight {
     fn enter(&self) -> InFlightGuard<'_> {
-        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(n, Ordering::SeqCst);
+        let n = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(n, Ordering::Relaxed);
         InFlightGuard(self)
     }
 }
@@ -295,7 +295,7 @@ struct InFlightGuard<'a>(&'a InFlight);
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::SeqCst);
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -338,12 +338,12 @@ impl Requester {
     /// The most requests that were in flight at once (between their send and end timestamps)
     /// since the last [`Requester::reset_peak`].
     pub fn peak_in_flight(&self) -> u64 {
-        self.in_flight.peak.load(Ordering::SeqCst)
+        self.in_flight.peak.load(Ordering::Relaxed)
     }
 
     /// Starts a new peak from the requests in flight now (warm-up is over).
     pub fn reset_peak(&self) {
-        self.in_flight.peak.store(self.in_flight.now.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.in_flight.peak.store(self.in_flight.now.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Bounds what one line, event or non-streamed body may buffer; past it the request fails
