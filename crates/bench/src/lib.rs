@@ -11,6 +11,8 @@
 //! println!("{} requests, {:.1} output tok/s", result.summary.completed, result.summary.output_throughput);
 //! # Ok(()) }
 //! ```
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod capacity;
 mod collector;

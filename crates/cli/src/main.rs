@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 error (one line on stderr); 2 bad usage; 3 a gate failed (a regression
 //! found by `compare`, an engine target missed, `--max-error-rate` exceeded); 130 interrupted by Ctrl-C (results measured so
 //! far are written).
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 /// Writes to stdout; a closed pipe (`inferbench run ... | head -1`) ends the output, not the work.
 macro_rules! out {

@@ -3,6 +3,8 @@
 //! producers to the consumers. Every benchmark (HTTP or in-process) produces [`RequestRecord`]s
 //! and every consumer (console, JSON, sweeps, comparisons) reads [`Summary`]s, so this crate has
 //! no I/O beyond reading `/proc` for system info and no async runtime.
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod capacity;
 pub mod comparison;

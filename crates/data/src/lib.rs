@@ -1,6 +1,8 @@
 //! Prompts and token counts: the tokenizers the client counts with and the datasets it sends.
 //! The serving benchmark, the simulator and (later) the engine bench all draw from here, so a
 //! "1,024-token prompt" means the same thing everywhere.
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod builtin;
 pub mod chat;

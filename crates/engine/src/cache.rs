@@ -339,8 +339,9 @@ pub fn pull(m: &KnownModel, dir: &Path, progress: Progress<'_>) -> Result<(PathB
             Ok(url) => {
                 std::fs::rename(&partial, &path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
                 let prov = Provenance { source: src.to_string(), url, sha256: m.sha256.into(), size: m.size };
-                let json = serde_json::to_vec_pretty(&prov).expect("provenance serialises");
-                let _ = std::fs::write(provenance_path(&path), json);
+                if let Ok(json) = serde_json::to_vec_pretty(&prov) {
+                    let _ = std::fs::write(provenance_path(&path), json);
+                }
                 return Ok((path, prov));
             }
             Err(e) => {

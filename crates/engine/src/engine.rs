@@ -305,12 +305,11 @@ impl Scheduler {
         self.waiting.retain(|j| !j.sink.is_closed());
         self.s.stats.waiting_add(-((before - self.waiting.len()) as i64));
         while self.running.len() < self.s.cfg.max_num_seqs {
-            let Some(j) = self.waiting.front() else { break };
-            let need = j.req.prompt.len() + j.req.max_tokens;
+            let Some(need) = self.waiting.front().map(|j| j.req.prompt.len() + j.req.max_tokens) else { break };
             if self.kv_used + need > self.s.kv_budget_tokens {
                 break;
             }
-            let mut j = self.waiting.pop_front().expect("front exists");
+            let Some(mut j) = self.waiting.pop_front() else { break };
             self.kv_used += need;
             self.s.stats.waiting_add(-1);
             self.s.stats.prompt_tokens.fetch_add(j.req.prompt.len() as u64, std::sync::atomic::Ordering::Relaxed);

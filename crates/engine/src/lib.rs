@@ -1,6 +1,8 @@
 //! The embedded engine: a llama-family GGUF model on CPU, with a continuous-batching scheduler,
 //! sampling, and a local model cache. Everything the serving front and the engine benchmark need
 //! to do real work on a bare machine.
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cache;
 mod detok;

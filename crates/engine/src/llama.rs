@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::PoisonError;
 
 /// Model dimensions, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -307,10 +308,10 @@ impl Model {
 
     fn ensure_rope(&self, max_pos: usize) {
         let half = self.cfg.head_dim() / 2;
-        if self.rope.read().expect("rope lock").0.len() >= max_pos * half {
+        if self.rope.read().unwrap_or_else(PoisonError::into_inner).0.len() >= max_pos * half {
             return;
         }
-        let mut g = self.rope.write().expect("rope lock");
+        let mut g = self.rope.write().unwrap_or_else(PoisonError::into_inner);
         let have = g.0.len() / half;
         let want = max_pos.next_power_of_two().max(256);
         for p in have..want {
@@ -359,7 +360,7 @@ impl Model {
             return Ok(Vec::new());
         }
         self.ensure_rope(rows.iter().map(|r| r.1 + 1).max().unwrap_or(1));
-        let rope = self.rope.read().expect("rope lock");
+        let rope = self.rope.read().unwrap_or_else(PoisonError::into_inner);
         let mut x = vec![0f32; n * e];
         let mut r = 0;
         for it in items.iter() {

@@ -177,7 +177,10 @@ pub fn generate_speculative(
             draft_pending.push(proposals[gamma - 1]);
         }
         out.extend_from_slice(&emitted);
-        next = *out.last().expect("at least one token");
+        // `emitted` holds at least the target's own token unless the run stopped on a draft token.
+        if let Some(&t) = out.last() {
+            next = t;
+        }
         if stopped {
             break;
         }

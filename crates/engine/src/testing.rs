@@ -61,10 +61,11 @@ fn byte_chars() -> Vec<char> {
     for b in 0..256u32 {
         let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         out[b as usize] = if printable {
-            char::from_u32(b).expect("valid")
+            char::from(b as u8)
         } else {
             extra += 1;
-            char::from_u32(255 + extra).expect("valid")
+            // 256..324: below the surrogates, so always a char.
+            char::from_u32(255 + extra).unwrap_or(char::REPLACEMENT_CHARACTER)
         };
     }
     out

@@ -1,5 +1,7 @@
 //! Load generation against HTTP inference servers: backends, SSE parsing, arrival processes, the
 //! scheduler with its concurrency gate, and the measurement of each request into a record.
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod arrival;
 pub mod backend;

@@ -82,7 +82,10 @@ pub async fn run_load(
         let epoch = Instant::now();
         for i in 0..plan.warmup_requests {
             let permit = tokio::select! {
-                p = gate.clone().acquire_owned() => p.expect("gate never closes"),
+                p = gate.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break, // closed: never, the gate is ours
+                },
                 _ = stop.cancelled() => break,
             };
             let (req, prompts, tx, hard) = (req.clone(), prompts.clone(), tx.clone(), hard.clone());
@@ -190,6 +193,9 @@ async fn open_loop(
     let handle = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let plan = plan.clone();
+    // Justified: a thread fails to start only when the OS is out of threads, which no input
+    // causes; `std::thread::spawn` panics the same way.
+    #[allow(clippy::expect_used)]
     std::thread::Builder::new()
         .name("inferbench-scheduler".into())
         .spawn(move || {
@@ -197,7 +203,12 @@ async fn open_loop(
             let _ = done_tx.send(n);
         })
         .expect("spawning the scheduler thread");
-    Arc::new(AtomicU64::new(done_rx.await.expect("scheduler thread finished")))
+    // The sender is dropped unsent only if `schedule` panicked; its message is already printed.
+    let scheduled = done_rx.await.unwrap_or_else(|_| {
+        tracing::error!("the scheduler thread died; the scheduled count is unknown");
+        0
+    });
+    Arc::new(AtomicU64::new(scheduled))
 }
 
 /// The prompts and how they group into units of work: a single prompt, or the turns of one
@@ -307,7 +318,7 @@ fn schedule(
     let mut arrivals = Arrivals::new(plan.arrivals.clone());
     let mut i: u64 = 0;
     while plan.num_prompts.is_none_or(|n| i < n) {
-        let offset = arrivals.next().expect("arrivals are endless");
+        let Some(offset) = arrivals.next() else { break };
         if plan.duration.is_some_and(|d| offset >= d.as_secs_f64()) {
             break;
         }
@@ -320,7 +331,7 @@ fn schedule(
             Some(g) => {
                 let acquired = handle.block_on(async {
                     tokio::select! {
-                        p = g.clone().acquire_owned() => Some(p.expect("gate never closes")),
+                        p = g.clone().acquire_owned() => p.ok(),
                         _ = stop.cancelled() => None,
                     }
                 });

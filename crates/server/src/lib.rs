@@ -1,5 +1,7 @@
 //! The embedded OpenAI-compatible server: one HTTP front over a [`Generator`], implemented by the
 //! latency simulator and by the real engine.
+// No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
 pub mod engine;

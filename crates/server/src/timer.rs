@@ -38,34 +38,39 @@ fn timer_thread() -> &'static std::sync::Mutex<Sender<Wake>> {
     static TX: OnceLock<std::sync::Mutex<Sender<Wake>>> = OnceLock::new();
     TX.get_or_init(|| {
         let (tx, rx) = channel::<Wake>();
-        std::thread::Builder::new()
-            .name("inferbench-sim-timer".into())
-            .spawn(move || {
-                let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
-                let mut seq = 0u64;
-                loop {
-                    let now = Instant::now();
-                    while heap.peek().is_some_and(|Reverse(e)| e.0 <= now) {
-                        let Reverse(Entry(_, _, done)) = heap.pop().expect("peeked");
-                        let _ = done.send(());
+        // Without the thread, `rx` is dropped, every send fails, and `sleep_until` falls back
+        // to tokio's millisecond timer.
+        let spawned = std::thread::Builder::new().name("inferbench-sim-timer".into()).spawn(move || {
+            let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
+            let mut seq = 0u64;
+            loop {
+                let now = Instant::now();
+                while let Some(top) = heap.peek_mut() {
+                    if top.0 .0 > now {
+                        break;
                     }
-                    let next = match heap.peek() {
-                        // Wake at least every millisecond while anything is pending: a virtual CPU
-                        // left idle for longer takes ~0.5 ms to wake, which would skew TTFT.
-                        Some(Reverse(e)) => rx.recv_timeout(e.0.saturating_duration_since(now).min(TICK)),
-                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                    };
-                    match next {
-                        Ok((at, done)) => {
-                            seq += 1;
-                            heap.push(Reverse(Entry(at, seq, done)));
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
+                    let Reverse(Entry(_, _, done)) = std::collections::binary_heap::PeekMut::pop(top);
+                    let _ = done.send(());
                 }
-            })
-            .expect("spawning the simulator timer thread");
+                let next = match heap.peek() {
+                    // Wake at least every millisecond while anything is pending: a virtual CPU
+                    // left idle for longer takes ~0.5 ms to wake, which would skew TTFT.
+                    Some(Reverse(e)) => rx.recv_timeout(e.0.saturating_duration_since(now).min(TICK)),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok((at, done)) => {
+                        seq += 1;
+                        heap.push(Reverse(Entry(at, seq, done)));
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("no simulator timer thread ({e}); delays fall back to tokio's timer");
+        }
         std::sync::Mutex::new(tx)
     })
 }
