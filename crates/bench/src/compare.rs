@@ -126,7 +126,11 @@ fn step_records(sweep_path: &Path, runs: &[StepRun]) -> Result<Option<Vec<Reques
 
 fn sweep_rows(bp: &Path, b: &SweepResult, cp: &Path, c: &SweepResult, notes: &mut Vec<String>) -> Result<Vec<CompareRow>, BenchError> {
     if b.dimension() != c.dimension() {
-        return Err(BenchError::invalid(format!("cannot compare a sweep over {:?} with a sweep over {:?}", b.dimension(), c.dimension())));
+        return Err(BenchError::invalid(format!(
+            "cannot compare a sweep over {} with a sweep over {}: their steps are not the same loads",
+            b.dimension().describe(),
+            c.dimension().describe()
+        )));
     }
     let dim = b.dimension();
     let mut rows = Vec::new();

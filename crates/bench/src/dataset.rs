@@ -33,6 +33,8 @@ pub fn describe(d: &DatasetSpec, tokenizer: &str, count: usize, seed: u64) -> Re
         return Err(BenchError::invalid("invalid --num-prompts '0': must be at least 1"));
     }
     let opts = crate::spec::dataset_options_for(d, count, seed)?;
+    // No server to ask: `auto` is the fallback.
+    let tokenizer = if tokenizer == crate::spec::AUTO_TOKENIZER { crate::spec::FALLBACK_TOKENIZER } else { tokenizer };
     let tok = Tokenizer::by_name(tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
     let t0 = Instant::now();
     tok.single_token_words();

@@ -28,7 +28,19 @@ pub enum PullEvent<'a> {
         source: &'a str,
         /// The URL it was fetched from.
         url: &'a str,
+        /// Sources tried first that failed, with why.
+        fell_back_from: &'a [String],
     },
+}
+
+/// `; the first sources failed (…)` for a pull that fell back, else nothing: a pull from the
+/// second source must say so, or a user behind a firewall never learns why the hub was skipped.
+pub fn fallback_text(fell_back_from: &[String]) -> String {
+    if fell_back_from.is_empty() {
+        String::new()
+    } else {
+        format!(", after falling back past {}", fell_back_from.join("; "))
+    }
 }
 
 /// A known model by name (the default when `None`), or a message listing the known ones.
@@ -63,6 +75,6 @@ pub fn resolve(spec: Option<&str>, on_pull: &mut dyn FnMut(PullEvent<'_>)) -> Re
     on_pull(PullEvent::Start { model: m, dir: &dir });
     let (path, prov) = cache::pull(m, &dir, &mut |done, total| on_pull(PullEvent::Progress { done, total }))
         .map_err(|e| BenchError::failed(format!("pulling {}: {e}", m.name)))?;
-    on_pull(PullEvent::Done { source: &prov.source, url: &prov.url });
+    on_pull(PullEvent::Done { source: &prov.source, url: &prov.url, fell_back_from: &prov.fell_back_from });
     Ok((path, m.name.to_owned()))
 }

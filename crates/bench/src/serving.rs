@@ -5,6 +5,7 @@
 use crate::collector::{collect, Collected};
 use crate::error::{BenchError, Context};
 use crate::observer::{silent, Event, Observer};
+use crate::spec::FALLBACK_TOKENIZER;
 use crate::{proc, spec};
 use inferbench_core::result::{ClientUsage, Header, ResultKind};
 use inferbench_core::spec::DatasetStats;
@@ -43,7 +44,16 @@ pub struct RunOptions {
     /// Most bytes one SSE line or event, or a whole non-streamed body, may take (`overflow`
     /// failures past it).
     pub max_response_bytes: usize,
+    /// Run even when the server counts the first prompts' tokens more than 5 % differently from
+    /// the client's tokenizer (prompt lengths are then not what the spec says).
+    pub allow_tokenizer_mismatch: bool,
 }
+
+/// How far the server's prompt-token counts may stray from the client's before a run stops.
+pub const TOKENIZER_TOLERANCE: f64 = 0.05;
+
+/// Prompts whose lengths are cross-checked with the server's `/tokenize`.
+const TOKENIZE_CHECKED: usize = 4;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -57,6 +67,7 @@ impl Default for RunOptions {
             labels: BTreeMap::new(),
             tick: Duration::from_secs(1),
             max_response_bytes: inferbench_load::client::DEFAULT_MAX_RESPONSE_BYTES,
+            allow_tokenizer_mismatch: false,
         }
     }
 }
@@ -177,6 +188,60 @@ impl Serving {
         &self.spec
     }
 
+    /// The tokenizer `auto` stands for: the one the server names, when this client can load it,
+    /// else cl100k_base (the server's `/tokenize`, where it has one, then checks the counts).
+    fn auto_tokenizer(&self, named: Option<&str>) -> String {
+        match named {
+            Some(t) if Tokenizer::by_name(t).is_ok() => {
+                tracing::info!(tokenizer = t, "counting with the tokenizer the server names");
+                t.to_owned()
+            }
+            Some(t) => {
+                (self.observer)(&Event::Note(&format!(
+                    "the server counts with the tokenizer '{t}', which this client cannot load; counting with {FALLBACK_TOKENIZER} (pass --tokenizer to match)"
+                )));
+                FALLBACK_TOKENIZER.to_owned()
+            }
+            None => FALLBACK_TOKENIZER.to_owned(),
+        }
+    }
+
+    /// Asks the server (vLLM's `/tokenize`) to count the first prompts and stops the run when its
+    /// counts differ from ours by more than [`TOKENIZER_TOLERANCE`]: every length in the spec
+    /// would otherwise be wrong by that much. Servers without `/tokenize` are not checked.
+    async fn check_token_counts(
+        &self,
+        client: &inferbench_load::HttpClient,
+        prompts: &[inferbench_data::Prompt],
+    ) -> Result<(), BenchError> {
+        if self.opts.allow_tokenizer_mismatch || !matches!(self.spec.backend.as_str(), "openai" | "vllm") {
+            return Ok(());
+        }
+        let sample: Vec<&inferbench_data::Prompt> =
+            prompts.iter().filter(|p| p.messages.is_none() && p.turn.is_none()).take(TOKENIZE_CHECKED).collect();
+        if sample.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = sample.iter().map(|p| p.text.as_str()).collect();
+        let asked = inferbench_load::server_token_counts(client, &self.target, &self.spec.model, &texts);
+        let Ok(Some(theirs)) = tokio::time::timeout(Duration::from_secs(10), asked).await else { return Ok(()) };
+        let ours: u64 = sample.iter().map(|p| u64::from(p.input_tokens)).sum();
+        let theirs: u64 = theirs.iter().sum();
+        tracing::info!(ours, theirs, "prompt tokens of the first prompts, by the client's and the server's count");
+        let off = (theirs as f64 - ours as f64) / (theirs.max(1) as f64);
+        if off.abs() > TOKENIZER_TOLERANCE {
+            return Err(BenchError::invalid(format!(
+                "the server counts {theirs} tokens in the first {} prompts where the tokenizer '{}' counts {ours} ({:+.0}%), so every \
+                 prompt length would be off; pass --tokenizer with the model's tokenizer (a tokenizer.json, a model directory or the \
+                 .gguf), or --allow-tokenizer-mismatch to run anyway",
+                sample.len(),
+                self.spec.tokenizer,
+                off * 100.0
+            )));
+        }
+        Ok(())
+    }
+
     /// Where the files go, when files are written.
     pub fn paths(&self) -> Option<ResultPaths> {
         self.opts.output.as_ref().map(Output::paths)
@@ -195,6 +260,19 @@ impl Serving {
         }
         let mut header = Header::now(ResultKind::Run, crate::tool_info());
         header.labels = self.opts.labels.clone();
+        let client = http_client(&self.target);
+        tracing::info!(url = %self.target.base_url, "pre-flight: asking the server for its models");
+        let model_flag = (!self.spec.model.is_empty()).then(|| self.spec.model.clone());
+        let server = tokio::select! {
+            m = preflight(&client, &self.target, model_flag.as_deref()) => m.map_err(|e| BenchError::failed(e.to_string()))?,
+            () = self.cancel.cancelled() => return Err(BenchError::Interrupted("during the pre-flight check".into())),
+        };
+        let model = server.model.clone();
+        tracing::info!(%model, tokenizer = ?server.tokenizer, "pre-flight passed");
+        self.spec.model = model.clone();
+        if self.spec.tokenizer == spec::AUTO_TOKENIZER {
+            self.spec.tokenizer = self.auto_tokenizer(server.tokenizer.as_deref());
+        }
         let tokenizer = Tokenizer::by_name(&self.spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
         let loaded = if self.opts.reuse_prompts {
             cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?
@@ -210,17 +288,11 @@ impl Serving {
         }
         let dataset_stats = DatasetStats { available: loaded.available, skipped: loaded.skipped, oversampled: loaded.oversampled };
         let prompts = loaded.prompts;
-
         tracing::info!(prompts = prompts.len(), available = dataset_stats.available, "dataset loaded");
-        let client = http_client(&self.target);
-        tracing::info!(url = %self.target.base_url, "pre-flight: asking the server for its models");
-        let model_flag = (!self.spec.model.is_empty()).then(|| self.spec.model.clone());
-        let model = tokio::select! {
-            m = preflight(&client, &self.target, model_flag.as_deref()) => m.map_err(|e| BenchError::failed(e.to_string()))?,
+        tokio::select! {
+            r = self.check_token_counts(&client, &prompts) => r?,
             () = self.cancel.cancelled() => return Err(BenchError::Interrupted("during the pre-flight check".into())),
-        };
-        tracing::info!(%model, "pre-flight passed");
-        self.spec.model = model.clone();
+        }
         let template = RequestTemplate::new(spec::backend(&self.spec)?, &spec::template_options(&self.spec, &model));
         let requester = Arc::new(
             Requester::new(client, &self.target, template, tokenizer, self.opts.keep_text)

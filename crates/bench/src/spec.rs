@@ -9,6 +9,13 @@ use inferbench_data::{DatasetKind, DatasetOptions, Tokenizer};
 use inferbench_load::{ArrivalConfig, Backend, LoadProfile, TemplateOptions};
 use std::time::Duration;
 
+/// `--tokenizer auto`: the tokenizer the server names at `/v1/models` when the client can load
+/// it, else [`FALLBACK_TOKENIZER`]; the run's spec records the one used.
+pub const AUTO_TOKENIZER: &str = "auto";
+
+/// What `auto` falls back to when the server names no tokenizer this client can load.
+pub const FALLBACK_TOKENIZER: &str = "cl100k_base";
+
 /// Distinct prompts generated at most; longer runs cycle through them.
 pub const MAX_DISTINCT_PROMPTS: u64 = 10_000;
 
@@ -118,7 +125,9 @@ pub fn normalize(spec: &mut RunSpec) -> Result<(), BenchError> {
     if kind.needs_path() && spec.dataset.path.is_none() {
         return Err(BenchError::invalid(format!("--dataset-name {} needs --dataset-path FILE", spec.dataset.name)));
     }
-    Tokenizer::by_name(&spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
+    if spec.tokenizer != AUTO_TOKENIZER {
+        Tokenizer::by_name(&spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
+    }
     Ok(())
 }
 

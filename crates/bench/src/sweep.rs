@@ -9,8 +9,9 @@ use crate::serving::{Output, RunOptions, Serving};
 use inferbench_core::result::{Header, ResultKind};
 use inferbench_core::sweep::{find_knee, slo_limit, Dimension, SloCheck, Stat, StepRun, StepStats, SweepResult, SweepSpec, SweepStep};
 use inferbench_core::{RecordSink, RunSpec};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -106,6 +107,9 @@ impl Sweep {
         if spec.repeat == 0 {
             return Err(BenchError::invalid("invalid --repeat '0': must be at least 1"));
         }
+        if spec.stop_on_slo && spec.slos.is_empty() {
+            return Err(BenchError::invalid("--stop-on-slo needs at least one --slo (e.g. --slo ttft:p99:500) to stop on"));
+        }
         crate::spec::seconds("cooldown", spec.cooldown_s, false)?;
         // The base run must be valid at the first load.
         let mut first = spec.step_spec(spec.loads[0]);
@@ -154,7 +158,7 @@ impl Sweep {
     pub async fn run(self) -> Result<SweepResult, BenchError> {
         let mut header = Header::now(ResultKind::Sweep, crate::tool_info());
         header.labels = self.opts.run.labels.clone();
-        let mut w = Sweeper { sw: &self, interrupted: false, runs_done: 0 };
+        let mut w = Sweeper { sw: &self, interrupted: false, runs_done: 0, notes_seen: Arc::default() };
         let mut s = SweepResult { header, sweep: self.spec.clone(), steps: Vec::new(), knee: None, slo_limit: None, stopped: None };
         let total = self.spec.loads.len();
         let mut any = false;
@@ -224,6 +228,23 @@ struct Sweeper<'a> {
     sw: &'a Sweep,
     interrupted: bool,
     runs_done: usize,
+    /// Notes already passed on, numbers blanked (see [`once_per_note`]).
+    notes_seen: Arc<Mutex<HashSet<String>>>,
+}
+
+/// An observer that passes each note on once per sweep: the dataset's notes ("prompts repeat")
+/// hold at every step, and only their counts change.
+fn once_per_note(inner: Observer, seen: Arc<Mutex<HashSet<String>>>) -> Observer {
+    Arc::new(move |e| {
+        if let Event::Note(n) = e {
+            let key: String = n.chars().filter(|c| !c.is_ascii_digit()).collect();
+            let first = seen.lock().map_or(true, |mut s| s.insert(key));
+            if !first {
+                return;
+            }
+        }
+        inner(e)
+    })
 }
 
 impl Sweeper<'_> {
@@ -239,8 +260,8 @@ impl Sweeper<'_> {
                     () = self.sw.cancel.cancelled() => { self.interrupted = true; break; }
                 }
             }
-            let spec = sp.step_spec(load);
-            tracing::info!(step = title, load, repeat = rep + 1, "sweep step");
+            let spec = sp.repeat_spec(load, rep);
+            tracing::info!(step = title, load, repeat = rep + 1, seed = spec.seed, "sweep step");
             let size = spec.num_prompts.map_or_else(|| format!("{}s", spec.duration_s.unwrap_or_default()), |n| format!("{n} requests"));
             (self.sw.observer)(&Event::StepStarted {
                 title,
@@ -260,7 +281,7 @@ impl Sweeper<'_> {
                 .with_sinks(extra)
                 .cancel_on(self.sw.cancel.clone())
                 .abort_on(self.sw.abort.clone())
-                .observe(self.sw.observer.clone());
+                .observe(once_per_note(self.sw.observer.clone(), self.notes_seen.clone()));
             let started = Instant::now();
             let result = match run.run().await {
                 Ok(r) => r,

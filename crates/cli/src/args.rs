@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// the request fails as `overflow` (a misbehaving server cannot exhaust the client's memory).
     #[arg(long, default_value_t = 8 << 20, help_heading = "Target")]
     pub max_response_bytes: usize,
+    /// Run even when the server's /tokenize counts the first prompts more than 5% differently
+    /// from --tokenizer (prompt lengths are then not what was asked for).
+    #[arg(long, help_heading = "Target")]
+    pub allow_tokenizer_mismatch: bool,
     /// Ask for non-streamed responses (TTFT then equals E2E latency).
     #[arg(long, help_heading = "Target")]
     pub no_stream: bool,
@@ -230,10 +234,13 @@ pub struct DatasetArgs {
     #[arg(long, help_heading = "Workload")]
     pub disable_shuffle: bool,
     /// Tokenizer for prompt generation and for counting when the server reports no usage:
-    /// cl100k_base, o200k_base or gpt2 (bundled), a Hugging Face tokenizer.json file or model
-    /// directory, or a .gguf model file (its embedded tokenizer). A chat template that comes
-    /// with it (tokenizer_config.json or GGUF) counts openai-chat prompts as the model sees them.
-    #[arg(long, default_value = "cl100k_base", help_heading = "Workload")]
+    /// auto (the one the server names at /v1/models, as `inferbench serve` does, else
+    /// cl100k_base), cl100k_base, o200k_base or gpt2 (bundled), a Hugging Face tokenizer.json
+    /// file or model directory, or a .gguf model file (its embedded tokenizer). A chat template
+    /// that comes with it (tokenizer_config.json or GGUF) counts openai-chat prompts as the model
+    /// sees them. Where the server has vLLM's /tokenize, the first prompts are counted there too,
+    /// and a difference over 5% stops the run (see --allow-tokenizer-mismatch).
+    #[arg(long, default_value = "auto", help_heading = "Workload")]
     pub tokenizer: String,
     /// Prompt length in tokens (random; also sonnet and the shared-prefix suffix) [default: 1024].
     #[arg(long, help_heading = "Workload")]
@@ -374,6 +381,11 @@ pub struct EngineArgs {
     /// Tokens one forward step may process (decode tokens plus chunks of prefill).
     #[arg(long, default_value_t = 512)]
     pub max_num_batched_tokens: usize,
+    /// Prefill tokens one step may take while other sequences decode. Lower keeps inter-token
+    /// latency even (a long prompt is prefilled in small chunks between decode tokens); higher
+    /// gets new requests to their first token sooner.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_prefill_tokens_while_decoding: u64,
     /// Re-quantize the weights at load: q4_1 or q8_0 [default: as shipped].
     #[arg(long, value_parser = ["q4_1", "q8_0"])]
     pub quantization: Option<String>,
@@ -416,6 +428,9 @@ pub struct EngineBenchArgs {
     /// throughput.duration_seconds: repeat the concurrent test this long.
     #[arg(long, help_heading = "Throughput")]
     pub duration_seconds: Option<f64>,
+    /// report.file_name: the files' name stem [default: engine-<model>-<YYYYMMDD-HHMMSS>].
+    #[arg(long, help_heading = "Report")]
+    pub result_filename: Option<String>,
     /// report.output_dir.
     #[arg(long, help_heading = "Report")]
     pub output_dir: Option<PathBuf>,
@@ -531,6 +546,10 @@ pub struct SweepArgs {
     /// Run each step this many times; the table shows means with 95% confidence intervals.
     #[arg(long, default_value_t = 1, help_heading = "Sweep")]
     pub repeat: usize,
+    /// Run every repeat with the same --seed. By default repeat k runs with seed + k (recorded
+    /// in its result), so the intervals include the spread of prompts and arrivals.
+    #[arg(long, help_heading = "Sweep")]
+    pub same_seed: bool,
     /// Seconds to pause between runs (lets queues drain and clocks settle). No other idle time
     /// is added between steps.
     #[arg(long, default_value_t = 0.0, help_heading = "Sweep")]

@@ -25,6 +25,9 @@ fn apply(cfg: &mut BenchConfig, a: &EngineBenchArgs) {
     a.batch_sizes.as_ref().inspect(|v| t.batch_sizes = (*v).clone());
     a.tokens_per_request.inspect(|v| t.tokens_per_request = *v);
     a.duration_seconds.inspect(|v| t.duration_seconds = *v);
+    if a.result_filename.is_some() {
+        cfg.report.file_name = a.result_filename.clone();
+    }
     if let Some(d) = &a.output_dir {
         cfg.report.output_dir = d.clone();
     }
@@ -73,16 +76,6 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
         anyhow::bail!("{} (the other results are written)", report.errors.join("; "));
     }
     let failed: Vec<&TargetCheck> = report.targets.iter().filter(|c| !c.pass).collect();
-    for c in &report.targets {
-        outln!(
-            "target {:<32} {:>10.2} {} {:<10.2} {}",
-            c.key,
-            c.value,
-            if c.key.starts_with("min") { ">=" } else { "<=" },
-            c.limit,
-            if c.pass { "pass" } else { "FAIL" }
-        );
-    }
     if !failed.is_empty() {
         return Err(crate::gate(format!(
             "{} of {} targets failed: {}",

@@ -34,6 +34,9 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             outln!("{} -> {}", m.name, path.display());
             outln!("  source: {}{}", prov.source, if prov.url.is_empty() { String::new() } else { format!(" ({})", prov.url) });
             outln!("  sha256: {} (verified)", prov.sha256);
+            for f in &prov.fell_back_from {
+                outln!("  fell back past {f}");
+            }
             Ok(())
         }
         ModelCmd::List => {

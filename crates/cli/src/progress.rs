@@ -82,11 +82,11 @@ pub fn pull_bar() -> impl FnMut(inferbench_bench::models::PullEvent<'_>) {
                 advance(b, done, total);
             }
         }
-        PullEvent::Done { source, url } => {
+        PullEvent::Done { source, url, fell_back_from } => {
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
-            eprintln!("pulled from {source} ({url})");
+            eprintln!("pulled from {source} ({url}){}", inferbench_bench::models::fallback_text(fell_back_from));
         }
     }
 }

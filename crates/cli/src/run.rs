@@ -133,6 +133,7 @@ impl RunArgs {
             grace,
             labels: labels(&self.label)?,
             max_response_bytes: self.max_response_bytes,
+            allow_tokenizer_mismatch: self.allow_tokenizer_mismatch,
             ..RunOptions::default()
         })
     }

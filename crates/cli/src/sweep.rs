@@ -33,6 +33,7 @@ fn spec(a: &SweepArgs) -> Result<SweepSpec> {
         stop_on_slo: a.stop_on_slo,
         stop_latency_factor: a.stop_latency_factor,
         repeat: a.repeat,
+        same_seed: a.same_seed,
         cooldown_s: a.cooldown,
         refine: a.refine,
         cv_warn: a.cv_warn,

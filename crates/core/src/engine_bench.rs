@@ -196,6 +196,10 @@ pub struct ReportConfig {
     pub format: Vec<String>,
     /// Record CPU, RAM, OS and versions.
     pub include_system_info: bool,
+    /// File name stem (`<stem>.json`, `.csv`, `.txt`, `.records.jsonl`). By default
+    /// `engine-<model>-<YYYYMMDD-HHMMSS>`, so a re-run never overwrites an earlier result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
 }
 
 impl Default for LatencyConfig {
@@ -218,7 +222,12 @@ impl Default for ThroughputConfig {
 
 impl Default for ReportConfig {
     fn default() -> Self {
-        Self { output_dir: PathBuf::from("results"), format: vec!["json".into(), "csv".into(), "text".into()], include_system_info: true }
+        Self {
+            output_dir: PathBuf::from("results"),
+            format: vec!["json".into(), "csv".into(), "text".into()],
+            include_system_info: true,
+            file_name: None,
+        }
     }
 }
 

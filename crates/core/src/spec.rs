@@ -163,13 +163,14 @@ impl DatasetSpec {
 
 impl RunSpec {
     /// A run against `base_url` with the command line's defaults: OpenAI completions, streamed,
-    /// 1,000 random 1,024-token prompts asking for 128 tokens, all at once, cl100k_base counting,
+    /// 1,000 random 1,024-token prompts asking for 128 tokens, all at once, counted with the
+    /// tokenizer the server names (`auto`, else cl100k_base),
     /// percentiles 50/90/95/99. Set the fields that differ.
     pub fn new(base_url: &str) -> Self {
         Self {
             backend: "openai".into(),
             base_url: base_url.into(),
-            tokenizer: "cl100k_base".into(),
+            tokenizer: "auto".into(),
             dataset: DatasetSpec::random(1024, 128),
             num_prompts: Some(1000),
             burstiness: 1.0,

@@ -26,6 +26,14 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    /// What the sweep varied, in words for messages: `concurrency (--concurrencies)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Dimension::Concurrency => "concurrency (--concurrencies)",
+            Dimension::Rate => "request rate (--rates)",
+        }
+    }
+
     /// Short label of a load value: `c=8` or `r=2.5`.
     pub fn label(self, load: f64) -> String {
         match self {
@@ -380,6 +388,10 @@ pub struct SweepSpec {
     pub stop_latency_factor: Option<f64>,
     /// Repeats per step.
     pub repeat: usize,
+    /// Give every repeat the base seed. By default repeat `k` (from 0) runs with `seed + k`, so
+    /// repeats draw their own prompts and arrivals and the intervals measure that spread too.
+    #[serde(default)]
+    pub same_seed: bool,
     /// Pause between runs, seconds.
     pub cooldown_s: f64,
     /// Bisections between the SLO limit and the first failing step, after the grid.
@@ -413,6 +425,15 @@ impl SweepSpec {
         }
         if s.num_prompts.is_none() && s.duration_s.is_none() {
             s.num_prompts = Some(default_prompts(self.dimension, load));
+        }
+        s
+    }
+
+    /// The run of repeat `rep` (from 0) of one step: [`Self::step_spec`] with that repeat's seed.
+    pub fn repeat_spec(&self, load: f64, rep: usize) -> RunSpec {
+        let mut s = self.step_spec(load);
+        if !self.same_seed {
+            s.seed = s.seed.wrapping_add(rep as u64);
         }
         s
     }

@@ -98,6 +98,9 @@ pub struct Provenance {
     pub sha256: String,
     /// Bytes.
     pub size: u64,
+    /// Sources tried first that failed, each with why (the pull fell back past them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fell_back_from: Vec<String>,
 }
 
 /// A model in the cache.
@@ -325,6 +328,7 @@ pub fn pull(m: &KnownModel, dir: &Path, progress: Progress<'_>) -> Result<(PathB
                 url: String::new(),
                 sha256: m.sha256.into(),
                 size: m.size,
+                fell_back_from: Vec::new(),
             });
             return Ok((p, prov));
         }
@@ -338,7 +342,13 @@ pub fn pull(m: &KnownModel, dir: &Path, progress: Progress<'_>) -> Result<(PathB
         match fetch(&agent, m, src, &partial, progress) {
             Ok(url) => {
                 std::fs::rename(&partial, &path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
-                let prov = Provenance { source: src.to_string(), url, sha256: m.sha256.into(), size: m.size };
+                let prov = Provenance {
+                    source: src.to_string(),
+                    url,
+                    sha256: m.sha256.into(),
+                    size: m.size,
+                    fell_back_from: std::mem::take(&mut failures),
+                };
                 if let Ok(json) = serde_json::to_vec_pretty(&prov) {
                     let _ = std::fs::write(provenance_path(&path), json);
                 }

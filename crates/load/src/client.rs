@@ -193,9 +193,24 @@ pub fn http_client(target: &HttpTarget) -> HttpClient {
 /// GETs a path under the base URL with the target's auth, returning status and body (bounded
 /// to 1 MiB).
 pub async fn get(client: &HttpClient, target: &HttpTarget, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+    call(client, target, "GET", path, b"").await
+}
+
+/// POSTs a JSON body to a path under the base URL with the target's auth, returning status and
+/// body (bounded to 1 MiB).
+pub async fn post_json(
+    client: &HttpClient,
+    target: &HttpTarget,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, Vec<u8>), ClientError> {
+    call(client, target, "POST", path, body.to_string().as_bytes()).await
+}
+
+async fn call(client: &HttpClient, target: &HttpTarget, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), ClientError> {
     let url = format!("{}{path}", target.base_url);
     let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable { url: url.clone(), reason: e.to_string() };
-    let request = request_bytes(&target.head_prefix("GET", &format!("{}{path}", target.base_path)), b"");
+    let request = request_bytes(&target.head_prefix(method, &format!("{}{path}", target.base_path)), body);
     let exchange = async {
         let (mut conn, head) = client.exchange(&request).await.map_err(|e| unreachable(&e))?;
         let mut body = Vec::new();
@@ -217,16 +232,26 @@ pub async fn get(client: &HttpClient, target: &HttpTarget, path: &str) -> Result
     tokio::time::timeout(target.timeout.min(Duration::from_secs(30)), exchange).await.map_err(|_| unreachable(&"timed out"))?
 }
 
+/// What the pre-flight check learnt of the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The model to request: the one asked for, or the first served.
+    pub model: String,
+    /// The tokenizer the server names for that model (our servers' `tokenizer` field), if any.
+    pub tokenizer: Option<String>,
+}
+
 /// Confirms the server is up and serves `model`; returns the model to use (the first served one
-/// when none was asked for). Servers without `/v1/models` are accepted when a model is given.
-pub async fn preflight(client: &HttpClient, target: &HttpTarget, model: Option<&str>) -> Result<String, ClientError> {
+/// when none was asked for) and the tokenizer the server names for it. Servers without
+/// `/v1/models` are accepted when a model is given.
+pub async fn preflight(client: &HttpClient, target: &HttpTarget, model: Option<&str>) -> Result<ServerInfo, ClientError> {
     let url = format!("{}/v1/models", target.base_url);
     let (status, body) = get(client, target, "/v1/models").await?;
     let text = || String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned();
     if status == 404 {
         if let Some(m) = model {
             tracing::warn!("{url} is not available (404); trusting --model {m}");
-            return Ok(m.to_owned());
+            return Ok(ServerInfo { model: m.to_owned(), tokenizer: None });
         }
     }
     if !(200..300).contains(&status) {
@@ -239,13 +264,36 @@ pub async fn preflight(client: &HttpClient, target: &HttpTarget, model: Option<&
     }
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer { url: url.clone(), reason: e.to_string() })?;
-    let ids: Vec<String> =
-        v["data"].as_array().map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect()).unwrap_or_default();
-    match model {
-        Some(m) if ids.iter().any(|id| id == m) => Ok(m.to_owned()),
-        Some(m) => Err(ClientError::UnknownModel { model: m.to_owned(), url, available: ids.join(", ") }),
-        None => ids.into_iter().next().ok_or(ClientError::BadAnswer { url, reason: "it serves no models".into() }),
+    let served: Vec<(String, Option<String>)> = v["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| Some((m["id"].as_str()?.to_owned(), m["tokenizer"].as_str().map(str::to_owned)))).collect())
+        .unwrap_or_default();
+    let found = match model {
+        Some(m) => served.iter().find(|(id, _)| id == m).cloned().ok_or_else(|| ClientError::UnknownModel {
+            model: m.to_owned(),
+            url: url.clone(),
+            available: served.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(", "),
+        })?,
+        None => served.into_iter().next().ok_or(ClientError::BadAnswer { url, reason: "it serves no models".into() })?,
+    };
+    Ok(ServerInfo { model: found.0, tokenizer: found.1 })
+}
+
+/// The server's own prompt-token counts for `texts` from vLLM's `POST /tokenize`, or `None`
+/// when it has no such route (or answers anything unexpected): a check, never a requirement.
+pub async fn server_token_counts(client: &HttpClient, target: &HttpTarget, model: &str, texts: &[&str]) -> Option<Vec<u64>> {
+    let mut counts = Vec::with_capacity(texts.len());
+    for t in texts {
+        let body = serde_json::json!({"model": model, "prompt": t, "add_special_tokens": false});
+        let (status, answer) = post_json(client, target, "/tokenize", &body).await.ok()?;
+        if status != 200 {
+            tracing::debug!(status, "no usable /tokenize on the server; prompt lengths are not cross-checked");
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&answer).ok()?;
+        counts.push(v["count"].as_u64().or_else(|| v["tokens"].as_array().map(|a| a.len() as u64))?);
     }
+    Some(counts)
 }
 
 /// The instants of one request that the scheduler decided, relative to the run's epoch.

@@ -9,12 +9,16 @@ use std::fmt::Write as _;
 pub fn compare(c: &CompareResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "**inferbench compare**: `{}` (baseline) vs `{}` (candidate)\n", c.baseline, c.candidate);
+    // Single runs have no steps: the step column appears only for sweeps.
+    let stepped = c.rows.iter().any(|r| !r.group.is_empty());
+    let (step_head, step_rule) = if stepped { ("| step ", "|---") } else { ("", "") };
     let _ = writeln!(
         out,
-        "| step | metric | baseline | candidate | change | speedup | p (Mann–Whitney) | |\n|---|---|---:|---:|---:|---:|---:|---|"
+        "{step_head}| metric | baseline | candidate | change | speedup | p (Mann–Whitney) | verdict |\n{step_rule}|---|---:|---:|---:|---:|---:|---|"
     );
     for r in &c.rows {
-        let _ = writeln!(out, "| {} | {} | {} |", r.group, r.metric, compare_cells(r, c.alpha).join(" | "));
+        let step = if stepped { format!("| {} ", r.group) } else { String::new() };
+        let _ = writeln!(out, "{step}| {} | {} |", r.metric, compare_cells(r, c.alpha).join(" | "));
     }
     for n in &c.notes {
         let _ = writeln!(out, "\n_{n}_");

@@ -38,7 +38,17 @@ pub fn engine(r: &EngineResult) -> String {
             format!("{:.1} ± {:.1}", c.e2e_ms.mean, c.e2e_ms.std)
         );
     }
+    if !r.latency.is_empty() {
+        let _ =
+            writeln!(s, "decode tok/s = (out - 1) / (last token - first token) of one request alone, greedy; it falls as the prompt grows");
+    }
     let _ = writeln!(s, "\nThroughput");
+    let _ = writeln!(
+        s,
+        "  (single_*: one request alone, a 32-token prompt, {} greedy tokens, decode rate as above; concurrent_N and \
+         batch_N: N such requests at once, output tokens over wall time)",
+        r.config.throughput.tokens_per_request
+    );
     for (k, v) in &r.throughput {
         let _ = writeln!(s, "  {k:<44} {v:>10.2}");
     }
@@ -120,7 +130,8 @@ pub fn engine(r: &EngineResult) -> String {
     if !r.targets.is_empty() {
         let _ = writeln!(s, "\nTargets");
         for c in &r.targets {
-            let _ = writeln!(s, "  {:<32} {:>10.2} limit {:>10.2}  {}", c.key, c.value, c.limit, if c.pass { "pass" } else { "FAIL" });
+            let op = if c.key.starts_with("min") { ">=" } else { "<=" };
+            let _ = writeln!(s, "  {:<32} {:>10.2} {op} {:<10.2} {}", c.key, c.value, c.limit, if c.pass { "pass" } else { "FAIL" });
         }
     }
     s
@@ -207,7 +218,7 @@ pub fn plan(p: &CapacityPlan) -> String {
             if let Some(cost) = &rp.cost {
                 let _ = writeln!(
                     out,
-                    "Cost: {:.2}/hour; per million tokens: input {:.4}, output {:.4}, blended {:.4} (output carrying it all: {:.4})",
+                    "Cost: {:.2}/hour; per million tokens: input {:.4}, output {:.4} (split by time share), blended {:.4}, output all-in {:.4} (output carrying the whole cost)",
                     cost.per_hour, cost.per_million_input, cost.per_million_output, cost.per_million_tokens, cost.per_million_output_all_in
                 );
                 let _ = writeln!(
@@ -245,7 +256,7 @@ pub fn plan(p: &CapacityPlan) -> String {
         .collect();
     out.push_str("\nWhat if the SLOs were different:\n");
     out.push_str(&text_table(
-        &["SLOs", "sustainable", "req/s/replica", "out tok/s/replica", "replicas", "cost/hour", "per M output"],
+        &["SLOs", "sustainable", "req/s/replica", "out tok/s/replica", "replicas", "cost/hour", "per M output all-in"],
         rows,
     ));
     out.push('\n');

@@ -31,6 +31,8 @@ pub fn router(gen: Arc<dyn Generator>, api_key: Option<String>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/models", get(models))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
         .route("/generate", post(tgi_generate))
         .route("/generate_stream", post(tgi_generate_stream));
     let v1 = match api_key {
@@ -529,7 +531,78 @@ async fn tgi_generate_stream(State(s): State<Arc<AppState>>, body: Result<Json<T
 }
 
 async fn models(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(json!({"object": "list", "data": [{"id": s.gen.model_name(), "object": "model", "owned_by": "inferbench"}]}))
+    let mut m = json!({"id": s.gen.model_name(), "object": "model", "owned_by": "inferbench"});
+    if let Some(t) = s.gen.tokenizer() {
+        // Not an OpenAI field: names what `inferbench run --tokenizer` should load (a bundled
+        // encoding or the model file), so the client counts as the server does.
+        m["tokenizer"] = json!(t.name());
+    }
+    Json(json!({"object": "list", "data": [m]}))
+}
+
+#[derive(Deserialize)]
+struct TokenizeRequest {
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    messages: Option<Vec<inferbench_data::prompt::ChatMessage>>,
+    /// vLLM's flag; our tokenizers add no special tokens to plain text either way, and a chat
+    /// template adds what it writes.
+    #[serde(default)]
+    #[allow(dead_code)]
+    add_special_tokens: Option<bool>,
+}
+
+/// vLLM's `POST /tokenize`: `{"prompt": ...}` or `{"messages": [...]}` (through the chat
+/// template) to `{"count", "tokens"}`. Tokenizing runs on the blocking pool.
+async fn tokenize(State(s): State<Arc<AppState>>, body: Result<Json<TokenizeRequest>, JsonRejection>) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return rejected(&e),
+    };
+    let gen = s.gen.clone();
+    // The error is (status, type, message), made into a response on the async side.
+    let work = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, (u16, &'static str, String)> {
+        let Some(tok) = gen.tokenizer() else {
+            return Err((404, "not_found_error", "this server has no tokenizer to expose".into()));
+        };
+        let text = match (req.prompt, req.messages) {
+            (Some(p), None) => p,
+            (None, Some(ms)) => match tok.chat_template() {
+                Some(t) => {
+                    t.render(&ms, true).map_err(|e| (400, "invalid_request_error", format!("cannot apply the chat template: {e}")))?
+                }
+                None => ms.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n"),
+            },
+            _ => return Err((400, "invalid_request_error", "give exactly one of prompt and messages".into())),
+        };
+        Ok(tok.encode(&text))
+    });
+    match work.await {
+        Ok(Ok(tokens)) => Json(json!({"count": tokens.len(), "tokens": tokens})).into_response(),
+        Ok(Err((status, kind, message))) => error(status, kind, message),
+        Err(e) => error(500, "internal_error", e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct DetokenizeRequest {
+    tokens: Vec<u32>,
+}
+
+/// vLLM's `POST /detokenize`: `{"tokens": [...]}` to `{"prompt": text}`.
+async fn detokenize(State(s): State<Arc<AppState>>, body: Result<Json<DetokenizeRequest>, JsonRejection>) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return rejected(&e),
+    };
+    let Some(tok) = s.gen.tokenizer() else {
+        return error(404, "not_found_error", "this server has no tokenizer to expose");
+    };
+    match tok.decode(&req.tokens) {
+        Ok(text) => Json(json!({"prompt": text})).into_response(),
+        Err(e) => error(400, "invalid_request_error", e.to_string()),
+    }
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Result<Response, Infallible> {

@@ -60,6 +60,10 @@ impl Generator for EngineGenerator {
         &self.name
     }
 
+    fn tokenizer(&self) -> Option<&inferbench_data::tokenizer::Tokenizer> {
+        Some(self.engine.tokenizer())
+    }
+
     fn generate(&self, req: GenRequest) -> Result<mpsc::Receiver<GenEvent>, GenError> {
         let tok = self.engine.tokenizer();
         let text = match &req.messages {

@@ -105,6 +105,11 @@ pub trait Generator: Send + Sync + 'static {
     fn generate(&self, req: GenRequest) -> Result<mpsc::Receiver<GenEvent>, GenError>;
     /// Prometheus exposition text of the generator's metrics.
     fn metrics_text(&self) -> String;
+    /// The tokenizer prompts are counted with: served at `/tokenize` and `/detokenize`, and
+    /// named at `/v1/models`, so a client can count prompt tokens exactly as the server does.
+    fn tokenizer(&self) -> Option<&inferbench_data::tokenizer::Tokenizer> {
+        None
+    }
     /// Whether responses carry `usage` (the simulator can leave it out to test clients).
     fn reports_usage(&self) -> bool {
         true

@@ -190,6 +190,10 @@ impl Generator for Simulator {
         &self.cfg.model
     }
 
+    fn tokenizer(&self) -> Option<&Tokenizer> {
+        Some(&self.tokenizer)
+    }
+
     fn generate(&self, req: GenRequest) -> Result<mpsc::Receiver<GenEvent>, GenError> {
         let arrived = Instant::now();
         let c = &self.counters;

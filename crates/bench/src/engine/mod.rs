@@ -92,10 +92,17 @@ impl EngineBench {
         let cfg = self.cfg.clone();
         let mut files = EngineFiles::default();
         let run_id = inferbench_core::time::new_run_id();
-        let stem = cfg.report.output_dir.join(format!("engine-{name}"));
+        let stem_name = match &cfg.report.file_name {
+            Some(n) => {
+                crate::serving::Output { dir: cfg.report.output_dir.clone(), stem: n.clone() }.check()?;
+                n.clone()
+            }
+            None => format!("engine-{name}-{}", inferbench_core::time::compact_now()),
+        };
+        let stem = cfg.report.output_dir.join(stem_name);
         if self.write_files {
             std::fs::create_dir_all(&cfg.report.output_dir).ctx(format!("cannot create {}", cfg.report.output_dir.display()))?;
-            let p = stem.with_extension("records.jsonl");
+            let p = with_ext(&stem, "records.jsonl");
             let w = inferbench_report::RecordWriter::create(&p, &run_id).ctx(format!("cannot create {}", p.display()))?;
             self.sinks.insert(0, Box::new(w));
             files.written.push(p);
@@ -119,23 +126,33 @@ fn pull_notes(obs: &Observer) -> impl FnMut(crate::models::PullEvent<'_>) + '_ {
         crate::models::PullEvent::Start { model, dir } => {
             (obs)(&Event::Note(&format!("{} is not in the cache; pulling it into {}", model.name, dir.display())))
         }
-        crate::models::PullEvent::Done { source, url } => (obs)(&Event::Note(&format!("pulled from {source} ({url})"))),
+        crate::models::PullEvent::Done { source, url, fell_back_from } => {
+            (obs)(&Event::Note(&format!("pulled from {source} ({url}){}", crate::models::fallback_text(fell_back_from))))
+        }
         crate::models::PullEvent::Progress { .. } => {}
     }
+}
+
+/// `stem.ext`, keeping any dots already in the stem (a model name like `qwen2.5`).
+fn with_ext(stem: &Path, ext: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
 }
 
 /// The JSON, CSV and text files the config asks for.
 fn write_reports(cfg: &BenchConfig, stem: &Path, r: &EngineResult) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let write = |ext: &str, bytes: &[u8], out: &mut Vec<PathBuf>| -> Result<()> {
-        let p = stem.with_extension(ext);
+        let p = with_ext(stem, ext);
         inferbench_report::write_atomic(&p, bytes).ctx(format!("cannot write {}", p.display()))?;
         out.push(p);
         Ok(())
     };
     let saved = inferbench_core::SavedResult::Engine(Box::new(r.clone()));
     if cfg.report.format.iter().any(|f| f == "json") {
-        let p = stem.with_extension("json");
+        let p = with_ext(stem, "json");
         crate::saved::write(&p, &saved)?;
         out.push(p);
     }

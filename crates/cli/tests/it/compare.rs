@@ -18,9 +18,10 @@ fn bench(sim: &Sim, dir: &std::path::Path, name: &str, extra: &[&str]) {
             "--random-output-len",
             "16",
         ])
-        .args(["--num-prompts", "80", "--max-concurrency", "4", "--result-filename", name, "--result-dir"])
+        .args(["--num-prompts", "80", "--result-filename", name, "--result-dir"])
         .arg(dir)
         .args(extra)
+        .args(if extra.contains(&"--max-concurrency") { &[][..] } else { &["--max-concurrency", "4"][..] })
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -50,13 +51,25 @@ fn compare_flags_a_planted_slowdown_and_not_noise() {
     // Markdown for a pull-request comment.
     let md = cmp("a.json", "slow.json", &["--markdown"]);
     assert!(md.status.success());
-    assert!(String::from_utf8_lossy(&md.stdout).contains("| metric | baseline | candidate |"));
+    let md = String::from_utf8_lossy(&md.stdout).into_owned();
+    assert!(md.contains("| metric | baseline | candidate |"), "{md}");
+    // Two single runs have no steps: no empty step column, and every column is named.
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(table[0].ends_with("| verdict |") && !table[0].contains("step"), "{md}");
+    assert!(table.iter().all(|l| l.matches('|').count() == table[0].matches('|').count()), "{md}");
     // A different workload is refused unless allowed.
     bench(&slow, dir.path(), "other", &["--random-range-ratio", "0.5"]);
     let diff = cmp("a.json", "other.json", &[]);
     assert_eq!(diff.status.code(), Some(2), "different workloads are bad usage");
     assert!(String::from_utf8_lossy(&diff.stderr).contains("different workloads"));
     assert!(cmp("a.json", "other.json", &["--allow-different-workloads"]).status.success());
+    // A different load is a different workload too: c=4 against c=8 measures queueing, not the
+    // change under test.
+    bench(&slow, dir.path(), "c8", &["--max-concurrency", "8"]);
+    let load = cmp("a.json", "c8.json", &[]);
+    let err = String::from_utf8_lossy(&load.stderr);
+    assert_eq!(load.status.code(), Some(2), "{err}");
+    assert!(err.contains("max_concurrency: 4 vs 8"), "{err}");
     // Not a result file.
     std::fs::write(dir.path().join("bad.json"), "{\"schema_version\": 99}").unwrap();
     let bad = cmp("a.json", "bad.json", &[]);

@@ -158,7 +158,7 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
     std::fs::write(
         &cfg,
         format!(
-            "model: {model}\nthreads: 1\nlatency:\n  warmup_runs: 1\n  test_runs: 2\n  input_lengths: [8, 16]\n  output_lengths: [4]\nthroughput:\n  concurrent_requests: 3\n  batch_sizes: [1, 2]\n  tokens_per_request: 5\nreport:\n  output_dir: {}\ntargets:\n  default:\n    max_memory_gb: 100\n    min_tokens_per_second: 1000000\n",
+            "model: {model}\nthreads: 1\nlatency:\n  warmup_runs: 1\n  test_runs: 2\n  input_lengths: [8, 16]\n  output_lengths: [4]\nthroughput:\n  concurrent_requests: 3\n  batch_sizes: [1, 2]\n  tokens_per_request: 5\nreport:\n  output_dir: {}\n  file_name: engine-tiny\ntargets:\n  default:\n    max_memory_gb: 100\n    min_tokens_per_second: 1000000\n",
             out.display()
         ),
     )
@@ -270,7 +270,13 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let j: Value = crate::harness::validated(&out.join("engine-tiny.json"));
+    // Without a file name, the stem is engine-<model>-<YYYYMMDD-HHMMSS>: a re-run never overwrites.
+    let json = only_file(&out, ".json");
+    let stem = json.file_name().unwrap().to_string_lossy().trim_end_matches(".json").to_owned();
+    let stamp = stem.strip_prefix("engine-tiny-").unwrap_or_else(|| panic!("{stem}"));
+    assert!(stamp.len() == 15 && stamp.chars().enumerate().all(|(i, c)| if i == 8 { c == '-' } else { c.is_ascii_digit() }), "{stem}");
+    assert!(out.join(format!("{stem}.records.jsonl")).exists());
+    let j: Value = crate::harness::validated(&json);
     let q = j["quantization"].as_array().unwrap();
     assert_eq!(q.len(), 2);
     assert_eq!(q[0]["format"], "shipped");
@@ -285,7 +291,7 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
     assert_eq!(c["rows"][2]["batch_size"], 4);
     assert_eq!(c["rows"][0]["baseline_iterations_ms"].as_array().unwrap().len(), 3);
     assert!(c["verdict"].as_str().unwrap().contains("f32"));
-    let text = std::fs::read_to_string(out.join("engine-tiny.txt")).unwrap();
+    let text = std::fs::read_to_string(out.join(format!("{stem}.txt"))).unwrap();
     assert!(text.contains("Speculative decoding") && text.contains("Quantization") && text.contains("verdict"), "{text}");
 }
 
@@ -307,7 +313,69 @@ fn a_failing_section_keeps_the_results_of_the_others() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("speculative") && err.contains("same tokenizer") && err.contains("other results are written"), "{err}");
-    let j: Value = crate::harness::validated(&out.join("engine-tiny.json"));
+    let j: Value = crate::harness::validated(&only_file(&out, ".json"));
     assert_eq!(j["latency"].as_array().unwrap().len(), 1);
     assert!(j["errors"][0].as_str().unwrap().contains("same tokenizer"));
+}
+
+/// The one file in `dir` whose name ends in `suffix` (and not in `.records.jsonl`).
+fn only_file(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix) && !p.to_string_lossy().ends_with(".records.jsonl"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+/// Issue 20 item 4: against `inferbench serve` with no `--tokenizer`, the client counts with the
+/// tokenizer the server names, so the server sees exactly the prompt lengths asked for; a
+/// tokenizer that counts differently is stopped before the run with one line.
+#[test]
+fn run_without_a_tokenizer_counts_as_our_server_does() {
+    let _m = machine_shared();
+    let (_d, model) = tiny_model();
+    let srv = Sim::serve(&["--model", &model, "--threads", "1", "--max-num-seqs", "4"]);
+    // The server names its tokenizer, and counts and decodes as vLLM's /tokenize does.
+    let models = get(&format!("{}/v1/models", srv.url));
+    assert!(models.contains(&format!("\"tokenizer\":\"{model}\"")), "{models}");
+    let (status, body) = post(&format!("{}/tokenize", srv.url), r#"{"prompt": "the cat the dog"}"#);
+    assert_eq!(status, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let tokens = t["tokens"].as_array().unwrap().clone();
+    assert_eq!(t["count"].as_u64().unwrap() as usize, tokens.len());
+    let (status, body) = post(&format!("{}/detokenize", srv.url), &serde_json::json!({"tokens": tokens}).to_string());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["prompt"], "the cat the dog");
+    let (status, body) = post(&format!("{}/tokenize", srv.url), r#"{"text": 3}"#);
+    assert_eq!(status, 400, "{body}");
+    // No --tokenizer: the server's usage counts exactly the requested prompt lengths.
+    let r = run(&srv.url, &["--backend", "vllm", "--random-input-len", "16", "--random-output-len", "4", "--num-prompts", "6"]);
+    r.assert_ok();
+    let j = r.json();
+    assert_eq!(j["spec"]["tokenizer"], model.as_str(), "the spec records the tokenizer used");
+    assert_eq!(j["total_input_tokens"], 6 * 16);
+    assert!(r.records().iter().all(|rec| rec["token_source"] == "server" && rec["input_tokens"] == 16));
+    // A tokenizer that disagrees with the server's count stops the run before any request.
+    let r = run(&srv.url, &["--backend", "vllm", "--tokenizer", "cl100k_base", "--random-input-len", "16", "--num-prompts", "2"]);
+    assert_eq!(r.out.status.code(), Some(2), "{}", r.stderr());
+    assert!(r.stderr().contains("the server counts") && r.stderr().contains("--tokenizer"), "{}", r.stderr());
+    assert!(!r.file("json").exists());
+    // ... unless the user says so.
+    let r = run(
+        &srv.url,
+        &[
+            "--backend",
+            "vllm",
+            "--tokenizer",
+            "cl100k_base",
+            "--allow-tokenizer-mismatch",
+            "--random-input-len",
+            "16",
+            "--num-prompts",
+            "2",
+        ],
+    );
+    r.assert_ok();
 }

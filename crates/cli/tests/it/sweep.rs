@@ -166,6 +166,18 @@ fn repeats_give_confidence_intervals_and_stop_rules_end_the_sweep() {
     }
     assert!(dir.path().join("r-c2-3.json").exists());
     assert!(out.contains("mean ±95% CI over 3 repeats"), "{out}");
+    // Each repeat draws its own workload: seed + repeat index, recorded in its result.
+    let seeds: Vec<Value> = (1..=3).map(|k| read_json(&dir.path().join(format!("r-c2-{k}.json")))["spec"]["seed"].clone()).collect();
+    assert_eq!(seeds, vec![Value::from(0), Value::from(1), Value::from(2)]);
+    // ... unless --same-seed asks for identical workloads.
+    ok(&sweep(
+        &sim.url,
+        dir.path(),
+        "same",
+        &["--concurrencies", "1", "--repeat", "2", "--num-prompts", "4", "--same-seed", "--seed", "7"],
+    ));
+    let seeds: Vec<Value> = (1..=2).map(|k| read_json(&dir.path().join(format!("same-c1-{k}.json")))["spec"]["seed"].clone()).collect();
+    assert_eq!(seeds, vec![Value::from(7), Value::from(7)]);
 
     // A step whose every request fails stops the sweep with the success rule.
     let failing = Sim::start(&["--error-rate", "1"]);
@@ -182,7 +194,7 @@ fn repeats_give_confidence_intervals_and_stop_rules_end_the_sweep() {
 fn sweep_and_plan_reject_bad_input_clearly() {
     let _m = machine_shared();
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--concurrencies", ""], "invalid --concurrencies '': the list of loads is empty"),
         (&["--concurrencies", "1,2", "--slo", "latency:p99:5"], "unknown SLO metric 'latency'"),
         (&["--concurrencies", "1,2", "--slo", "ttft:p99"], "invalid --slo 'ttft:p99'"),
@@ -190,6 +202,7 @@ fn sweep_and_plan_reject_bad_input_clearly() {
         (&["--concurrencies", "1.5"], "not a whole number"),
         (&["--rates", "1..0.5"], "a ramp is START..MAX"),
         (&["--concurrencies", "1", "--max-concurrency", "3"], "--max-concurrency is set per step"),
+        (&["--concurrencies", "1,2", "--stop-on-slo"], "--stop-on-slo needs at least one --slo"),
     ];
     for (flags, want) in cases {
         // Nothing listens here: the flags are refused before any request.
@@ -258,6 +271,7 @@ fn plan_matches_a_hand_calculation() {
             stop_on_slo: false,
             stop_latency_factor: None,
             repeat: 1,
+            same_seed: false,
             cooldown_s: 0.0,
             refine: 0,
             cv_warn: 0.1,
@@ -284,6 +298,13 @@ fn plan_matches_a_hand_calculation() {
     assert!((pl["cost"]["per_hour"].as_f64().unwrap() - 36.0).abs() < 1e-9);
     assert!((pl["cost"]["per_million_input"].as_f64().unwrap() - 0.04).abs() < 1e-9, "{pl}");
     assert!((pl["cost"]["per_million_output"].as_f64().unwrap() - 0.9).abs() < 1e-9, "{pl}");
+    // All-in: 36 / 36 = 1.0 per million output tokens. The cost line and the what-if row of the
+    // same SLOs print the same figure under the same name (they once printed 0.9 and 1.0 both
+    // as "output").
+    assert!((pl["cost"]["per_million_output_all_in"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{pl}");
+    assert!(text.contains("output 0.9000 (split by time share)") && text.contains("output all-in 1.0000"), "{text}");
+    let same_slo_row = text.lines().find(|l| l.contains("ttft:p99:300") && l.contains("c=4")).unwrap_or_default();
+    assert!(text.contains("per M output all-in") && same_slo_row.contains("1.0000"), "{text}");
     // 100 users, 4 per replica at 80 %: 100 / 3.2 = 31.25 -> 32.
     let (_, p) = plan(&["--users", "100"]);
     assert_eq!(p["plan"]["plan"]["replicas"], 32);
@@ -305,4 +326,23 @@ fn plan_matches_a_hand_calculation() {
     std::fs::write(&path, serde_json::to_string(&rate).unwrap()).unwrap();
     let o = Command::new(BIN).arg("plan").arg(&path).args(["--users", "10"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("--users needs a sweep over concurrency"));
+}
+
+/// Issue 20: a note about the dataset ("prompts repeat") holds at every step, so a sweep prints
+/// it once, not once per step.
+#[test]
+fn a_sweep_prints_each_dataset_note_once() {
+    let _m = machine_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&["--itl-ms", "0", "--ttft-ms", "0"]);
+    let o = Command::new(BIN)
+        .args(["sweep", "--base-url", &sim.url, "--disable-tqdm", "--dataset-name", "builtin", "--num-prompts", "200"])
+        .args(["--concurrencies", "1,2,4", "--result-filename", "n", "--result-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("prompts repeat").count(), 1, "{err}");
+    assert_eq!(read_json(&dir.path().join("n.sweep.json"))["steps"].as_array().unwrap().len(), 3);
 }
