@@ -28,28 +28,40 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run one serving benchmark against an OpenAI-compatible (or TGI) server.
+    #[command(after_long_help = crate::examples::RUN)]
     Run(Box<RunArgs>),
     /// Serve the OpenAI-compatible API: a GGUF model on CPU (`--model`, the default model when
     /// omitted, pulled if missing), or `--sim` for the latency simulator.
+    #[command(after_long_help = crate::examples::SERVE)]
     Serve(ServeArgs),
     /// Benchmark a model in process (no HTTP): latency by input x output length, memory,
-    /// throughput, performance targets. Configured by YAML (--config), every key also a flag.
+    /// throughput, quantization, speculative decoding, baseline vs variant, performance targets.
+    /// Configured by YAML (--config); the keys people change most are also flags.
+    #[command(after_long_help = format!("{ENGINE_KEYS}\n\n{}", crate::examples::ENGINE))]
     Engine(Box<EngineBenchArgs>),
     /// Run a series of benchmarks at rising concurrency or request rate: finds the knee (where
     /// throughput stops growing while latency climbs) and the highest load meeting the SLOs.
+    #[command(after_long_help = crate::examples::SWEEP)]
+    #[command(mut_arg("num_prompts", |a| a.help(
+        "Requests per step [default: 8 per stream for --concurrencies (at least 32), 20 seconds' worth for --rates (at least 32)]"
+    )))]
     Sweep(Box<SweepArgs>),
     /// Compare two results (runs, sweeps or engine benchmarks; baseline then candidate): change
     /// per metric, Mann-Whitney significance on the per-request samples, a regression gate for CI.
+    #[command(after_long_help = crate::examples::COMPARE)]
     Compare(CompareArgs),
     /// Capacity and cost from a sweep: sustainable load per replica under SLOs, replicas for a
     /// target rate or user count with headroom, cost per million tokens, what-if SLO table.
+    #[command(after_long_help = crate::examples::PLAN)]
     Plan(PlanArgs),
     /// Manage the local model cache: pull, list, verify.
-    #[command(subcommand)]
+    #[command(subcommand, after_long_help = crate::examples::MODEL)]
     Model(ModelCmd),
     /// Start the embedded server, benchmark it at a few concurrency levels, stop it.
+    #[command(after_long_help = crate::examples::DEMO)]
     Demo(DemoArgs),
     /// Load a dataset as `run` would and describe it: counts, token lengths, categories, load time.
+    #[command(after_long_help = crate::examples::DATASET)]
     Dataset(DatasetCmdArgs),
 }
 
@@ -127,7 +139,8 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Workload")]
     pub extra_body: Option<String>,
 
-    /// Number of measured requests. With --duration, an upper bound.
+    /// Number of measured requests [default: 1000, or no limit with --duration]. With
+    /// --duration, an upper bound.
     #[arg(long, help_heading = "Load")]
     pub num_prompts: Option<u64>,
     /// Keep sending for this many seconds instead of a fixed count.
@@ -391,11 +404,30 @@ pub struct EngineArgs {
     pub quantization: Option<String>,
 }
 
+/// Which `inferbench engine` YAML keys have flags, and which are YAML-only (a test checks this
+/// against the config's schema, so a new key cannot go unmentioned).
+pub const ENGINE_KEYS: &str = "\
+YAML keys and flags:
+  Flags: model, threads, latency.* (--warmup-runs --test-runs --input-lengths --output-lengths),
+  throughput.* (--concurrent-requests --batch-sizes --tokens-per-request --duration-seconds),
+  report.* (--output-dir --format --no-system-info --result-filename), quantization.formats,
+  speculative.enabled (--speculative), speculative.gamma, speculative.draft (--draft-model),
+  comparison.enabled and comparison.variant.quantization (--compare-variant), targets.default
+  (--target).
+  YAML-only: memory.measure_peak, memory.measure_kv_cache, test_prompts, quantization.prompts,
+  quantization.max_tokens, speculative.draft_quantization, speculative.target_quantization,
+  speculative.prompts, speculative.max_tokens, speculative.temperature,
+  speculative.duration_seconds, comparison.baseline.name, comparison.baseline.quantization,
+  comparison.baseline.threads, comparison.variant.name, comparison.variant.threads,
+  comparison.batch_sizes, comparison.iterations, comparison.input_tokens,
+  comparison.tokens_per_request, targets.<model>.";
+
 /// Flags of `inferbench engine` (each overrides the same key of --config).
 #[derive(Debug, Clone, Args)]
 pub struct EngineBenchArgs {
-    /// YAML configuration (sections latency, memory, throughput, report, targets, test_prompts;
-    /// see config/*.yaml).
+    /// YAML configuration: model, threads and the sections latency, memory, throughput, report,
+    /// targets, test_prompts, quantization, speculative and comparison (see config/*.yaml;
+    /// unknown keys are refused with their line).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// GGUF model: a path or a known name [default: SmolLM2-135M-Instruct].

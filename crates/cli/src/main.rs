@@ -22,6 +22,7 @@ mod compare;
 mod dataset;
 mod demo;
 mod engine;
+mod examples;
 mod model;
 mod plan;
 mod progress;

@@ -47,7 +47,24 @@ impl Running {
         self.task.await.context("server task")?.context("server")?;
         Ok(())
     }
+
+    /// Stops accepting and gives open streams `grace` to finish, then drops them: a stream
+    /// generating for a client that went away (or stalled on purpose) must not hold the exit.
+    pub async fn shutdown_within(mut self, grace: std::time::Duration) -> Result<()> {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(r) => r.context("server task")?.context("server")?,
+            Err(_) => {
+                tracing::info!("open streams did not finish within {grace:?}; closing them");
+                self.task.abort();
+            }
+        }
+        Ok(())
+    }
 }
+
+/// How long `inferbench serve` lets open streams run on after Ctrl-C or SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Binds `host:port` and serves `gen` in a background task.
 pub async fn start(host: &str, port: u16, gen: Arc<dyn Generator>, api_key: Option<String>) -> Result<Running> {
@@ -141,8 +158,8 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let server = start(&a.host, a.port, gen, a.api_key.clone()).await?;
     outln!("inferbench serve: listening on {} (model {model}; {what})", server.url);
     shutdown_signal().await;
-    eprintln!("inferbench serve: shutting down");
-    server.shutdown().await
+    eprintln!("inferbench serve: shutting down (open streams get {} s)", SHUTDOWN_GRACE.as_secs());
+    server.shutdown_within(SHUTDOWN_GRACE).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -81,3 +81,54 @@ fn cli_docs_are_current() {
         assert!(docs.contains(&help), "docs/cli.md is stale for `{cmd}`: run scripts/gen-cli-docs");
     }
 }
+
+/// Issue 20 item 7: `engine --help` says of every YAML key whether it has a flag or is
+/// YAML-only; every key of the config's schema is named, and every flag named exists.
+#[test]
+fn engine_help_names_every_yaml_key() {
+    let _machine = crate::harness::machine_shared();
+    let out = Command::new(BIN).args(["engine", "--help"]).env("COLUMNS", "200").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let section = help.split("YAML keys and flags:").nth(1).unwrap_or_else(|| panic!("no key list in\n{help}"));
+    let (flagged, yaml_only) = section.split_once("YAML-only:").unwrap();
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+            .map(|w| w.trim_end_matches('.').to_owned())
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let flagged = words(flagged);
+    let yaml_only = words(yaml_only);
+    // Every flag the list names exists.
+    for f in flagged.iter().filter(|w| w.starts_with("--")) {
+        assert!(help.contains(&format!("  {f}")), "{f} is named but is not a flag of engine");
+    }
+    // Every leaf key of the config's schema is named on one side, and only one.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema/engine.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let defs = &schema["$defs"];
+    let mut keys = Vec::new();
+    fn leaves(defs: &serde_json::Value, def: &str, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in defs[def]["properties"].as_object().unwrap() {
+            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")) {
+                Some(inner) if defs[inner]["properties"].is_object() => leaves(defs, inner, &path, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    leaves(defs, "BenchConfig", "", &mut keys);
+    assert!(keys.len() > 30, "{keys:?}");
+    let named = |key: &str, list: &[String]| {
+        let section = key.split('.').next().unwrap_or(key);
+        list.iter().any(|w| w == key || *w == format!("{section}.*") || (key == "targets" && w.starts_with("targets.")))
+    };
+    // Targets are a map: the default model's have a flag, other models' are YAML-only.
+    assert!(flagged.contains(&"targets.default".to_owned()) && yaml_only.contains(&"targets.<model>".to_owned()));
+    for k in keys.iter().filter(|k| *k != "targets") {
+        let (f, y) = (named(k, &flagged), named(k, &yaml_only));
+        assert!(f != y, "the YAML key {k} must be named exactly once in engine --help (flag: {f}, YAML-only: {y})");
+    }
+}

@@ -420,3 +420,46 @@ fn a_server_killed_mid_run_gives_counted_failures_not_a_hang() {
     // Some requests failed, none beyond a threshold was asked for: the run itself succeeds.
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Issue 20: `serve` took 1–6 s to exit on Ctrl-C with streams still open. Open streams now get
+/// one second, then are dropped: a server with a stream stalled for a minute exits at once.
+#[test]
+fn serve_exits_promptly_on_ctrl_c_with_a_stream_stalled() {
+    use std::io::{Read, Write};
+    let _m = crate::harness::machine_shared();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--sim", "--port", "0", "--stall-rate", "1", "--stall-ms", "60000", "--itl-ms", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut banner).unwrap();
+    let host = banner.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    let body = r#"{"model":"inferbench-sim","prompt":"hi","max_tokens":50,"stream":true}"#;
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // The stream has started (some tokens arrived) and is stalled for a minute.
+    let mut first = [0u8; 256];
+    assert!(s.read(&mut first).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("serve did not exit within 10 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(t.elapsed() < Duration::from_secs(3), "exit took {:?}", t.elapsed());
+}

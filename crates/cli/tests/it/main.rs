@@ -5,6 +5,7 @@
 mod bad_input;
 mod compare;
 mod datasets;
+mod docs;
 mod engine;
 mod faults;
 mod hardening;

@@ -1,0 +1,110 @@
+//! The "Examples" block of each subcommand's `--help`. Every line runs as written against
+//! `inferbench serve --sim --port 8000`, in order within one directory (later examples read the
+//! files earlier ones wrote): `tests/it/docs.rs` runs them, so they cannot rot. Lines marked
+//! `# minutes` are only checked (their flags exist, their files are there), not run.
+
+/// How scripts read the outcome; the same for every subcommand.
+macro_rules! exit_codes {
+    () => {
+        "\nExit codes: 0 success, 1 error, 2 bad usage (a bad flag, spec or file), 3 a gate failed \
+         (--fail-on-regression, a missed engine --target, --max-error-rate), 130 interrupted (what was \
+         measured is written)."
+    };
+}
+
+/// `inferbench run`.
+pub const RUN: &str = concat!(
+    "Examples (start `inferbench serve --sim --port 8000` first to try them):
+  inferbench run --base-url http://127.0.0.1:8000 --backend vllm --num-prompts 100 \\
+      --request-rate 20 --result-filename base
+  inferbench run --base-url http://127.0.0.1:8000 --backend openai-chat --dataset-name builtin \\
+      --num-prompts 20 --max-concurrency 4
+  inferbench run --base-url http://127.0.0.1:8000 --duration 3 --request-rate 10 \\
+      --random-input-len 256 --random-output-len 32
+  inferbench run --spec results/base.json --result-filename again
+",
+    exit_codes!()
+);
+
+/// `inferbench sweep`.
+pub const SWEEP: &str = concat!(
+    "Examples:
+  inferbench sweep --base-url http://127.0.0.1:8000 --backend vllm --concurrencies 1,4,16 \\
+      --num-prompts 32 --random-output-len 32 --slo ttft:p99:500 --result-filename s
+  inferbench sweep --base-url http://127.0.0.1:8000 --rates 20,40 --num-prompts 40 --repeat 2 \\
+      --random-output-len 32
+",
+    exit_codes!()
+);
+
+/// `inferbench plan`.
+pub const PLAN: &str = concat!(
+    "Examples (from the first `sweep --help` example's results):
+  inferbench plan results/s.sweep.json --target-rate 50 --price-per-hour 2.50
+  inferbench plan results/s.sweep.json --users 100 --headroom 30% --what-if \"ttft:p99:200\"
+",
+    exit_codes!()
+);
+
+/// `inferbench compare`.
+pub const COMPARE: &str = concat!(
+    "Examples (from the `run --help` examples' results):
+  inferbench compare results/base.json results/again.json
+  inferbench compare results/base.json results/again.json --fail-on-regression 5% --markdown
+",
+    exit_codes!()
+);
+
+/// `inferbench dataset`.
+pub const DATASET: &str = concat!(
+    "Examples:
+  inferbench dataset --random-input-len 512 --num-prompts 100
+  inferbench dataset --dataset-name builtin --num-prompts 50 --save prompts.jsonl
+  inferbench dataset --dataset-name jsonl --dataset-path prompts.jsonl --num-prompts 50
+",
+    exit_codes!()
+);
+
+/// `inferbench serve`.
+pub const SERVE: &str = concat!(
+    "Examples:
+  inferbench serve --sim --port 8000
+  inferbench serve --sim --port 8000 --itl-ms 20 --max-num-seqs 8 --error-rate 0.01
+  inferbench serve --port 8000
+  inferbench serve --model SmolLM2-135M-Instruct --port 8000 --max-num-seqs 8 \\
+      --max-prefill-tokens-while-decoding 64
+",
+    exit_codes!()
+);
+
+/// `inferbench demo`.
+pub const DEMO: &str = concat!(
+    "Examples:
+  inferbench demo --sim
+  inferbench demo --concurrency 1,2 --num-prompts 4
+  inferbench demo   # minutes
+",
+    exit_codes!()
+);
+
+/// `inferbench engine`.
+pub const ENGINE: &str = concat!(
+    "Examples:
+  inferbench engine --input-lengths 32 --output-lengths 8 --test-runs 1 --concurrent-requests \\
+      0 --batch-sizes 1
+  inferbench engine --config config/benchmark.yaml   # minutes
+  inferbench engine --config config/quantization.yaml   # minutes
+  inferbench engine --config config/speculative.yaml --gamma 3   # minutes
+",
+    exit_codes!()
+);
+
+/// `inferbench model`.
+pub const MODEL: &str = concat!(
+    "Examples:
+  inferbench model pull
+  inferbench model list
+  inferbench model verify
+",
+    exit_codes!()
+);
