@@ -109,7 +109,7 @@ pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>
     let cfg = EngineConfig {
         max_num_seqs: s.max_num_seqs.unwrap_or(16),
         max_num_batched_tokens: e.max_num_batched_tokens,
-        max_prefill_tokens_while_decoding: e.max_prefill_tokens_while_decoding as usize,
+        max_prefill_tokens_while_decoding: e.max_prefill_tokens_while_decoding.map(|v| v as usize),
         kv_cache_bytes: (e.kv_cache_memory_mib.max(0.0) * 1048576.0) as usize,
         max_model_len: s.max_model_len.map(|v| v as usize),
         threads: e.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),

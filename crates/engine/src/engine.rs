@@ -21,12 +21,13 @@ pub struct EngineConfig {
     pub max_num_seqs: usize,
     /// Tokens one step may process (decode tokens plus prefill chunks).
     pub max_num_batched_tokens: usize,
-    /// Prefill tokens one step may take while other sequences are decoding. A step costs about
-    /// as much per token as it carries, so a whole 512-token prefill in one step stalls every
-    /// decoding sequence for that long (inter-token p99 many times the median); small chunks
-    /// spread the same work over several steps. Prefill with nothing decoding uses the whole
-    /// `max_num_batched_tokens`.
-    pub max_prefill_tokens_while_decoding: usize,
+    /// Prefill tokens one step may take while other sequences are decoding (`None`: up to
+    /// `max_num_batched_tokens`). A step costs about as much per row as it carries, so a whole
+    /// prefill in one step stalls every decoding sequence for its length; small chunks spread
+    /// it over several steps and keep inter-token latency even, but on a CPU they cost
+    /// throughput (more weight passes, smaller and less efficient batches: measured in
+    /// `docs/architecture.md`), so the bound is opt-in.
+    pub max_prefill_tokens_while_decoding: Option<usize>,
     /// KV-cache budget in bytes; a request reserves `prompt + max_tokens` positions at admission.
     pub kv_cache_bytes: usize,
     /// Longest sequence (prompt + output) accepted; `None` is the model's context length.
@@ -40,7 +41,7 @@ impl Default for EngineConfig {
         Self {
             max_num_seqs: 16,
             max_num_batched_tokens: 512,
-            max_prefill_tokens_while_decoding: 32,
+            max_prefill_tokens_while_decoding: None,
             kv_cache_bytes: 512 << 20,
             max_model_len: None,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -354,8 +355,8 @@ impl Scheduler {
                 budget -= 1;
             }
         }
-        if !plan.is_empty() {
-            budget = budget.min(self.s.cfg.max_prefill_tokens_while_decoding.max(1));
+        if let (false, Some(bound)) = (plan.is_empty(), self.s.cfg.max_prefill_tokens_while_decoding) {
+            budget = budget.min(bound.max(1));
         }
         for (i, q) in self.running.iter().enumerate() {
             let pending = q.tokens.len() - q.cache.len();

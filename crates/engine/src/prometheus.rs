@@ -78,6 +78,8 @@ pub struct EngineStats {
     pub step_us: AtomicU64,
     /// Most sequences seen running at once.
     pub peak_running: AtomicI64,
+    /// Most tokens one forward step carried (what a decoding sequence waited behind).
+    pub peak_step_tokens: AtomicU64,
     ttft: Histogram,
     itl: Histogram,
     e2e: Histogram,
@@ -98,6 +100,7 @@ impl EngineStats {
             step_tokens: AtomicU64::new(0),
             step_us: AtomicU64::new(0),
             peak_running: AtomicI64::new(0),
+            peak_step_tokens: AtomicU64::new(0),
             ttft: Histogram::new(TTFT_BUCKETS),
             itl: Histogram::new(ITL_BUCKETS),
             e2e: Histogram::new(E2E_BUCKETS),
@@ -117,6 +120,7 @@ impl EngineStats {
     pub(crate) fn record_step(&self, tokens: usize, d: Duration) {
         self.steps.fetch_add(1, Relaxed);
         self.step_tokens.fetch_add(tokens as u64, Relaxed);
+        self.peak_step_tokens.fetch_max(tokens as u64, Relaxed);
         self.step_us.fetch_add(d.as_micros() as u64, Relaxed);
     }
 

@@ -113,6 +113,50 @@ fn concurrent_requests_return_what_they_return_alone() {
     assert!(e.stats().peak_running.load(std::sync::atomic::Ordering::Relaxed) <= 2);
 }
 
+/// Issue 20: with the prefill bound, a long prompt admitted while others decode is prefilled in
+/// chunks (no step carries more than the bound plus one token per decoding sequence), and every
+/// output is what it is alone.
+#[test]
+fn prefill_is_chunked_while_others_decode() {
+    let (_d, l) = loaded();
+    let long: Vec<u32> = (0..60).map(|i| ((i * 7 + 3) % 256) as u32).collect();
+    let short: Vec<u32> = (0..4).map(|i| ((i * 11 + 5) % 256) as u32).collect();
+    let alone_short = run_all(&engine(&l, EngineConfig::default()), vec![req(&short, 30)]).remove(0);
+    let alone_long = run_all(&engine(&l, EngineConfig::default()), vec![req(&long, 6)]).remove(0);
+    // Two short requests start decoding; then the long one arrives.
+    let staggered = |e: &Engine| {
+        let mut rxs = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = mpsc::channel();
+            e.submit(req(&short, 30), Box::new(tx)).unwrap();
+            rxs.push(rx);
+        }
+        let firsts: Vec<Event> = rxs.iter().map(|rx| rx.recv().unwrap()).collect();
+        let (tx, rx) = mpsc::channel();
+        e.submit(req(&long, 6), Box::new(tx)).unwrap();
+        let mut long_ids = Vec::new();
+        while let Event::Token { id, .. } = rx.recv().unwrap() {
+            long_ids.push(id);
+        }
+        for (rx, first) in rxs.iter().zip(firsts) {
+            let Event::Token { id, .. } = first else { panic!("no first token") };
+            let mut ids = vec![id];
+            while let Event::Token { id, .. } = rx.recv().unwrap() {
+                ids.push(id);
+            }
+            assert_eq!(ids, alone_short.0);
+        }
+        assert_eq!(long_ids, alone_long.0);
+        e.stats().peak_step_tokens.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Unbounded, the 60-token prompt goes in one step beside the decoding ones.
+    let unbounded = staggered(&engine(&l, EngineConfig::default()));
+    assert!(unbounded >= 60, "{unbounded}");
+    // Bounded to 8: no step carries more than 8 prefill tokens plus the 2 decoding sequences'.
+    let bounded = staggered(&engine(&l, EngineConfig { max_prefill_tokens_while_decoding: Some(8), ..Default::default() }));
+    assert!(bounded <= 8 + 2, "a step carried {bounded} tokens");
+}
+
 fn end_prompt(e: &Event) -> usize {
     match e {
         Event::Finished { prompt_tokens, .. } => *prompt_tokens,

@@ -326,6 +326,13 @@ fn plan_matches_a_hand_calculation() {
     std::fs::write(&path, serde_json::to_string(&rate).unwrap()).unwrap();
     let o = Command::new(BIN).arg("plan").arg(&path).args(["--users", "10"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("--users needs a sweep over concurrency"));
+    // Sweeps over different dimensions are refused in words, not enum names.
+    let conc = dir.path().join("conc.sweep.json");
+    std::fs::write(&conc, serde_json::to_string(&sweep).unwrap()).unwrap();
+    let o = Command::new(BIN).arg("compare").arg(&conc).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("a sweep over concurrency (--concurrencies) with a sweep over request rate (--rates)"), "{err}");
 }
 
 /// Issue 20: a note about the dataset ("prompts repeat") holds at every step, so a sweep prints
