@@ -188,22 +188,26 @@ impl Serving {
         &self.spec
     }
 
-    /// The tokenizer `auto` stands for: the one the server names, when this client can load it,
-    /// else cl100k_base (the server's `/tokenize`, where it has one, then checks the counts).
-    fn auto_tokenizer(&self, named: Option<&str>) -> String {
-        match named {
-            Some(t) if Tokenizer::by_name(t).is_ok() => {
-                tracing::info!(tokenizer = t, "counting with the tokenizer the server names");
-                t.to_owned()
+    /// The run's tokenizer, loaded once. `auto` stands for the one the server names, when this
+    /// client can load it, else cl100k_base (the server's `/tokenize`, where it has one, then
+    /// checks the counts); the spec is set to the one used.
+    fn tokenizer(&mut self, named: Option<&str>) -> Result<Tokenizer, BenchError> {
+        if self.spec.tokenizer == spec::AUTO_TOKENIZER {
+            if let Some(t) = named {
+                match Tokenizer::by_name(t) {
+                    Ok(tok) => {
+                        tracing::info!(tokenizer = t, "counting with the tokenizer the server names");
+                        t.clone_into(&mut self.spec.tokenizer);
+                        return Ok(tok);
+                    }
+                    Err(_) => (self.observer)(&Event::Note(&format!(
+                        "the server counts with the tokenizer '{t}', which this client cannot load; counting with {FALLBACK_TOKENIZER} (pass --tokenizer to match)"
+                    ))),
+                }
             }
-            Some(t) => {
-                (self.observer)(&Event::Note(&format!(
-                    "the server counts with the tokenizer '{t}', which this client cannot load; counting with {FALLBACK_TOKENIZER} (pass --tokenizer to match)"
-                )));
-                FALLBACK_TOKENIZER.to_owned()
-            }
-            None => FALLBACK_TOKENIZER.to_owned(),
+            FALLBACK_TOKENIZER.clone_into(&mut self.spec.tokenizer);
         }
+        Tokenizer::by_name(&self.spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))
     }
 
     /// Asks the server (vLLM's `/tokenize`) to count the first prompts and stops the run when its
@@ -223,10 +227,9 @@ impl Serving {
             return Ok(());
         }
         let texts: Vec<&str> = sample.iter().map(|p| p.text.as_str()).collect();
-        let asked = inferbench_load::server_token_counts(client, &self.target, &self.spec.model, &texts);
+        let asked = inferbench_load::server_token_count(client, &self.target, &self.spec.model, &texts);
         let Ok(Some(theirs)) = tokio::time::timeout(Duration::from_secs(10), asked).await else { return Ok(()) };
         let ours: u64 = sample.iter().map(|p| u64::from(p.input_tokens)).sum();
-        let theirs: u64 = theirs.iter().sum();
         tracing::info!(ours, theirs, "prompt tokens of the first prompts, by the client's and the server's count");
         let off = (theirs as f64 - ours as f64) / (theirs.max(1) as f64);
         if off.abs() > TOKENIZER_TOLERANCE {
@@ -270,10 +273,7 @@ impl Serving {
         let model = server.model.clone();
         tracing::info!(%model, tokenizer = ?server.tokenizer, "pre-flight passed");
         self.spec.model = model.clone();
-        if self.spec.tokenizer == spec::AUTO_TOKENIZER {
-            self.spec.tokenizer = self.auto_tokenizer(server.tokenizer.as_deref());
-        }
-        let tokenizer = Tokenizer::by_name(&self.spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))?;
+        let tokenizer = self.tokenizer(server.tokenizer.as_deref())?;
         let loaded = if self.opts.reuse_prompts {
             cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?
         } else {

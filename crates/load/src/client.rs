@@ -279,10 +279,11 @@ pub async fn preflight(client: &HttpClient, target: &HttpTarget, model: Option<&
     Ok(ServerInfo { model: found.0, tokenizer: found.1 })
 }
 
-/// The server's own prompt-token counts for `texts` from vLLM's `POST /tokenize`, or `None`
-/// when it has no such route (or answers anything unexpected): a check, never a requirement.
-pub async fn server_token_counts(client: &HttpClient, target: &HttpTarget, model: &str, texts: &[&str]) -> Option<Vec<u64>> {
-    let mut counts = Vec::with_capacity(texts.len());
+/// The server's own prompt-token count of `texts`, together, from vLLM's `POST /tokenize`, or
+/// `None` when it has no such route (or answers anything unexpected): a check, never a
+/// requirement.
+pub async fn server_token_count(client: &HttpClient, target: &HttpTarget, model: &str, texts: &[&str]) -> Option<u64> {
+    let mut total = 0;
     for t in texts {
         let body = serde_json::json!({"model": model, "prompt": t, "add_special_tokens": false});
         let (status, answer) = post_json(client, target, "/tokenize", &body).await.ok()?;
@@ -291,9 +292,9 @@ pub async fn server_token_counts(client: &HttpClient, target: &HttpTarget, model
             return None;
         }
         let v: serde_json::Value = serde_json::from_slice(&answer).ok()?;
-        counts.push(v["count"].as_u64().or_else(|| v["tokens"].as_array().map(|a| a.len() as u64))?);
+        total += v["count"].as_u64().or_else(|| v["tokens"].as_array().map(|a| a.len() as u64))?;
     }
-    Some(counts)
+    Some(total)
 }
 
 /// The instants of one request that the scheduler decided, relative to the run's epoch.

@@ -171,8 +171,7 @@ impl Head {
 /// `Content-Length`, chunked and close-delimited framings, with no I/O of its own.
 #[derive(Debug, Clone)]
 pub struct BodyDecoder {
-    chunked: bool,
-    until_close: bool,
+    framing: Framing,
     state: State,
 }
 
@@ -195,7 +194,7 @@ impl BodyDecoder {
             Framing::Chunked => State::Size,
             Framing::UntilClose => State::Data(u64::MAX),
         };
-        Self { chunked: head.framing == Framing::Chunked, until_close: head.framing == Framing::UntilClose, state }
+        Self { framing: head.framing, state }
     }
 
     /// Consumes what it can of `buf`, passing each piece of body to `on_data`.
@@ -203,7 +202,7 @@ impl BodyDecoder {
         loop {
             match self.state {
                 State::Done => return Ok(Decoded::Done),
-                State::Data(0) if self.chunked => self.state = State::DataEnd,
+                State::Data(0) if self.framing == Framing::Chunked => self.state = State::DataEnd,
                 State::Data(0) => self.state = State::Done,
                 State::Data(left) => {
                     if buf.is_empty() {
@@ -253,7 +252,7 @@ impl BodyDecoder {
     pub fn finish(&self) -> Result<(), HttpError> {
         match self.state {
             State::Done => Ok(()),
-            State::Data(_) if self.until_close => Ok(()),
+            State::Data(_) if self.framing == Framing::UntilClose => Ok(()),
             _ => Err(HttpError::Body("the connection closed mid-response".into())),
         }
     }
