@@ -296,7 +296,8 @@ impl Serving {
         let template = RequestTemplate::new(spec::backend(&self.spec)?, &spec::template_options(&self.spec, &model));
         let requester = Arc::new(
             Requester::new(client, &self.target, template, tokenizer, self.opts.keep_text)
-                .with_max_response_bytes(self.opts.max_response_bytes),
+                .with_max_response_bytes(self.opts.max_response_bytes)
+                .with_request_id_prefix(self.spec.request_id_prefix.clone()),
         );
 
         let paths = self.paths();

@@ -185,6 +185,7 @@ pub fn load_profile(spec: &RunSpec, grace: Duration, abort: tokio_util::sync::Ca
         duration: spec.duration_s.map(Duration::from_secs_f64),
         max_concurrency: spec.max_concurrency.map(|c| c as usize),
         warmup_requests: spec.warmup_requests,
+        warmup_connections: spec.warmup_connections as usize,
         grace,
         abort,
     }

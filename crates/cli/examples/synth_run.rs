@@ -39,6 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             scheduled_ns: sent,
             gate_ns: sent,
             sent_ns: sent,
+            connect_ns: 0,
+            reused: Some(true),
             first_token_ns: Some(first),
             end_ns: end,
             itl_ns: itl,

@@ -171,6 +171,18 @@ pub struct RunArgs {
     /// Requests sent first and left out of the results (warms caches and connections).
     #[arg(long, default_value_t = 0, help_heading = "Load")]
     pub warmup_requests: u64,
+    /// Connections to open before the measured window, so its first wave does not connect.
+    ///
+    /// Without it, the first request on each connection pays the TCP connect inside vLLM's TTFT
+    /// (reported apart as connect time and TTFT without connect). Use --max-concurrency's value
+    /// for a steady-state measurement.
+    #[arg(long, default_value_t = 0, help_heading = "Load")]
+    pub warmup_connections: u64,
+    /// Prefix of the X-Request-Id header sent with every request (vLLM's flag); the header is
+    /// PREFIX plus the record's id, so server logs and packet captures name the request.
+    /// An empty prefix sends no header.
+    #[arg(long, default_value = "inferbench-", help_heading = "Target")]
+    pub request_id_prefix: String,
     /// Seed for prompts and arrivals: the same seed gives the same workload.
     #[arg(long, default_value_t = 0, help_heading = "Load")]
     pub seed: u64,

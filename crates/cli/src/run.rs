@@ -111,6 +111,8 @@ impl RunArgs {
             max_concurrency: self.max_concurrency,
             ramp_up,
             warmup_requests: self.warmup_requests,
+            warmup_connections: self.warmup_connections,
+            request_id_prefix: (!self.request_id_prefix.is_empty()).then(|| self.request_id_prefix.clone()),
             seed: self.seed,
             stream: !self.no_stream,
             sampling: Sampling { temperature: self.temperature, top_p: self.top_p, top_k: self.top_k, seed: self.sampling_seed },

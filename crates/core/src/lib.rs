@@ -29,4 +29,4 @@ pub use sink::{RecordSink, SinkError};
 pub use slo::{Slo, SloError};
 pub use spec::RunSpec;
 pub use stats::{Distribution, Samples};
-pub use summary::{MetricName, Summary, SummaryOptions};
+pub use summary::{Connections, MetricName, Summary, SummaryOptions};

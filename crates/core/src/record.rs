@@ -84,8 +84,20 @@ pub struct RequestRecord {
     pub scheduled_ns: u64,
     /// When the concurrency gate let it through (equals `scheduled_ns` without a gate wait).
     pub gate_ns: u64,
-    /// When the client actually handed the request to the connection.
+    /// When the request's first byte was handed to the kernel: taken just before the write,
+    /// after any connect.
     pub sent_ns: u64,
+    /// From the request's start to `sent_ns`: opening its connection (the TCP connect, and the
+    /// retry when a kept-alive connection had gone stale) when `reused` is false; the idle-pool
+    /// lookup, well under a microsecond, when it is true. 0 for in-process runs and for requests
+    /// that never reached the wire. vLLM's TTFT and E2EL include it; `ttft_no_connect` does not.
+    #[serde(default)]
+    pub connect_ns: u64,
+    /// Whether the request went out on a connection that was already open (kept alive from an
+    /// earlier request, or opened by `--warmup-connections`). Absent for in-process runs and for
+    /// requests that never reached the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused: Option<bool>,
     /// When the first non-empty output chunk arrived, if any did.
     pub first_token_ns: Option<u64>,
     /// When the request ended (last byte, error, or cancellation).
@@ -128,9 +140,25 @@ impl RequestRecord {
         }
     }
 
-    /// Time to first token from the actual send, in ms (vLLM's TTFT).
+    /// When the request started: its send, less the time spent getting a connection.
+    pub fn start_ns(&self) -> u64 {
+        self.sent_ns.saturating_sub(self.connect_ns)
+    }
+
+    /// Time to first token from the request's start, connect included, in ms (vLLM's TTFT).
     pub fn ttft_ms(&self) -> Option<f64> {
+        self.first_token_ns.map(|t| ns_to_ms(t.saturating_sub(self.start_ns())))
+    }
+
+    /// Time to first token from the write of the request, connect excluded, in ms: the
+    /// server's part of TTFT, as a packet capture would see it.
+    pub fn ttft_no_connect_ms(&self) -> Option<f64> {
         self.first_token_ns.map(|t| ns_to_ms(t.saturating_sub(self.sent_ns)))
+    }
+
+    /// Connect time in ms when the request opened a new connection.
+    pub fn new_connect_ms(&self) -> Option<f64> {
+        (self.reused == Some(false)).then(|| ns_to_ms(self.connect_ns))
     }
 
     /// Time to first token from the scheduled send, in ms (what a user arriving then would see).
@@ -138,9 +166,9 @@ impl RequestRecord {
         self.first_token_ns.map(|t| ns_to_ms(t.saturating_sub(self.scheduled_ns)))
     }
 
-    /// End-to-end latency from the actual send, in ms.
+    /// End-to-end latency from the request's start, connect included, in ms (vLLM's E2EL).
     pub fn e2el_ms(&self) -> f64 {
-        ns_to_ms(self.end_ns.saturating_sub(self.sent_ns))
+        ns_to_ms(self.end_ns.saturating_sub(self.start_ns()))
     }
 
     /// End-to-end latency from the scheduled send, in ms.
@@ -161,7 +189,7 @@ impl RequestRecord {
 
     /// Client-side dispatch lag: how late the send was after the request was free to go, in ms.
     pub fn sched_lag_ms(&self) -> f64 {
-        ns_to_ms(self.sent_ns.saturating_sub(self.gate_ns.max(self.scheduled_ns)))
+        ns_to_ms(self.start_ns().saturating_sub(self.gate_ns.max(self.scheduled_ns)))
     }
 }
 
@@ -180,6 +208,8 @@ mod tests {
             scheduled_ns: 1_000_000,
             gate_ns: 3_000_000,
             sent_ns: 3_500_000,
+            connect_ns: 0,
+            reused: Some(true),
             first_token_ns: Some(13_500_000),
             end_ns: 43_500_000,
             itl_ns: vec![10_000_000, 10_000_000, 10_000_000],
@@ -202,6 +232,36 @@ mod tests {
         assert_eq!(r.tpot_ms(), Some(10.0));
         assert_eq!(r.queue_ms(), 2.0);
         assert_eq!(r.sched_lag_ms(), 0.5);
+        assert_eq!(r.ttft_no_connect_ms(), Some(10.0));
+        assert_eq!(r.new_connect_ms(), None);
+    }
+
+    #[test]
+    fn a_new_connection_counts_in_vllm_latencies_but_not_in_ttft_without_connect() {
+        // Free to go at 3.0 ms, connect from 3.5 to 4.7 ms, written at 4.7, first token at 14.7,
+        // end at 44.7: vLLM's TTFT is 11.2 ms, the server's part 10 ms.
+        let mut r = rec();
+        r.sent_ns = 4_700_000;
+        r.connect_ns = 1_200_000;
+        r.reused = Some(false);
+        r.first_token_ns = Some(14_700_000);
+        r.end_ns = 44_700_000;
+        assert_eq!(r.start_ns(), 3_500_000);
+        assert_eq!(r.ttft_ms(), Some(11.2));
+        assert_eq!(r.ttft_no_connect_ms(), Some(10.0));
+        assert_eq!(r.e2el_ms(), 41.2);
+        assert_eq!(r.sched_lag_ms(), 0.5);
+        assert_eq!(r.new_connect_ms(), Some(1.2));
+        // TPOT is unchanged by the connect: (41.2 - 11.2) / 3.
+        assert!((r.tpot_ms().unwrap() - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn records_written_before_connect_time_read_as_before() {
+        let old = r#"{"id":1,"scheduled_ns":0,"gate_ns":0,"sent_ns":5,"first_token_ns":10,"end_ns":20,"input_tokens":1,"output_tokens":1,"status":"success"}"#;
+        let r: RequestRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((r.connect_ns, r.reused, r.start_ns()), (0, None, 5));
+        assert!(!serde_json::to_string(&r).unwrap().contains("reused"));
     }
 
     #[test]

@@ -132,6 +132,12 @@ pub struct RunSpec {
     pub ramp_up: Option<RampUp>,
     /// Requests sent before measuring, excluded from results.
     pub warmup_requests: u64,
+    /// Connections opened before measuring, so the first wave connects to none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup_connections: u64,
+    /// Starts each request's `X-Request-Id` header; `None` sends no request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id_prefix: Option<String>,
     /// Seed for arrivals and datasets.
     pub seed: u64,
     /// Whether responses are streamed.
@@ -164,7 +170,7 @@ impl DatasetSpec {
 impl RunSpec {
     /// A run against `base_url` with the command line's defaults: OpenAI completions, streamed,
     /// 1,000 random 1,024-token prompts asking for 128 tokens, all at once, counted with the
-    /// tokenizer the server names (`auto`, else cl100k_base),
+    /// tokenizer the server names (`auto`, else cl100k_base), request ids `inferbench-<id>`,
     /// percentiles 50/90/95/99. Set the fields that differ.
     pub fn new(base_url: &str) -> Self {
         Self {
@@ -178,7 +184,12 @@ impl RunSpec {
             timeout_s: 600.0,
             percentiles: vec![50.0, 90.0, 95.0, 99.0],
             percentile_metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
+            request_id_prefix: Some("inferbench-".into()),
             ..Default::default()
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -1,6 +1,6 @@
 //! Records in, summary out: every formula of `docs/metrics.md`, as pure functions.
 
-use crate::record::RequestRecord;
+use crate::record::{ns_to_ms, RequestRecord};
 use crate::slo::Slo;
 use crate::stats::{Distribution, Samples};
 use serde::{Deserialize, Serialize};
@@ -26,13 +26,17 @@ pub enum MetricName {
     E2elSched,
     /// Time spent waiting for the `--max-concurrency` gate.
     Queue,
-    /// Client dispatch lag: actual send minus the instant the request was free to go.
+    /// Client dispatch lag: the request's start minus the instant it was free to go.
     Lag,
+    /// Time to first token from the write of the request: TTFT without the connect.
+    TtftNoConnect,
+    /// Connect time of the requests that opened a new connection.
+    Connect,
 }
 
 impl MetricName {
     /// Every metric, in display order.
-    pub const ALL: [MetricName; 8] = [
+    pub const ALL: [MetricName; 10] = [
         MetricName::Ttft,
         MetricName::Tpot,
         MetricName::Itl,
@@ -41,6 +45,8 @@ impl MetricName {
         MetricName::E2elSched,
         MetricName::Queue,
         MetricName::Lag,
+        MetricName::TtftNoConnect,
+        MetricName::Connect,
     ];
 
     /// The key used in flags and files (`ttft`, `e2el_sched`, ...).
@@ -54,6 +60,8 @@ impl MetricName {
             MetricName::E2elSched => "e2el_sched",
             MetricName::Queue => "queue",
             MetricName::Lag => "lag",
+            MetricName::TtftNoConnect => "ttft_no_connect",
+            MetricName::Connect => "connect",
         }
     }
 
@@ -68,6 +76,8 @@ impl MetricName {
             MetricName::E2elSched => "E2EL(sched)",
             MetricName::Queue => "queue wait",
             MetricName::Lag => "sched lag",
+            MetricName::TtftNoConnect => "TTFT(no connect)",
+            MetricName::Connect => "connect",
         }
     }
 
@@ -82,6 +92,8 @@ impl MetricName {
             MetricName::E2elSched => "E2E Latency from Scheduled Send",
             MetricName::Queue => "Concurrency Gate Wait",
             MetricName::Lag => "Client Scheduling Lag",
+            MetricName::TtftNoConnect => "TTFT Excluding Connect",
+            MetricName::Connect => "Connect Time (new connections)",
         }
     }
 
@@ -155,9 +167,44 @@ pub struct Summary {
     pub token_sources: BTreeMap<String, u64>,
     /// Latency distributions in milliseconds.
     pub metrics: BTreeMap<MetricName, Distribution>,
+    /// How requests got their connections; empty for in-process runs.
+    #[serde(default, skip_serializing_if = "Connections::is_empty")]
+    pub connections: Connections,
     /// The same summary per prompt category, when the dataset has categories.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub categories: BTreeMap<String, Summary>,
+}
+
+/// How the requests that reached the wire got their connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Connections {
+    /// Requests that opened a new connection.
+    pub new: u64,
+    /// Requests sent on a connection that was already open.
+    pub reused: u64,
+    /// New connections that took longer than [`SLOW_CONNECT_NS`]: most likely a connect whose
+    /// SYN was dropped (the server's listen queue was full) and retried a second later.
+    pub slow: u64,
+}
+
+/// A connect slower than this (900 ms) is counted as likely dropped and retried: Linux retries
+/// an unanswered SYN after one second, and no loopback or LAN connect takes that long otherwise.
+pub const SLOW_CONNECT_NS: u64 = 900_000_000;
+
+impl Connections {
+    /// True when no request reached the wire (nothing to report).
+    pub fn is_empty(&self) -> bool {
+        self.new + self.reused == 0
+    }
+
+    /// The share of requests that opened a new connection (0 when none reached the wire).
+    pub fn new_share(&self) -> f64 {
+        if self.is_empty() {
+            0.0
+        } else {
+            self.new as f64 / (self.new + self.reused) as f64
+        }
+    }
 }
 
 impl Summary {
@@ -238,7 +285,7 @@ impl Accumulator {
         self.first_start = self.first_start.min(r.scheduled_ns);
         self.last_end = self.last_end.max(r.end_ns);
         if self.peak_events {
-            self.events.push((r.sent_ns, 1));
+            self.events.push((r.start_ns(), 1));
             self.events.push((r.end_ns, -1));
         }
         let sample = |s: &mut BTreeMap<MetricName, Samples>, m: MetricName, v: f64| {
@@ -248,6 +295,15 @@ impl Accumulator {
         };
         sample(&mut self.samples, MetricName::Queue, r.queue_ms());
         sample(&mut self.samples, MetricName::Lag, r.sched_lag_ms());
+        match r.reused {
+            Some(true) => self.s.connections.reused += 1,
+            Some(false) => {
+                self.s.connections.new += 1;
+                self.s.connections.slow += u64::from(r.connect_ns > SLOW_CONNECT_NS);
+                sample(&mut self.samples, MetricName::Connect, ns_to_ms(r.connect_ns));
+            }
+            None => {}
+        }
         let Some(failure) = r.failure() else {
             self.s.completed += 1;
             self.s.total_input_tokens += r.input_tokens;
@@ -258,6 +314,9 @@ impl Accumulator {
             }
             if let Some(v) = r.ttft_sched_ms() {
                 sample(&mut self.samples, MetricName::TtftSched, v);
+            }
+            if let Some(v) = r.ttft_no_connect_ms() {
+                sample(&mut self.samples, MetricName::TtftNoConnect, v);
             }
             if let Some(v) = r.tpot_ms() {
                 sample(&mut self.samples, MetricName::Tpot, v);
@@ -292,6 +351,9 @@ impl Accumulator {
         for (k, v) in o.token_sources {
             *self.s.token_sources.entry(k).or_default() += v;
         }
+        self.s.connections.new += o.connections.new;
+        self.s.connections.reused += o.connections.reused;
+        self.s.connections.slow += o.connections.slow;
         self.good += other.good;
         self.first_start = self.first_start.min(other.first_start);
         self.last_end = self.last_end.max(other.last_end);
@@ -357,6 +419,8 @@ mod tests {
             scheduled_ns: sched * MS,
             gate_ns: sched * MS,
             sent_ns: sent * MS,
+            connect_ns: 0,
+            reused: None,
             first_token_ns: Some(first * MS),
             end_ns: end * MS,
             itl_ns: itl.iter().map(|x| x * MS).collect(),
@@ -384,6 +448,57 @@ mod tests {
             ok(2, 900, 900, 950, &[50], 2),
             fail,
         ]
+    }
+
+    /// A request that opened a connection taking `connect` ms, written at `sent`.
+    fn connected(id: u64, sent: u64, connect: u64, first: u64) -> RequestRecord {
+        let mut r = ok(id, sent - connect, sent, first, &[10], 2);
+        r.connect_ns = connect * MS;
+        r.reused = Some(false);
+        r
+    }
+
+    #[test]
+    fn connections_are_counted_and_connect_time_is_kept_apart() {
+        let mut reused = ok(1, 20, 20, 30, &[10], 2);
+        reused.reused = Some(true);
+        let mut never_sent = ok(3, 0, 0, 0, &[], 0);
+        never_sent.first_token_ns = None;
+        never_sent.outcome = Outcome::Failed { failure: FailureKind::Connection, message: "refused".into() };
+        let trace = vec![
+            // start 0, connect 2, written at 2, first token 12: TTFT 12, without connect 10
+            connected(0, 2, 2, 12),
+            // reused: TTFT 10 both ways
+            reused,
+            // start 100, a 950 ms connect (a dropped SYN): TTFT 960, without connect 10
+            connected(2, 1050, 950, 1060),
+            never_sent,
+        ];
+        let opts = SummaryOptions { percentiles: vec![50.0], goodput: Slo::default() };
+        let s = Summary::from_records(&trace, &opts);
+        assert_eq!(s.connections, Connections { new: 2, reused: 1, slow: 1 });
+        assert!((s.connections.new_share() - 2.0 / 3.0).abs() < 1e-12);
+        let c = s.metric(MetricName::Connect);
+        assert_eq!((c.count, c.min, c.max, c.mean), (2, 2.0, 950.0, 476.0));
+        let t = s.metric(MetricName::Ttft);
+        assert_eq!((t.min, t.max), (10.0, 960.0));
+        assert!((t.mean - 982.0 / 3.0).abs() < 1e-9);
+        let n = s.metric(MetricName::TtftNoConnect);
+        assert_eq!((n.count, n.min, n.max), (3, 10.0, 10.0));
+        // The peak counts a request in flight from its start, connect included: 0 runs 0..22,
+        // 1 runs 20..40, 2 runs 100..1070.
+        assert_eq!(s.max_concurrent_requests, 2);
+        // Merging halves gives the same counts.
+        let mut a = Accumulator::new(&opts);
+        trace[..2].iter().for_each(|r| a.add(r));
+        let mut b = Accumulator::new(&opts);
+        trace[2..].iter().for_each(|r| b.add(r));
+        a.merge(b);
+        assert_eq!(a.finish().connections, s.connections);
+        // In-process runs have none, and write none.
+        let engine = Summary::from_records(&trace[3..], &opts);
+        assert!(engine.connections.is_empty());
+        assert!(!serde_json::to_string(&engine).unwrap().contains("connections"));
     }
 
     #[test]

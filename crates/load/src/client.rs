@@ -157,7 +157,7 @@ impl HttpTarget {
             h.push_str(&a.0);
             h.push_str("\r\n");
         }
-        h.push_str("Content-Type: application/json\r\nContent-Length: ");
+        h.push_str("Content-Type: application/json\r\n");
         h
     }
 }
@@ -172,10 +172,15 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Serialises a request: the prepared head prefix, the length, and the body.
-fn request_bytes(prefix: &str, body: &[u8]) -> Vec<u8> {
-    let mut r = Vec::with_capacity(prefix.len() + body.len() + 16);
+/// Serialises a request: the prepared head prefix, the request id header, the length, and the body.
+fn request_bytes(prefix: &str, request_id: Option<std::fmt::Arguments<'_>>, body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut r = Vec::with_capacity(prefix.len() + body.len() + 80);
     r.extend_from_slice(prefix.as_bytes());
+    if let Some(id) = request_id {
+        let _ = write!(r, "X-Request-Id: {id}\r\n");
+    }
+    r.extend_from_slice(b"Content-Length: ");
     r.extend_from_slice(body.len().to_string().as_bytes());
     r.extend_from_slice(b"\r\n\r\n");
     r.extend_from_slice(body);
@@ -210,9 +215,9 @@ pub async fn post_json(
 async fn call(client: &HttpClient, target: &HttpTarget, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), ClientError> {
     let url = format!("{}{path}", target.base_url);
     let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable { url: url.clone(), reason: e.to_string() };
-    let request = request_bytes(&target.head_prefix(method, &format!("{}{path}", target.base_path)), body);
+    let request = request_bytes(&target.head_prefix(method, &format!("{}{path}", target.base_path)), None, body);
     let exchange = async {
-        let (mut conn, head) = client.exchange(&request).await.map_err(|e| unreachable(&e))?;
+        let (mut conn, head) = client.exchange(&request, &mut None).await.map_err(|e| unreachable(&e))?;
         let mut body = Vec::new();
         let read = conn
             .read_body(&head, |d, _| {
@@ -306,6 +311,15 @@ pub struct Slot {
     pub scheduled_ns: u64,
     /// Concurrency gate passed, ns since epoch.
     pub gate_ns: u64,
+    /// A warm-up request (not measured; its request id says so).
+    pub warmup: bool,
+}
+
+impl Slot {
+    /// A measured request's slot.
+    pub fn new(id: u64, scheduled_ns: u64, gate_ns: u64) -> Self {
+        Self { id, scheduled_ns, gate_ns, warmup: false }
+    }
 }
 
 /// Shared, read-only state of a run's requests.
@@ -321,6 +335,8 @@ pub struct Requester {
     head_prefix: String,
     /// Requests between their send and end timestamps, and the most seen at once.
     in_flight: InFlight,
+    /// Starts each request's `X-Request-Id` (vLLM's `--request-id-prefix`); `None` sends none.
+    request_id_prefix: Option<String>,
 }
 
 /// Counts requests in flight as they are sent and end, so the run's peak concurrency costs two
@@ -358,6 +374,8 @@ impl std::fmt::Debug for Requester {
 }
 
 struct Progress {
+    /// When the request's first byte was written, and whether its connection was already open.
+    sent: Option<(Instant, bool)>,
     first_token: Option<Instant>,
     last_chunk: Option<Instant>,
     itl_ns: Vec<u64>,
@@ -381,7 +399,21 @@ impl Requester {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             head_prefix,
             in_flight: InFlight::default(),
+            request_id_prefix: None,
         }
+    }
+
+    /// Sends `X-Request-Id: <prefix><id>` with each request (`<prefix><id>-<turn>` for later
+    /// turns of a conversation, `<prefix>warmup-<id>` for warm-ups), as vLLM's benchmark does:
+    /// server logs, traces and packet captures can then name the request a record describes.
+    pub fn with_request_id_prefix(mut self, prefix: Option<String>) -> Self {
+        self.request_id_prefix = prefix;
+        self
+    }
+
+    /// Opens connections until `n` are idle, before the measured window (`--warmup-connections`).
+    pub async fn warm_connections(&self, n: usize) -> Result<usize, HttpError> {
+        self.client.warm(n).await
     }
 
     /// The most requests that were in flight at once (between their send and end timestamps)
@@ -419,6 +451,7 @@ impl Requester {
         let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
         let body = self.template.body(&prompt.text, prompt.messages.as_deref(), prompt.output_tokens);
         let mut p = Progress {
+            sent: None,
             first_token: None,
             last_chunk: None,
             itl_ns: Vec::with_capacity(prompt.output_tokens as usize),
@@ -426,10 +459,19 @@ impl Requester {
             prompt_tokens: None,
             completion_tokens: None,
         };
-        let sent = Instant::now();
+        let start = Instant::now();
         let gauge = self.in_flight.enter();
+        let request = match &self.request_id_prefix {
+            Some(pre) => match (slot.warmup, prompt.turn) {
+                (true, _) => request_bytes(&self.head_prefix, Some(format_args!("{pre}warmup-{}", slot.id)), &body),
+                (false, Some(t)) if t > 0 => request_bytes(&self.head_prefix, Some(format_args!("{pre}{}-{t}", slot.id)), &body),
+                (false, _) => request_bytes(&self.head_prefix, Some(format_args!("{pre}{}", slot.id)), &body),
+            },
+            None => request_bytes(&self.head_prefix, None, &body),
+        };
+        drop(body);
         let result = tokio::select! {
-            r = tokio::time::timeout(self.timeout, self.exchange(body, &mut p)) => match r {
+            r = tokio::time::timeout(self.timeout, self.exchange(request, &mut p)) => match r {
                 Ok(r) => r,
                 Err(_) => Err((FailureKind::Timeout, format!("no complete answer within {:?}", self.timeout))),
             },
@@ -454,11 +496,15 @@ impl Requester {
             }
         };
         let text = std::mem::take(&mut p.text);
+        // A request that never reached the wire keeps its start as its send.
+        let (sent, reused) = p.sent.map_or((start, None), |(t, r)| (t, Some(r)));
         let record = RequestRecord {
             id: slot.id,
             scheduled_ns: slot.scheduled_ns,
             gate_ns: slot.gate_ns,
             sent_ns: ns(sent),
+            connect_ns: sent.saturating_duration_since(start).as_nanos() as u64,
+            reused,
             first_token_ns: p.first_token.map(ns),
             end_ns: ns(end),
             itl_ns: p.itl_ns,
@@ -473,9 +519,8 @@ impl Requester {
         (record, text)
     }
 
-    async fn exchange(&self, body: Vec<u8>, p: &mut Progress) -> Result<(), (FailureKind, String)> {
-        let request = request_bytes(&self.head_prefix, &body);
-        let (mut conn, head) = self.client.exchange(&request).await.map_err(|e| (FailureKind::Connection, e.to_string()))?;
+    async fn exchange(&self, request: Vec<u8>, p: &mut Progress) -> Result<(), (FailureKind, String)> {
+        let (mut conn, head) = self.client.exchange(&request, &mut p.sent).await.map_err(|e| (FailureKind::Connection, e.to_string()))?;
         let broken = |e: HttpError| (FailureKind::Disconnect, format!("stream broke: {e}"));
         let limit = self.max_response_bytes;
         let overflow =

@@ -45,6 +45,10 @@ pub struct Conn {
     buf: BytesMut,
     /// True once a response was read on it (a failure then may just be a stale idle connection).
     reused: bool,
+    /// When the last request's first byte was handed to the kernel.
+    sent_at: Instant,
+    /// When the last read that returned bytes returned.
+    read_at: Instant,
 }
 
 impl Conn {
@@ -57,12 +61,25 @@ impl Conn {
         })?;
         tracing::trace!(authority, us = t.elapsed().as_micros() as u64, "connected");
         stream.set_nodelay(true).map_err(|e| HttpError::Connection(e.to_string()))?;
-        Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false })
+        let now = Instant::now();
+        Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false, sent_at: now, read_at: now })
     }
 
-    /// Writes a whole request (head and body already serialised together).
+    /// Writes a whole request (head and body already serialised together), noting the instant
+    /// just before the write that hands its first byte to the kernel: the request's send time.
     pub async fn send(&mut self, request: &[u8]) -> Result<(), HttpError> {
+        self.sent_at = Instant::now();
         self.stream.write_all(request).await.map_err(|e| HttpError::Connection(format!("sending the request: {e}")))
+    }
+
+    /// When the last request sent on this connection started its write.
+    pub fn sent_at(&self) -> Instant {
+        self.sent_at
+    }
+
+    /// Whether an earlier response was read on this connection (it came from the idle pool).
+    pub fn is_reused(&self) -> bool {
+        self.reused
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
@@ -70,7 +87,10 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(8 << 10);
         }
-        self.stream.read_buf(&mut self.buf).await
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        // Taken as the read returns, before any parsing: the bytes' arrival as the client sees it.
+        self.read_at = Instant::now();
+        Ok(n)
     }
 
     /// Reads the response head.
@@ -88,7 +108,8 @@ impl Conn {
         }
     }
 
-    /// Reads the body, calling `on_data` with each piece and the instant its bytes were read.
+    /// Reads the body, calling `on_data` with each piece and the instant its bytes were read
+    /// (body bytes that came with the head carry the head's read instant, not a later one).
     /// A callback error stops reading and is returned inside `Ok`; the connection is then left
     /// mid-response and must not be reused.
     pub async fn read_body<E>(
@@ -96,9 +117,9 @@ impl Conn {
         head: &Head,
         mut on_data: impl FnMut(&[u8], Instant) -> Result<(), E>,
     ) -> Result<Result<(), E>, HttpError> {
-        let mut now = Instant::now();
         let mut body = BodyDecoder::new(head);
         loop {
+            let now = self.read_at;
             match body.decode(&mut self.buf, |d| on_data(d, now))? {
                 Decoded::Done => return Ok(Ok(())),
                 Decoded::Stopped(e) => return Ok(Err(e)),
@@ -106,7 +127,7 @@ impl Conn {
             }
             match self.fill().await {
                 Ok(0) => return body.finish().map(Ok),
-                Ok(_) => now = Instant::now(),
+                Ok(_) => {}
                 Err(e) => return Err(HttpError::Body(format!("reading the response: {e}"))),
             }
         }
@@ -302,6 +323,28 @@ impl ConnPool {
         Self { authority: authority.into(), idle: Mutex::new(Vec::new()) }
     }
 
+    /// Opens connections until `n` are idle (all at once, as the first wave of a run would), so
+    /// that a measured window starts with none to make. Returns how many were opened.
+    pub async fn warm(&self, n: usize) -> Result<usize, HttpError> {
+        let have = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        let mut opening = tokio::task::JoinSet::new();
+        for _ in have..n {
+            let authority = self.authority.clone();
+            opening.spawn(async move { Conn::connect(&authority).await });
+        }
+        let mut opened = 0;
+        while let Some(done) = opening.join_next().await {
+            let mut conn = done.map_err(|e| HttpError::Connection(format!("opening a connection: {e}")))??;
+            // Marked as reused: a failure on first use may be the server's idle timeout.
+            conn.reused = true;
+            if let Ok(mut v) = self.idle.lock() {
+                v.push(conn);
+            }
+            opened += 1;
+        }
+        Ok(opened)
+    }
+
     /// An idle connection, or a new one.
     pub async fn get(&self) -> Result<Conn, HttpError> {
         let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
@@ -322,21 +365,25 @@ impl ConnPool {
     }
 
     /// Sends `request` and reads the head, retrying once on a fresh connection when a kept-alive
-    /// one turns out to have been closed by the server while idle.
-    pub async fn exchange(&self, request: &[u8]) -> Result<(Conn, Head), HttpError> {
+    /// one turns out to have been closed by the server while idle. `sent` gets the instant the
+    /// answered request's write began, and whether its connection was already open.
+    pub async fn exchange(&self, request: &[u8], sent: &mut Option<(Instant, bool)>) -> Result<(Conn, Head), HttpError> {
         let mut conn = self.get().await?;
+        let reused = conn.reused;
         let first = async {
             conn.send(request).await?;
+            *sent = Some((conn.sent_at, reused));
             conn.read_head().await
         }
         .await;
         match first {
             Ok(head) => Ok((conn, head)),
-            Err(e) if conn.reused => {
+            Err(e) if reused => {
                 // A kept-alive connection the server had closed: one retry on a fresh one.
                 tracing::debug!(error = %e, "reused connection failed; retrying on a new one");
                 let mut fresh = Conn::connect(&self.authority).await?;
                 fresh.send(request).await?;
+                *sent = Some((fresh.sent_at, false));
                 let head = fresh.read_head().await?;
                 Ok((fresh, head))
             }
@@ -389,7 +436,13 @@ mod tests {
     }
 
     async fn body(pool: &ConnPool) -> (u16, String) {
-        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut sent = None;
+        let before = Instant::now();
+        let idle = pool.idle.lock().unwrap().len();
+        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut sent).await.unwrap();
+        let (at, reused) = sent.unwrap();
+        assert!(at >= before && at <= Instant::now());
+        assert_eq!(reused, idle > 0, "a request says whether it went out on an idle connection");
         let mut out = Vec::new();
         c.read_body::<()>(&head, |d, _| {
             out.extend_from_slice(d);
@@ -424,9 +477,67 @@ mod tests {
 
         let addr = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
         let pool = ConnPool::new(addr);
-        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\n\r\n", &mut None).await.unwrap();
         let r = c.read_body::<()>(&head, |_, _| Ok(())).await;
         assert!(matches!(r, Err(HttpError::Body(_))), "{r:?}");
+    }
+
+    /// Body bytes that arrived in the same read as the head were read then, not when the body
+    /// reader started: the first token's time is the read's, before any parsing.
+    #[tokio::test]
+    async fn body_bytes_read_with_the_head_carry_that_read_instant() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").await.unwrap();
+            let _ = s.read(&mut buf).await;
+        });
+        let pool = ConnPool::new(addr);
+        let mut sent = None;
+        let (mut c, head) = pool.exchange(b"GET / HTTP/1.1\r\n\r\n", &mut sent).await.unwrap();
+        let after_head = Instant::now();
+        let mut seen = None;
+        c.read_body::<()>(&head, |_, t| {
+            seen = Some(t);
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let seen = seen.unwrap();
+        assert!(seen <= after_head, "the body's instant is the read that brought it, not a later one");
+        assert!(seen >= sent.unwrap().0);
+    }
+
+    #[tokio::test]
+    async fn warmed_connections_are_open_before_the_first_request() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut s, _)) = l.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+        });
+        let pool = ConnPool::new(addr);
+        assert_eq!(pool.warm(3).await.unwrap(), 3);
+        assert_eq!(pool.warm(3).await.unwrap(), 0, "already warm");
+        assert_eq!(pool.idle.lock().unwrap().len(), 3);
+        assert_eq!(body(&pool).await, (200, "ok".into()));
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3, "the request used a warmed connection");
     }
 
     #[tokio::test]

@@ -31,6 +31,8 @@ pub struct LoadProfile {
     pub max_concurrency: Option<usize>,
     /// Requests sent first and excluded from results.
     pub warmup_requests: u64,
+    /// Connections opened before the measured window (after any warm-up requests).
+    pub warmup_connections: usize,
     /// After an interrupt, how long in-flight requests may take before they are cancelled.
     pub grace: Duration,
     /// Cuts the grace period short: in-flight requests are cancelled at once (a second Ctrl-C).
@@ -90,7 +92,7 @@ pub async fn run_load(
             };
             let (req, prompts, tx, hard) = (req.clone(), prompts.clone(), tx.clone(), hard.clone());
             tracker.spawn(async move {
-                let slot = Slot { id: i, scheduled_ns: 0, gate_ns: 0 };
+                let slot = Slot { id: i, scheduled_ns: 0, gate_ns: 0, warmup: true };
                 let rec = req.send(slot, &prompts[i as usize % prompts.len()], epoch, &hard).await;
                 drop(permit);
                 let _ = tx.send(RunEvent::Warmup(Box::new(rec)));
@@ -104,6 +106,17 @@ pub async fn run_load(
         }
     }
 
+    if plan.warmup_connections > 0 {
+        let opened = tokio::select! {
+            r = req.warm_connections(plan.warmup_connections) => r,
+            _ = stop.cancelled() => return RunOutcome { scheduled: 0, interrupted: true, peak_in_flight: 0 },
+        };
+        match opened {
+            Ok(n) => tracing::info!(opened = n, idle = plan.warmup_connections, "warm-up: connections open"),
+            // Not fatal: the requests that find no open connection open their own, and say so.
+            Err(e) => tracing::warn!("could not open all {} warm-up connections: {e}", plan.warmup_connections),
+        }
+    }
     req.reset_peak();
     let _ = tx.send(RunEvent::MeasureStart);
     tracing::info!(
@@ -166,7 +179,7 @@ fn closed_loop(
                 // scheduling lag is the client's delay in using that slot. Without one, every
                 // request is due at the start and the lag is how long the client took to send it.
                 let due_ns = if capped { now.duration_since(epoch).as_nanos() as u64 } else { 0 };
-                let slot = Slot { id: i, scheduled_ns: due_ns, gate_ns: due_ns };
+                let slot = Slot::new(i, due_ns, due_ns);
                 if !run_job(&req, work.job(i), slot, epoch, &hard, &tx).await {
                     break;
                 }
@@ -278,7 +291,7 @@ async fn run_job(
             break;
         }
         history.push(ChatMessage { role: "assistant".into(), content: reply });
-        slot = Slot { id: slot.id, scheduled_ns: end, gate_ns: end };
+        slot = Slot::new(slot.id, end, end);
     }
     true
 }
@@ -343,7 +356,7 @@ fn schedule(
         };
         let now = Instant::now();
         let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
-        let slot = Slot { id: i, scheduled_ns: ns(at), gate_ns: ns(now.max(at)) };
+        let slot = Slot::new(i, ns(at), ns(now.max(at)));
         let (req, work, tx, hard) = (req.clone(), work.clone(), tx.clone(), hard.clone());
         tracker.spawn_on(
             async move {

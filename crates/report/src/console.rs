@@ -92,6 +92,20 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     }
     let ts = s.metric(MetricName::TtftSched);
     row(&mut out, "Mean TTFT from scheduled send (ms):", ms(ts, ts.mean, 2));
+    let c = &s.connections;
+    if !c.is_empty() {
+        row(&mut out, "New connections (share of requests):", format!("{} ({:.1} %)", c.new, 100.0 * c.new_share()));
+        let ct = s.metric(MetricName::Connect);
+        if ct.count > 0 {
+            let p99 = ct.percentile(99.0).unwrap_or(ct.max);
+            row(&mut out, "Connect time median / P99 (ms):", format!("{:.3} / {p99:.3}", ct.median));
+        }
+        let nc = s.metric(MetricName::TtftNoConnect);
+        row(&mut out, "Mean TTFT excluding connect (ms):", ms(nc, nc.mean, 2));
+        if c.slow > 0 {
+            row(&mut out, "Connects > 900 ms (likely retried):", c.slow);
+        }
+    }
     if r.client.includes_server {
         row(&mut out, "CPU, client + embedded server (s):", format!("{:.3}", r.client.cpu_s));
     } else if r.client.cpu_s > 0.0 {
@@ -158,6 +172,8 @@ mod tests {
             max_concurrency: Some(2),
             ramp_up: None,
             warmup_requests: 0,
+            warmup_connections: 0,
+            request_id_prefix: None,
             seed: 0,
             stream: true,
             sampling: Sampling::default(),
@@ -213,5 +229,29 @@ mod tests {
         assert!(text.contains("\n---------------Time to First Token----------------\n"), "{text}");
         assert!(text.contains("P99 TTFT (ms):                           10.98"));
         assert!(!text.contains("TPOT"), "only the chosen percentile metrics are shown");
+    }
+
+    #[test]
+    fn connections_are_shown_when_requests_went_over_the_wire() {
+        let opts = ConsoleOptions::default();
+        assert!(!render_summary(&result(), &opts).contains("connections"), "in-process runs have none");
+        let mut r = result();
+        r.summary.connections = inferbench_core::Connections { new: 1, reused: 3, slow: 1 };
+        let d = |v: f64| inferbench_core::Distribution {
+            count: 1,
+            mean: v,
+            median: v,
+            min: v,
+            max: v,
+            percentiles: vec![(99.0, v)],
+            ..Default::default()
+        };
+        r.summary.metrics.insert(MetricName::Connect, d(950.25));
+        r.summary.metrics.insert(MetricName::TtftNoConnect, d(8.5));
+        let text = render_summary(&r, &opts);
+        assert!(text.contains("New connections (share of requests):     1 (25.0 %)"), "{text}");
+        assert!(text.contains("Connect time median / P99 (ms):          950.250 / 950.250"), "{text}");
+        assert!(text.contains("Mean TTFT excluding connect (ms):        8.50"), "{text}");
+        assert!(text.contains("Connects > 900 ms (likely retried):      1"), "{text}");
     }
 }

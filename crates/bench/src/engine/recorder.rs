@@ -56,6 +56,8 @@ impl Recorder {
             scheduled_ns: ns(t0),
             gate_ns: ns(t0),
             sent_ns: ns(t0),
+            connect_ns: 0,
+            reused: None,
             first_token_ns: tokens.first().map(|&t| ns(t)),
             end_ns: tokens.last().map_or(ns(t0), |&t| ns(t)),
             itl_ns: tokens.windows(2).map(|w| (w[1] - w[0]).as_nanos() as u64).collect(),

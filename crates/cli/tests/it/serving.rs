@@ -207,7 +207,7 @@ fn duration_mode_and_rate_ramp() {
 }
 
 /// A live run counts requests in flight as they happen (no per-request event list); the count
-/// must equal the peak recomputed from the records' send and end timestamps.
+/// must equal the peak recomputed from the records' start and end timestamps.
 #[test]
 fn live_peak_concurrency_equals_the_peak_of_the_records() {
     let _machine = crate::harness::machine_shared();
@@ -217,7 +217,8 @@ fn live_peak_concurrency_equals_the_peak_of_the_records() {
     let j = r.assert_ok().json();
     let mut events: Vec<(u64, i64)> = Vec::new();
     for rec in r.records() {
-        events.push((rec["sent_ns"].as_u64().unwrap(), 1));
+        // In flight from the request's start: its send less its connect.
+        events.push((rec["sent_ns"].as_u64().unwrap() - rec["connect_ns"].as_u64().unwrap(), 1));
         events.push((rec["end_ns"].as_u64().unwrap(), -1));
     }
     events.sort_unstable(); // an end sorts before a send at the same instant
@@ -228,4 +229,50 @@ fn live_peak_concurrency_equals_the_peak_of_the_records() {
     }
     assert_eq!(peak, 6, "48 requests through 6 slots keep 6 in flight");
     assert_eq!(j["max_concurrent_requests"], peak, "the live gauge and the records disagree");
+}
+
+/// Each request says how it got its connection: the first wave opens them (connect time > 0),
+/// later requests reuse them (a pool lookup, far under a millisecond); `--warmup-connections`
+/// opens them all before the measured window.
+#[test]
+fn records_carry_connect_time_and_reuse() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let args =
+        ["--backend", "vllm", "--random-input-len", "16", "--random-output-len", "4", "--num-prompts", "24", "--max-concurrency", "4"];
+    let r = run(&sim.url, &args);
+    let j = r.assert_ok().json();
+    let recs = r.records();
+    let new: Vec<_> = recs.iter().filter(|x| x["reused"] == false).collect();
+    // The pre-flight check leaves one connection open; the first wave opens the rest.
+    assert!((3..=4).contains(&new.len()), "{} new connections", new.len());
+    for x in &recs {
+        let (connect, sent) = (x["connect_ns"].as_u64().unwrap(), x["sent_ns"].as_u64().unwrap());
+        assert!(sent >= connect, "the send comes after the connect");
+        if x["reused"] == true {
+            assert!(connect < 1_000_000, "a reused connection takes no connect: {connect} ns");
+        } else {
+            assert_eq!(x["reused"], false, "every request reached the wire: {x}");
+            assert!(connect > 0);
+        }
+        let first = x["first_token_ns"].as_u64().unwrap();
+        assert!(first > sent);
+    }
+    let c = &j["summary"]["connections"];
+    assert_eq!(c["new"].as_u64().unwrap() as usize, new.len());
+    assert_eq!(c["new"].as_u64().unwrap() + c["reused"].as_u64().unwrap(), 24);
+    assert_eq!(c["slow"], 0);
+    assert_eq!(j["summary"]["metrics"]["connect"]["count"].as_u64().unwrap() as usize, new.len());
+    // vLLM's TTFT includes the connect; the other does not.
+    let (with, without) = (f(&j["summary"]["metrics"]["ttft"]["mean"]), f(&j["summary"]["metrics"]["ttft_no_connect"]["mean"]));
+    assert!(with >= without && without > 0.0, "{with} vs {without}");
+    assert!(r.stdout().contains("New connections (share of requests):"), "{}", r.stdout());
+
+    let mut warm = args.to_vec();
+    warm.extend(["--warmup-connections", "4"]);
+    let r = run(&sim.url, &warm);
+    let j = r.assert_ok().json();
+    assert!(r.records().iter().all(|x| x["reused"] == true), "warmed connections serve the whole first wave");
+    assert_eq!(j["summary"]["connections"]["new"], 0);
+    assert_eq!(j["spec"]["warmup_connections"], 4);
 }
