@@ -12,7 +12,7 @@ use inferbench_core::spec::DatasetStats;
 use inferbench_core::summary::Accumulator;
 use inferbench_core::{BenchmarkResult, RecordSink, RunSpec};
 use inferbench_data::{load_dataset, Dataset, DatasetOptions, Tokenizer};
-use inferbench_load::{http_client, preflight, run_load, HttpTarget, RequestTemplate, Requester};
+use inferbench_load::{http_client, preflight, run_load, ClientError, HttpTarget, RequestTemplate, Requester, ServerInfo, Timeouts};
 use inferbench_report::{write_csv_summary, write_json, RecordWriter};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +47,8 @@ pub struct RunOptions {
     /// Run even when the server counts the first prompts' tokens more than 5 % differently from
     /// the client's tokenizer (prompt lengths are then not what the spec says).
     pub allow_tokenizer_mismatch: bool,
+    /// How long to wait for the server to answer `/v1/models` before giving up (0: ask once).
+    pub ready_check_timeout: Duration,
 }
 
 /// How far the server's prompt-token counts may stray from the client's before a run stops.
@@ -68,6 +70,7 @@ impl Default for RunOptions {
             tick: Duration::from_secs(1),
             max_response_bytes: inferbench_load::client::DEFAULT_MAX_RESPONSE_BYTES,
             allow_tokenizer_mismatch: false,
+            ready_check_timeout: Duration::ZERO,
         }
     }
 }
@@ -131,7 +134,11 @@ impl Serving {
     pub fn new(mut spec: RunSpec, opts: RunOptions) -> Result<Self, BenchError> {
         spec::normalize(&mut spec)?;
         let target = HttpTarget::new(&spec.base_url, &spec.endpoint, opts.api_key.as_deref(), Duration::from_secs_f64(spec.timeout_s))
-            .map_err(|e| BenchError::invalid(format!("--base-url: {e}")))?;
+            .map_err(|e| BenchError::invalid(format!("--base-url: {e}")))?
+            .with_timeouts(Timeouts {
+                connect: Duration::from_secs_f64(spec.connect_timeout_s),
+                idle: spec.idle_timeout_s.map(Duration::from_secs_f64),
+            });
         spec.base_url = target.base_url.clone();
         let dataset = spec::dataset_options(&spec)?;
         if let Some(o) = &opts.output {
@@ -210,6 +217,26 @@ impl Serving {
         Tokenizer::by_name(&self.spec.tokenizer).map_err(|e| BenchError::invalid(format!("--tokenizer: {e}")))
     }
 
+    /// The pre-flight check, retried every second while the server is unreachable, for up to
+    /// `--ready-check-timeout-sec` (vLLM's wait for a server that is still starting).
+    async fn ready(&self, client: &inferbench_load::HttpClient, model: Option<&str>) -> Result<ServerInfo, ClientError> {
+        let deadline = std::time::Instant::now() + self.opts.ready_check_timeout;
+        let mut said = false;
+        loop {
+            match preflight(client, &self.target, model).await {
+                Err(ClientError::Unreachable { .. }) if std::time::Instant::now() + Duration::from_secs(1) < deadline => {
+                    if !said {
+                        let wait = self.opts.ready_check_timeout.as_secs_f64();
+                        (self.observer)(&Event::Note(&format!("waiting up to {wait:.0} s for {} to come up", self.target.base_url)));
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Asks the server (vLLM's `/tokenize`) to count the first prompts and stops the run when its
     /// counts differ from ours by more than [`TOKENIZER_TOLERANCE`]: every length in the spec
     /// would otherwise be wrong by that much. Servers without `/tokenize` are not checked.
@@ -267,7 +294,7 @@ impl Serving {
         tracing::info!(url = %self.target.base_url, "pre-flight: asking the server for its models");
         let model_flag = (!self.spec.model.is_empty()).then(|| self.spec.model.clone());
         let server = tokio::select! {
-            m = preflight(&client, &self.target, model_flag.as_deref()) => m.map_err(|e| BenchError::failed(e.to_string()))?,
+            m = self.ready(&client, model_flag.as_deref()) => m.map_err(|e| BenchError::failed(e.to_string()))?,
             () = self.cancel.cancelled() => return Err(BenchError::Interrupted("during the pre-flight check".into())),
         };
         let model = server.model.clone();

@@ -70,6 +70,10 @@ pub fn normalize(spec: &mut RunSpec) -> Result<(), BenchError> {
     // The one place the rule lives: `vllm` means completions with exact output lengths.
     spec.ignore_eos |= b == Backend::Vllm;
     seconds("request_timeout", spec.timeout_s, true)?;
+    seconds("connect_timeout", spec.connect_timeout_s, true)?;
+    if let Some(t) = spec.idle_timeout_s {
+        seconds("idle_timeout", t, true)?;
+    }
     if let Some(r) = spec.request_rate {
         positive("request_rate", r)?;
     }
@@ -215,7 +219,18 @@ pub fn summary_options(spec: &RunSpec) -> Result<SummaryOptions, BenchError> {
 /// measure the same thing. The target (URL, endpoint, model), the timeout and what the summary
 /// reports may differ.
 pub fn workload_diffs(a: &RunSpec, b: &RunSpec) -> Vec<String> {
-    const NOT_WORKLOAD: [&str; 7] = ["base_url", "endpoint", "model", "timeout_s", "percentiles", "percentile_metrics", "goodput"];
+    const NOT_WORKLOAD: [&str; 10] = [
+        "base_url",
+        "endpoint",
+        "model",
+        "timeout_s",
+        "connect_timeout_s",
+        "idle_timeout_s",
+        "request_id_prefix",
+        "percentiles",
+        "percentile_metrics",
+        "goodput",
+    ];
     let (Ok(serde_json::Value::Object(x)), Ok(serde_json::Value::Object(y))) = (serde_json::to_value(a), serde_json::to_value(b)) else {
         return vec!["the specs could not be read".into()];
     };
@@ -259,6 +274,8 @@ mod tests {
             dataset: DatasetSpec { name: "multi-turn".into(), input_len: 64, output_len: 16, turns: Some(5), ..Default::default() },
             burstiness: 1.0,
             timeout_s: 10.0,
+            connect_timeout_s: 10.0,
+            idle_timeout_s: None,
             percentiles: vec![50.0, 99.0],
             percentile_metrics: vec!["ttft".into()],
             ..Default::default()

@@ -102,9 +102,21 @@ pub struct RunArgs {
     /// Bearer token for the server. Never written to results or logs.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, help_heading = "Target")]
     pub api_key: Option<String>,
-    /// Per-request timeout in seconds; slower requests count as failed (timeout).
-    #[arg(long, default_value_t = 600.0, help_heading = "Target")]
+    /// Per-request timeout in seconds, connect to last byte (6 h by default, as vLLM's); slower
+    /// requests fail as `timeout`.
+    #[arg(long, default_value_t = inferbench_core::spec::DEFAULT_REQUEST_TIMEOUT_S, help_heading = "Target")]
     pub request_timeout: f64,
+    /// Most seconds opening a connection may take; slower connects fail as `connect_timeout`.
+    #[arg(long, default_value_t = 10.0, help_heading = "Target")]
+    pub connect_timeout: f64,
+    /// Most seconds without a byte once an answer has started (a stalled stream); such requests
+    /// fail as `idle_timeout`. Default: no limit.
+    #[arg(long, help_heading = "Target")]
+    pub idle_timeout: Option<f64>,
+    /// Wait up to this many seconds for the server to come up (its /v1/models answering) before
+    /// the run, retrying every second; 0 fails at once when it is down.
+    #[arg(long, default_value_t = 0.0, help_heading = "Target")]
+    pub ready_check_timeout_sec: f64,
     /// Most bytes one streamed line or event, or a whole non-streamed answer, may take; past it
     /// the request fails as `overflow` (a misbehaving server cannot exhaust the client's memory).
     #[arg(long, default_value_t = 8 << 20, help_heading = "Target")]
@@ -169,7 +181,7 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Load")]
     pub ramp_up_end_rps: Option<f64>,
     /// Requests sent first and left out of the results (warms caches and connections).
-    #[arg(long, default_value_t = 0, help_heading = "Load")]
+    #[arg(long, visible_alias = "num-warmups", default_value_t = 0, help_heading = "Load")]
     pub warmup_requests: u64,
     /// Connections to open before the measured window, so its first wave does not connect.
     ///
@@ -231,9 +243,9 @@ pub struct RunArgs {
     /// Print nothing but errors (results are still written).
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
-    /// A label carried into every result file, KEY=VALUE (repeatable), for finding and grouping
-    /// results later.
-    #[arg(long, help_heading = "Output")]
+    /// A label carried into every result file, KEY=VALUE (repeatable, or several after one
+    /// flag), for finding and grouping results later. vLLM's --metadata is the same flag.
+    #[arg(long, visible_alias = "metadata", num_args = 1.., help_heading = "Output")]
     pub label: Vec<String>,
     /// Re-run exactly the workload of a saved spec or result (a run's JSON, a sweep's; flags that
     /// shape the workload are then taken from the file, output flags from the command line).

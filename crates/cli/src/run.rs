@@ -118,6 +118,8 @@ impl RunArgs {
             sampling: Sampling { temperature: self.temperature, top_p: self.top_p, top_k: self.top_k, seed: self.sampling_seed },
             ignore_eos: self.ignore_eos,
             timeout_s: self.request_timeout,
+            connect_timeout_s: self.connect_timeout,
+            idle_timeout_s: self.idle_timeout,
             extra_body,
             percentiles: parse_percentiles(&self.metric_percentiles)?,
             percentile_metrics: percentile_metrics.iter().map(|m| m.key().to_owned()).collect(),
@@ -136,6 +138,7 @@ impl RunArgs {
             labels: labels(&self.label)?,
             max_response_bytes: self.max_response_bytes,
             allow_tokenizer_mismatch: self.allow_tokenizer_mismatch,
+            ready_check_timeout: inferbench_bench::spec::seconds("ready_check_timeout_sec", self.ready_check_timeout_sec, false)?,
             ..RunOptions::default()
         })
     }
@@ -195,7 +198,11 @@ pub fn printer(quiet: bool) -> Observer {
 /// Runs `inferbench run`.
 pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult> {
     let spec = a.spec()?;
-    let stem = a.result_filename.clone().unwrap_or_else(|| inferbench_bench::spec::default_stem(&spec));
+    // vLLM's `--result-filename r.json` names the file itself: the stem is then `r`.
+    let stem = match &a.result_filename {
+        Some(f) => f.strip_suffix(".json").unwrap_or(f).to_owned(),
+        None => inferbench_bench::spec::default_stem(&spec),
+    };
     let opts = a.options(Some(stem))?;
     let bench = Benchmark::serving(spec, opts)?;
     let console = a.console(bench.spec());
@@ -214,6 +221,11 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
             out!("{}", render_summary(&result, &console));
         }
         anyhow::bail!("{msg}");
+    }
+    if let Some(w) = inferbench_report::console::delivery_warning(&result) {
+        if !a.quiet {
+            eprintln!("warning: {w}");
+        }
     }
     if !a.quiet {
         out!("{}", render_summary(&result, &console));

@@ -26,8 +26,12 @@ pub enum FailureKind {
         /// The status code.
         status: u16,
     },
-    /// The request did not finish within the per-request timeout.
+    /// The request did not finish within the per-request timeout (`--request-timeout`).
     Timeout,
+    /// The connection could not be opened within `--connect-timeout`.
+    ConnectTimeout,
+    /// The answer had started, then no byte came for `--idle-timeout`.
+    IdleTimeout,
     /// The connection could not be made or broke before a response arrived.
     Connection,
     /// The server reported an error inside an otherwise well-formed stream.
@@ -48,6 +52,8 @@ impl FailureKind {
         match self {
             FailureKind::Http { status } => format!("http_{status}"),
             FailureKind::Timeout => "timeout".into(),
+            FailureKind::ConnectTimeout => "connect_timeout".into(),
+            FailureKind::IdleTimeout => "idle_timeout".into(),
             FailureKind::Connection => "connection".into(),
             FailureKind::Stream => "stream".into(),
             FailureKind::Disconnect => "disconnect".into(),

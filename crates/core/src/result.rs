@@ -71,8 +71,13 @@ pub struct Header {
     /// with another run's records.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
-    /// When the work started (RFC 3339, UTC).
+    /// When the work started, in vLLM's format (`20261202-030100`, `%Y%m%d-%H%M%S`, UTC), which
+    /// the tools that read vLLM results require (files written before inferbench 0.1 of
+    /// 2026-12-03 hold RFC 3339 here; `started` now does).
     pub date: String,
+    /// When the work started (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started: String,
     /// When it ended (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
@@ -92,11 +97,20 @@ impl Header {
             kind,
             tool,
             run_id: crate::time::new_run_id(),
-            date: crate::time::rfc3339_now(),
+            date: String::new(),
+            started: String::new(),
             ended: None,
             system: Some(SystemInfo::collect()),
             labels: BTreeMap::new(),
         }
+        .started_now()
+    }
+
+    /// Stamps the start as now, in both formats.
+    pub fn started_now(mut self) -> Self {
+        self.started = crate::time::rfc3339_now();
+        self.date = crate::time::compact(&self.started);
+        self
     }
 
     /// Marks the work as finished now.

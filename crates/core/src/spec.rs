@@ -146,8 +146,14 @@ pub struct RunSpec {
     pub sampling: Sampling,
     /// Whether `ignore_eos` / `min_tokens` were sent to force exact output lengths.
     pub ignore_eos: bool,
-    /// Per-request timeout in seconds.
+    /// Per-request timeout in seconds: the whole request, connect to last byte.
     pub timeout_s: f64,
+    /// Most seconds opening one connection may take.
+    #[serde(default = "default_connect_timeout_s")]
+    pub connect_timeout_s: f64,
+    /// Most seconds without a byte once an answer has started; `None` for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_s: Option<f64>,
     /// Extra JSON fields merged into each request body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_body: Option<serde_json::Value>,
@@ -181,13 +187,22 @@ impl RunSpec {
             num_prompts: Some(1000),
             burstiness: 1.0,
             stream: true,
-            timeout_s: 600.0,
+            timeout_s: DEFAULT_REQUEST_TIMEOUT_S,
+            connect_timeout_s: default_connect_timeout_s(),
             percentiles: vec![50.0, 90.0, 95.0, 99.0],
             percentile_metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
             request_id_prefix: Some("inferbench-".into()),
             ..Default::default()
         }
     }
+}
+
+/// The default per-request timeout: 6 hours, as vLLM's benchmark (a long generation on a slow
+/// server is a measurement, not a failure).
+pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 6.0 * 3600.0;
+
+fn default_connect_timeout_s() -> f64 {
+    10.0
 }
 
 fn is_zero(n: &u64) -> bool {

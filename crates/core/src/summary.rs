@@ -112,6 +112,12 @@ impl fmt::Display for MetricName {
 impl FromStr for MetricName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        // vLLM's names for the same figures.
+        match s.trim().to_ascii_lowercase().as_str() {
+            "client_queue_time" => return Ok(MetricName::Queue),
+            "e2el_including_client_queue" => return Ok(MetricName::E2elSched),
+            _ => {}
+        }
         MetricName::ALL
             .into_iter()
             .find(|m| m.key().eq_ignore_ascii_case(s.trim()))
@@ -167,6 +173,9 @@ pub struct Summary {
     pub token_sources: BTreeMap<String, u64>,
     /// Latency distributions in milliseconds.
     pub metrics: BTreeMap<MetricName, Distribution>,
+    /// Whether the client delivered the load it was asked for.
+    #[serde(default)]
+    pub delivery: Delivery,
     /// How requests got their connections; empty for in-process runs.
     #[serde(default, skip_serializing_if = "Connections::is_empty")]
     pub connections: Connections,
@@ -185,6 +194,85 @@ pub struct Connections {
     /// New connections that took longer than [`SLOW_CONNECT_NS`]: most likely a connect whose
     /// SYN was dropped (the server's listen queue was full) and retried a second later.
     pub slow: u64,
+}
+
+/// The load the client actually delivered, against what its arrival process scheduled: when the
+/// client falls behind, latencies describe the client and not the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Delivery {
+    /// Requests per second the arrival process scheduled: (n − 1) / (last − first scheduled
+    /// instant); 0 with fewer than two requests.
+    pub scheduled_rate: f64,
+    /// Requests per second the client started: (n − 1) / (last − first start).
+    pub achieved_rate: f64,
+    /// Time-weighted mean of requests in flight over the run: Σ(end − start) / duration.
+    pub mean_in_flight: f64,
+    /// Requests started more than [`LATE_NS`] after they were free to go (scheduling lag).
+    pub late: u64,
+    /// `late` over all requests.
+    pub late_share: f64,
+}
+
+/// A request whose start lagged its due instant by more than this (1 ms) was sent late.
+pub const LATE_NS: u64 = 1_000_000;
+
+impl Delivery {
+    /// achieved_rate / scheduled_rate, when both are known.
+    pub fn rate_ratio(&self) -> Option<f64> {
+        (self.scheduled_rate > 0.0 && self.achieved_rate > 0.0).then(|| self.achieved_rate / self.scheduled_rate)
+    }
+}
+
+/// Spans and sums behind [`Delivery`], kept so accumulators merge exactly.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryAcc {
+    n: u64,
+    first_sched: u64,
+    last_sched: u64,
+    first_start: u64,
+    last_start: u64,
+    busy_ns: u128,
+    late: u64,
+}
+
+impl Default for DeliveryAcc {
+    fn default() -> Self {
+        Self { n: 0, first_sched: u64::MAX, last_sched: 0, first_start: u64::MAX, last_start: 0, busy_ns: 0, late: 0 }
+    }
+}
+
+impl DeliveryAcc {
+    fn add(&mut self, r: &RequestRecord) {
+        let start = r.start_ns();
+        self.n += 1;
+        self.first_sched = self.first_sched.min(r.scheduled_ns);
+        self.last_sched = self.last_sched.max(r.scheduled_ns);
+        self.first_start = self.first_start.min(start);
+        self.last_start = self.last_start.max(start);
+        self.busy_ns += u128::from(r.end_ns.saturating_sub(start));
+        self.late += u64::from(start.saturating_sub(r.gate_ns.max(r.scheduled_ns)) > LATE_NS);
+    }
+
+    fn merge(&mut self, o: &DeliveryAcc) {
+        self.n += o.n;
+        self.first_sched = self.first_sched.min(o.first_sched);
+        self.last_sched = self.last_sched.max(o.last_sched);
+        self.first_start = self.first_start.min(o.first_start);
+        self.last_start = self.last_start.max(o.last_start);
+        self.busy_ns += o.busy_ns;
+        self.late += o.late;
+    }
+
+    fn finish(&self, duration_s: f64) -> Delivery {
+        let rate = |a: u64, b: u64| if self.n >= 2 && b > a { (self.n - 1) as f64 / ((b - a) as f64 / 1e9) } else { 0.0 };
+        Delivery {
+            scheduled_rate: rate(self.first_sched, self.last_sched),
+            achieved_rate: rate(self.first_start, self.last_start),
+            mean_in_flight: if duration_s > 0.0 { self.busy_ns as f64 / 1e9 / duration_s } else { 0.0 },
+            late: self.late,
+            late_share: if self.n == 0 { 0.0 } else { self.late as f64 / self.n as f64 },
+        }
+    }
 }
 
 /// A connect slower than this (900 ms) is counted as likely dropped and retried: Linux retries
@@ -244,6 +332,7 @@ pub struct Accumulator {
     peak_events: bool,
     /// Per-category accumulators (one level deep).
     categories: BTreeMap<String, Accumulator>,
+    delivery: DeliveryAcc,
 }
 
 impl Accumulator {
@@ -259,6 +348,7 @@ impl Accumulator {
             events: Vec::new(),
             peak_events: true,
             categories: BTreeMap::new(),
+            delivery: DeliveryAcc::default(),
         }
     }
 
@@ -295,6 +385,7 @@ impl Accumulator {
         };
         sample(&mut self.samples, MetricName::Queue, r.queue_ms());
         sample(&mut self.samples, MetricName::Lag, r.sched_lag_ms());
+        self.delivery.add(r);
         match r.reused {
             Some(true) => self.s.connections.reused += 1,
             Some(false) => {
@@ -355,6 +446,7 @@ impl Accumulator {
         self.s.connections.reused += o.connections.reused;
         self.s.connections.slow += o.connections.slow;
         self.good += other.good;
+        self.delivery.merge(&other.delivery);
         self.first_start = self.first_start.min(other.first_start);
         self.last_end = self.last_end.max(other.last_end);
         self.peak_events &= other.peak_events;
@@ -399,6 +491,7 @@ impl Accumulator {
             peak = peak.max(cur);
         }
         s.max_concurrent_requests = peak as u64;
+        s.delivery = self.delivery.finish(s.duration_s);
         s.metrics = self.samples.iter_mut().map(|(m, x)| (*m, x.distribution(&self.opts.percentiles))).collect();
         s.categories = self.categories.into_iter().map(|(c, a)| (c, a.finish())).collect();
         s
@@ -499,6 +592,39 @@ mod tests {
         let engine = Summary::from_records(&trace[3..], &opts);
         assert!(engine.connections.is_empty());
         assert!(!serde_json::to_string(&engine).unwrap().contains("connections"));
+    }
+
+    #[test]
+    fn delivered_load_is_measured_against_the_schedule() {
+        // Scheduled every 10 ms (0, 10, 20, 30); the client started them at 0, 10.5, 22 and 36
+        // ms (lags 0, 0.5, 2, 6: two late by more than 1 ms); each ran 5 ms except the last,
+        // which ran 14 ms (end 50 ms, the run's duration).
+        let trace: Vec<RequestRecord> = [(0, 0, 5), (10, 10_500, 5), (20, 22_000, 5), (30, 36_000, 14)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(sched, start_us, run_ms))| {
+                let mut r = ok(i as u64, sched, 0, 0, &[], 1);
+                r.sent_ns = start_us * 1000;
+                r.first_token_ns = Some(r.sent_ns + run_ms * MS);
+                r.end_ns = r.sent_ns + run_ms * MS;
+                r
+            })
+            .collect();
+        let s = Summary::from_records(&trace, &SummaryOptions::default());
+        let d = s.delivery;
+        assert!((d.scheduled_rate - 100.0).abs() < 1e-9, "3 gaps over 30 ms: {}", d.scheduled_rate);
+        assert!((d.achieved_rate - 3.0 / 0.036).abs() < 1e-9, "3 gaps over 36 ms: {}", d.achieved_rate);
+        assert!((d.rate_ratio().unwrap() - 30.0 / 36.0).abs() < 1e-12);
+        // Busy 5 + 5 + 5 + 14 = 29 ms over 50 ms.
+        assert!((d.mean_in_flight - 0.58).abs() < 1e-12);
+        assert_eq!((d.late, d.late_share), (2, 0.5));
+        // Merged halves agree.
+        let mut a = Accumulator::new(&SummaryOptions::default());
+        trace[..1].iter().for_each(|r| a.add(r));
+        let mut b = Accumulator::new(&SummaryOptions::default());
+        trace[1..].iter().for_each(|r| b.add(r));
+        a.merge(b);
+        assert_eq!(a.finish().delivery, d);
     }
 
     #[test]
@@ -622,6 +748,12 @@ mod tests {
         // The histogram's median is a rank statistic (a sample at the middle), not interpolated.
         assert!((2.0..=3.0).contains(&m.median), "median {}", m.median);
         assert!(!m.exact);
+    }
+
+    #[test]
+    fn vllm_metric_names_are_accepted() {
+        assert_eq!("client_queue_time".parse::<MetricName>(), Ok(MetricName::Queue));
+        assert_eq!("e2el_including_client_queue".parse::<MetricName>(), Ok(MetricName::E2elSched));
     }
 
     #[test]

@@ -7,7 +7,16 @@ pub fn rfc3339_now() -> String {
 
 /// Now as a compact `YYYYMMDD-HHMMSS` stamp for default file names.
 pub fn compact_now() -> String {
-    let digits: String = rfc3339_now().chars().filter(char::is_ascii_digit).collect();
+    compact(&rfc3339_now())
+}
+
+/// An RFC 3339 time as vLLM's `date` (`%Y%m%d-%H%M%S`, here in UTC): `2026-12-02T03:01:00Z` →
+/// `20261202-030100`. Tools that read vLLM results reject anything else.
+pub fn compact(rfc3339: &str) -> String {
+    let digits: String = rfc3339.chars().filter(char::is_ascii_digit).take(14).collect();
+    if digits.len() < 14 {
+        return rfc3339.to_owned();
+    }
     format!("{}-{}", &digits[..8], &digits[8..14])
 }
 
@@ -18,4 +27,14 @@ pub fn new_run_id() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     format!("{nanos:016x}-{:05x}-{:04x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vllm_dates_are_compact() {
+        assert_eq!(super::compact("2026-12-02T03:01:00Z"), "20261202-030100");
+        assert_eq!(super::compact("garbage"), "garbage");
+        assert_eq!(super::compact_now().len(), 15);
+    }
 }

@@ -1,7 +1,7 @@
 //! One HTTP connection pool, and the measurement of one request from send to last byte.
 
 use crate::backend::RequestTemplate;
-use crate::http1::{ConnPool, HttpError};
+use crate::http1::{ConnPool, HttpError, Timeouts};
 use crate::sse::SseParser;
 use http::Uri;
 use inferbench_core::{FailureKind, Outcome, RequestRecord, TokenSource};
@@ -104,6 +104,8 @@ pub struct HttpTarget {
     auth: Option<Secret>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Connect and mid-answer idle timeouts.
+    pub timeouts: Timeouts,
 }
 
 impl HttpTarget {
@@ -146,7 +148,13 @@ impl HttpTarget {
         };
         let authority = format!("{host}:{port}");
         let base_path = parsed.path().trim_end_matches('/').to_owned();
-        Ok(Self { base_url: base, uri, authority, base_path, auth, timeout })
+        Ok(Self { base_url: base, uri, authority, base_path, auth, timeout, timeouts: Timeouts::default() })
+    }
+
+    /// Sets the connect and idle timeouts (`--connect-timeout`, `--idle-timeout`).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The start of every request's head up to the `Content-Length` value.
@@ -192,7 +200,7 @@ pub type HttpClient = ConnPool;
 
 /// Builds the shared connection pool for `target`.
 pub fn http_client(target: &HttpTarget) -> HttpClient {
-    ConnPool::new(target.authority.clone())
+    ConnPool::new(target.authority.clone()).with_timeouts(target.timeouts)
 }
 
 /// GETs a path under the base URL with the target's auth, returning status and body (bounded
@@ -520,8 +528,14 @@ impl Requester {
     }
 
     async fn exchange(&self, request: Vec<u8>, p: &mut Progress) -> Result<(), (FailureKind, String)> {
-        let (mut conn, head) = self.client.exchange(&request, &mut p.sent).await.map_err(|e| (FailureKind::Connection, e.to_string()))?;
-        let broken = |e: HttpError| (FailureKind::Disconnect, format!("stream broke: {e}"));
+        let (mut conn, head) = self.client.exchange(&request, &mut p.sent).await.map_err(|e| match e {
+            HttpError::ConnectTimeout(m) => (FailureKind::ConnectTimeout, m),
+            e => (FailureKind::Connection, e.to_string()),
+        })?;
+        let broken = |e: HttpError| match e {
+            HttpError::Idle(m) => (FailureKind::IdleTimeout, m),
+            e => (FailureKind::Disconnect, format!("stream broke: {e}")),
+        };
         let limit = self.max_response_bytes;
         let overflow =
             || (FailureKind::Overflow, format!("the response outgrew {limit} bytes in one line, event or body (--max-response-bytes)"));

@@ -7,7 +7,7 @@
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -20,6 +20,27 @@ pub enum HttpError {
     /// The body broke off or was malformed after the head arrived.
     #[error("{0}")]
     Body(String),
+    /// The connection was not open within the connect timeout.
+    #[error("{0}")]
+    ConnectTimeout(String),
+    /// The answer had started, then no byte came within the idle timeout.
+    #[error("{0}")]
+    Idle(String),
+}
+
+/// How long a connection may take to open and, once an answer has started, to go quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Most time one connect may take.
+    pub connect: Duration,
+    /// Most time without a byte mid-answer; `None` for no limit.
+    pub idle: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(10), idle: None }
+    }
 }
 
 /// The parts of a response head a benchmark needs.
@@ -49,20 +70,28 @@ pub struct Conn {
     sent_at: Instant,
     /// When the last read that returned bytes returned.
     read_at: Instant,
+    /// Most time a read mid-answer may wait.
+    idle: Option<Duration>,
 }
 
 impl Conn {
-    /// Dials `authority` (`host:port`) with Nagle off.
-    pub async fn connect(authority: &str) -> Result<Conn, HttpError> {
+    /// Dials `authority` (`host:port`) with Nagle off, within `timeouts.connect`.
+    pub async fn connect(authority: &str, timeouts: Timeouts) -> Result<Conn, HttpError> {
         let t = std::time::Instant::now();
-        let stream = TcpStream::connect(authority).await.map_err(|e| {
-            tracing::debug!(authority, error = %e, "connect failed");
-            HttpError::Connection(format!("connect to {authority}: {e}"))
-        })?;
+        let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(authority)).await {
+            Ok(s) => s.map_err(|e| {
+                tracing::debug!(authority, error = %e, "connect failed");
+                HttpError::Connection(format!("connect to {authority}: {e}"))
+            })?,
+            Err(_) => {
+                let (limit, hint) = (timeouts.connect.as_secs_f64(), "--connect-timeout; a full listen queue drops connects");
+                return Err(HttpError::ConnectTimeout(format!("connect to {authority} timed out after {limit} s ({hint})")));
+            }
+        };
         tracing::trace!(authority, us = t.elapsed().as_micros() as u64, "connected");
         stream.set_nodelay(true).map_err(|e| HttpError::Connection(e.to_string()))?;
         let now = Instant::now();
-        Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false, sent_at: now, read_at: now })
+        Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false, sent_at: now, read_at: now, idle: timeouts.idle })
     }
 
     /// Writes a whole request (head and body already serialised together), noting the instant
@@ -125,7 +154,17 @@ impl Conn {
                 Decoded::Stopped(e) => return Ok(Err(e)),
                 Decoded::NeedMore => {}
             }
-            match self.fill().await {
+            let read = match self.idle {
+                None => self.fill().await,
+                Some(limit) => match tokio::time::timeout(limit, self.fill()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let s = limit.as_secs_f64();
+                        return Err(HttpError::Idle(format!("no byte for {s} s mid-answer (--idle-timeout)")));
+                    }
+                },
+            };
+            match read {
                 Ok(0) => return body.finish().map(Ok),
                 Ok(_) => {}
                 Err(e) => return Err(HttpError::Body(format!("reading the response: {e}"))),
@@ -314,13 +353,20 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 #[derive(Debug)]
 pub struct ConnPool {
     authority: String,
+    timeouts: Timeouts,
     idle: Mutex<Vec<Conn>>,
 }
 
 impl ConnPool {
-    /// A pool for `authority` (`host:port`).
+    /// A pool for `authority` (`host:port`), with the default timeouts.
     pub fn new(authority: impl Into<String>) -> Self {
-        Self { authority: authority.into(), idle: Mutex::new(Vec::new()) }
+        Self { authority: authority.into(), timeouts: Timeouts::default(), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Sets the connect and idle timeouts of the connections it opens.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Opens connections until `n` are idle (all at once, as the first wave of a run would), so
@@ -329,8 +375,8 @@ impl ConnPool {
         let have = self.idle.lock().map(|v| v.len()).unwrap_or(0);
         let mut opening = tokio::task::JoinSet::new();
         for _ in have..n {
-            let authority = self.authority.clone();
-            opening.spawn(async move { Conn::connect(&authority).await });
+            let (authority, timeouts) = (self.authority.clone(), self.timeouts);
+            opening.spawn(async move { Conn::connect(&authority, timeouts).await });
         }
         let mut opened = 0;
         while let Some(done) = opening.join_next().await {
@@ -350,7 +396,7 @@ impl ConnPool {
         let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         match idle {
             Some(c) => Ok(c),
-            None => Conn::connect(&self.authority).await,
+            None => Conn::connect(&self.authority, self.timeouts).await,
         }
     }
 
@@ -381,7 +427,7 @@ impl ConnPool {
             Err(e) if reused => {
                 // A kept-alive connection the server had closed: one retry on a fresh one.
                 tracing::debug!(error = %e, "reused connection failed; retrying on a new one");
-                let mut fresh = Conn::connect(&self.authority).await?;
+                let mut fresh = Conn::connect(&self.authority, self.timeouts).await?;
                 fresh.send(request).await?;
                 *sent = Some((fresh.sent_at, false));
                 let head = fresh.read_head().await?;

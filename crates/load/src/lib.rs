@@ -13,4 +13,5 @@ pub mod sse;
 pub use arrival::{ArrivalConfig, Arrivals};
 pub use backend::{Backend, RequestTemplate, TemplateOptions};
 pub use client::{http_client, preflight, server_token_count, ClientError, HttpClient, HttpTarget, Requester, ServerInfo, Slot};
+pub use http1::Timeouts;
 pub use runner::{run_load, LoadProfile, RunEvent, RunOutcome};

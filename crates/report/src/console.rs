@@ -92,6 +92,19 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     }
     let ts = s.metric(MetricName::TtftSched);
     row(&mut out, "Mean TTFT from scheduled send (ms):", ms(ts, ts.mean, 2));
+    let d = &s.delivery;
+    if let (Some(rate), Some(ratio)) = (r.spec.request_rate, d.rate_ratio()) {
+        let line = format!("{:.2} of {:.2} scheduled ({:.1} %; asked {rate})", d.achieved_rate, d.scheduled_rate, ratio * 100.0);
+        row(&mut out, "Achieved send rate (req/s):", line);
+    }
+    if s.completed + s.failed > 0 {
+        let cap = r.spec.max_concurrency.map_or_else(String::new, |c| format!(", cap {c}"));
+        row(&mut out, "Mean in flight (time-weighted):", format!("{:.2} (peak {}{cap})", d.mean_in_flight, s.max_concurrent_requests));
+        row(&mut out, "Sent > 1 ms after due:", format!("{} ({:.1} %)", d.late, d.late_share * 100.0));
+    }
+    if let Some(w) = delivery_warning(r) {
+        row(&mut out, "WARNING:", w);
+    }
     let c = &s.connections;
     if !c.is_empty() {
         row(&mut out, "New connections (share of requests):", format!("{} ({:.1} %)", c.new, 100.0 * c.new_share()));
@@ -123,6 +136,22 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     }
     let _ = writeln!(out, "{}", "=".repeat(50));
     out
+}
+
+/// The client sent below 95 % of the rate its arrival process scheduled: the run's latencies then
+/// describe the client as much as the server. `None` when it kept up, or had no rate to keep.
+pub fn delivery_warning(r: &BenchmarkResult) -> Option<String> {
+    r.spec.request_rate?;
+    let ratio = r.summary.delivery.rate_ratio()?;
+    (ratio < 0.95).then(|| {
+        format!(
+            "the client delivered {:.1} % of the scheduled request rate ({:.2} of {:.2} req/s); latencies describe the client, not \
+             only the server (give the client more CPU, or lower --request-rate)",
+            ratio * 100.0,
+            r.summary.delivery.achieved_rate,
+            r.summary.delivery.scheduled_rate
+        )
+    })
 }
 
 /// A figure of a distribution, or `n/a` when it has no samples (not a misleading 0.00).
@@ -179,6 +208,8 @@ mod tests {
             sampling: Sampling::default(),
             ignore_eos: true,
             timeout_s: 60.0,
+            connect_timeout_s: 10.0,
+            idle_timeout_s: None,
             extra_body: None,
             percentiles: vec![50.0, 99.0],
             percentile_metrics: vec!["ttft".into()],
@@ -253,5 +284,30 @@ mod tests {
         assert!(text.contains("Connect time median / P99 (ms):          950.250 / 950.250"), "{text}");
         assert!(text.contains("Mean TTFT excluding connect (ms):        8.50"), "{text}");
         assert!(text.contains("Connects > 900 ms (likely retried):      1"), "{text}");
+    }
+
+    #[test]
+    fn a_client_that_fell_behind_says_so() {
+        let mut r = result();
+        r.summary.failed = 0;
+        r.summary.delivery = inferbench_core::summary::Delivery {
+            scheduled_rate: 100.0,
+            achieved_rate: 80.0,
+            mean_in_flight: 1.5,
+            late: 1,
+            late_share: 0.5,
+        };
+        // A closed loop has no rate to keep: no warning.
+        assert!(delivery_warning(&r).is_none());
+        r.spec.request_rate = Some(100.0);
+        let w = delivery_warning(&r).unwrap();
+        assert!(w.contains("80.0 % of the scheduled request rate (80.00 of 100.00 req/s)"), "{w}");
+        let text = render_summary(&r, &ConsoleOptions::default());
+        assert!(text.contains("Achieved send rate (req/s):              80.00 of 100.00 scheduled (80.0 %; asked 100)"), "{text}");
+        assert!(text.contains("Mean in flight (time-weighted):          1.50 (peak 0, cap 2)"), "{text}");
+        assert!(text.contains("Sent > 1 ms after due:                   1 (50.0 %)"), "{text}");
+        assert!(text.contains("WARNING:"), "{text}");
+        r.summary.delivery.achieved_rate = 96.0;
+        assert!(delivery_warning(&r).is_none(), "96 % is delivered");
     }
 }

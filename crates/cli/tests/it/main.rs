@@ -14,3 +14,4 @@ mod interrupt;
 mod library;
 mod serving;
 mod sweep;
+mod timeouts;

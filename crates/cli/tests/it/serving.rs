@@ -276,3 +276,68 @@ fn records_carry_connect_time_and_reuse() {
     assert_eq!(j["summary"]["connections"]["new"], 0);
     assert_eq!(j["spec"]["warmup_connections"], 4);
 }
+
+/// A client that keeps up delivers the rate its arrival process scheduled, and says how much
+/// was in flight and how much was sent late.
+#[test]
+fn the_delivered_load_is_reported_against_the_schedule() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let r = run(
+        &sim.url,
+        &["--random-input-len", "8", "--random-output-len", "4", "--num-prompts", "60", "--request-rate", "100", "--arrival", "constant"],
+    );
+    let j = r.assert_ok().json();
+    let d = &j["summary"]["delivery"];
+    assert!((f(&d["scheduled_rate"]) - 100.0).abs() < 1e-6, "{d}");
+    let ratio = f(&d["achieved_rate"]) / f(&d["scheduled_rate"]);
+    assert!(ratio > 0.95 && ratio < 1.05, "{d}");
+    // Each request runs about 5 ms at 100 req/s: about half a request in flight on average.
+    assert!(f(&d["mean_in_flight"]) > 0.2 && f(&d["mean_in_flight"]) < 2.0, "{d}");
+    assert!(!r.stderr().contains("warning: the client delivered"), "{}", r.stderr());
+    assert!(r.stdout().contains("Achieved send rate (req/s):"), "{}", r.stdout());
+}
+
+/// What a `vllm bench serve` user types keeps working: `--result-filename r.json` names the file,
+/// `--num-warmups`, `--metadata k=v k=v`, vLLM's percentile-metric names, and `date` in vLLM's
+/// `%Y%m%d-%H%M%S` (the RFC 3339 time under `started`).
+#[test]
+fn vllm_flags_and_file_names_work_as_in_vllm() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "run",
+            "--base-url",
+            &sim.url,
+            "--disable-tqdm",
+            "--num-prompts",
+            "4",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "4",
+        ])
+        .args(["--result-filename", "bench.json", "--num-warmups", "2", "--metadata", "gpu=none", "site=lab"])
+        .args(["--percentile-metrics", "ttft,client_queue_time,e2el_including_client_queue", "--result-dir"])
+        .arg(dir.path())
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["bench.json", "bench.csv", "bench.records.jsonl"] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    assert!(!dir.path().join("bench.json.json").exists());
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("bench.json")).unwrap()).unwrap();
+    let date = j["date"].as_str().unwrap();
+    assert!(date.len() == 15 && date.as_bytes()[8] == b'-' && date.chars().filter(char::is_ascii_digit).count() == 14, "{date}");
+    let started = j["started"].as_str().unwrap();
+    assert!(started.ends_with('Z') && started.contains('T'), "{started}");
+    assert_eq!(started.chars().filter(char::is_ascii_digit).take(14).collect::<String>(), date.replace('-', ""));
+    assert_eq!(j["labels"]["gpu"], "none");
+    assert_eq!(j["labels"]["site"], "lab");
+    assert_eq!(j["warmup_excluded"], 2);
+    assert_eq!(j["spec"]["percentile_metrics"], serde_json::json!(["ttft", "queue", "e2el_sched"]));
+}
