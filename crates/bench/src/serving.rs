@@ -10,6 +10,7 @@ use crate::{proc, spec};
 use inferbench_core::result::{ClientUsage, Header, ResultKind};
 use inferbench_core::spec::DatasetStats;
 use inferbench_core::summary::Accumulator;
+use inferbench_core::vllm::PerRequestCollector;
 use inferbench_core::{BenchmarkResult, RecordSink, RunSpec};
 use inferbench_data::{load_dataset, Dataset, DatasetOptions, Tokenizer};
 use inferbench_load::{http_client, preflight, run_load, ClientError, HttpTarget, RequestTemplate, Requester, ServerInfo, Timeouts};
@@ -49,6 +50,11 @@ pub struct RunOptions {
     pub allow_tokenizer_mismatch: bool,
     /// How long to wait for the server to answer `/v1/models` before giving up (0: ask once).
     pub ready_check_timeout: Duration,
+    /// Write all of vLLM's per-request arrays into the result (`--save-detailed`), not only
+    /// latencies and queue times.
+    pub save_detailed: bool,
+    /// Empty the server's prefix cache before the run (vLLM's `POST /reset_prefix_cache`).
+    pub reset_prefix_cache: bool,
 }
 
 /// How far the server's prompt-token counts may stray from the client's before a run stops.
@@ -71,6 +77,8 @@ impl Default for RunOptions {
             max_response_bytes: inferbench_load::client::DEFAULT_MAX_RESPONSE_BYTES,
             allow_tokenizer_mismatch: false,
             ready_check_timeout: Duration::ZERO,
+            save_detailed: false,
+            reset_prefix_cache: false,
         }
     }
 }
@@ -299,6 +307,16 @@ impl Serving {
         };
         let model = server.model.clone();
         tracing::info!(%model, tokenizer = ?server.tokenizer, "pre-flight passed");
+        if self.opts.reset_prefix_cache {
+            let said = match inferbench_load::client::post_json(&client, &self.target, "/reset_prefix_cache", &serde_json::json!({})).await {
+                Ok((200..=299, _)) => "the server's prefix cache was reset".to_owned(),
+                Ok((status, _)) => format!(
+                    "the prefix cache was NOT reset: POST /reset_prefix_cache answered HTTP {status} (vLLM serves it only with VLLM_SERVER_DEV_MODE=1)"
+                ),
+                Err(e) => format!("the prefix cache was NOT reset: {e}"),
+            };
+            (self.observer)(&Event::Note(&said));
+        }
         self.spec.model = model.clone();
         let tokenizer = self.tokenizer(server.tokenizer.as_deref())?;
         let loaded = if self.opts.reuse_prompts {
@@ -338,6 +356,8 @@ impl Serving {
                 RecordWriter::create(&p.records, &header.run_id).map_err(|e| BenchError::invalid(format!("--result-dir: {e}")))?,
             ));
         }
+        let per_request = Arc::new(std::sync::Mutex::new(PerRequestCollector::new(self.opts.save_detailed)));
+        sinks.push(Box::new(PerRequestSink(per_request.clone())));
         sinks.append(&mut self.sinks);
         let acc = Accumulator::new(&spec::summary_options(&self.spec)?).without_peak_events();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -381,6 +401,7 @@ impl Serving {
             warmup_excluded: warmups,
             dataset: dataset_stats,
             interrupted: outcome.interrupted,
+            per_request: std::mem::take(&mut *per_request.lock().unwrap_or_else(|e| e.into_inner())).finish(),
         };
         // Every file is attempted; what failed is reported once, with the result kept.
         let measured = result.summary.completed + result.summary.failed;
@@ -421,4 +442,14 @@ fn cached_dataset(tokenizer: &Tokenizer, tokenizer_name: &str, opts: &DatasetOpt
         *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((k, loaded.clone()));
     }
     Ok(loaded)
+}
+
+/// Feeds vLLM's per-request arrays from the collector thread; the run takes them at the end.
+struct PerRequestSink(Arc<std::sync::Mutex<PerRequestCollector>>);
+
+impl RecordSink for PerRequestSink {
+    fn record(&mut self, record: &inferbench_core::RequestRecord) -> Result<(), inferbench_core::SinkError> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).add(record);
+        Ok(())
+    }
 }

@@ -219,18 +219,7 @@ pub fn summary_options(spec: &RunSpec) -> Result<SummaryOptions, BenchError> {
 /// measure the same thing. The target (URL, endpoint, model), the timeout and what the summary
 /// reports may differ.
 pub fn workload_diffs(a: &RunSpec, b: &RunSpec) -> Vec<String> {
-    const NOT_WORKLOAD: [&str; 10] = [
-        "base_url",
-        "endpoint",
-        "model",
-        "timeout_s",
-        "connect_timeout_s",
-        "idle_timeout_s",
-        "request_id_prefix",
-        "percentiles",
-        "percentile_metrics",
-        "goodput",
-    ];
+    use inferbench_core::spec::NOT_WORKLOAD;
     let (Ok(serde_json::Value::Object(x)), Ok(serde_json::Value::Object(y))) = (serde_json::to_value(a), serde_json::to_value(b)) else {
         return vec!["the specs could not be read".into()];
     };
@@ -257,9 +246,13 @@ pub fn workload_diffs(a: &RunSpec, b: &RunSpec) -> Vec<String> {
 
 /// A default file stem for a run: backend, rate, concurrency, date.
 pub fn default_stem(spec: &RunSpec) -> String {
+    // vLLM's `{backend}-{rate}qps[-concurrency{N}]-{model}-{date}`; the model's last path part,
+    // when one was asked for (the server's default is only known once the run starts).
     let rate = spec.request_rate.map_or("inf".into(), |r| format!("{r}"));
-    let conc = spec.max_concurrency.map_or(String::new(), |c| format!("-c{c}"));
-    format!("{}-{rate}qps{conc}-{}", spec.backend, inferbench_core::time::compact_now())
+    let conc = spec.max_concurrency.map_or(String::new(), |c| format!("-concurrency{c}"));
+    let model = spec.model.rsplit('/').next().filter(|m| !m.is_empty()).map_or(String::new(), |m| format!("-{m}"));
+    let model: String = model.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    format!("{}-{rate}qps{conc}{model}-{}", spec.backend, inferbench_core::time::compact_now())
 }
 
 #[cfg(test)]

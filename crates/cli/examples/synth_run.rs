@@ -47,6 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             input_tokens: 256,
             output_tokens: 16,
             token_source: TokenSource::Server,
+            cached_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,
@@ -59,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     let summary: Summary = acc.finish();
     let result = BenchmarkResult {
+        per_request: Default::default(),
         header: Header::now(ResultKind::Run, ToolInfo { name: "synth_run".into(), version: String::new(), commit: None }),
         spec: RunSpec::default(),
         summary,

@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// fail as `idle_timeout`. Default: no limit.
     #[arg(long, help_heading = "Target")]
     pub idle_timeout: Option<f64>,
+    /// Empty the server's prefix cache before the run (vLLM's POST /reset_prefix_cache), so the
+    /// run starts cold; the run says whether the server had the route.
+    #[arg(long, help_heading = "Target")]
+    pub reset_prefix_cache: bool,
     /// Wait up to this many seconds for the server to come up (its /v1/models answering) before
     /// the run, retrying every second; 0 fails at once when it is down.
     #[arg(long, default_value_t = 0.0, help_heading = "Target")]
@@ -237,6 +241,15 @@ pub struct RunArgs {
     /// Keep each request's generated text in the per-request JSONL.
     #[arg(long, help_heading = "Output")]
     pub save_generated_text: bool,
+    /// Also write llm-d's Benchmark Report v0.2 of the run to this file (JSON), the format
+    /// llm-d-benchmark's analysis tools and dashboards read.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub benchmark_report: Option<PathBuf>,
+    /// Also write vLLM's per-request arrays into the result JSON (input_lens, output_lens,
+    /// ttfts, itls, start_times, generated_texts, errors), as vLLM's --save-detailed does.
+    /// latencies and queue_times are always written.
+    #[arg(long, help_heading = "Output")]
+    pub save_detailed: bool,
     /// No progress bar.
     #[arg(long, help_heading = "Output")]
     pub disable_tqdm: bool,
@@ -376,6 +389,11 @@ pub struct SimArgs {
     /// Leave `usage` out of responses (clients must count tokens themselves).
     #[arg(long)]
     pub no_usage: bool,
+    /// Simulate a prefix cache, as vLLM's flag: prompts whose leading 16-token blocks were seen
+    /// before skip their prefill and report them in usage.prompt_tokens_details.cached_tokens;
+    /// POST /reset_prefix_cache empties it.
+    #[arg(long, help_heading = "Simulator")]
+    pub enable_prefix_caching: bool,
     /// Fraction of requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,

@@ -4,7 +4,7 @@
 use crate::args::{ArrivalArg, DatasetArgs, RampArg, RunArgs};
 use crate::progress::ProgressSink;
 use crate::{labels, usage};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use inferbench_bench::serving::{Output, RunOptions};
 use inferbench_bench::{Benchmark, Event, Observer};
 use inferbench_core::spec::{ArrivalKind, DatasetSpec, RampStrategy, RampUp, Sampling};
@@ -133,7 +133,9 @@ impl RunArgs {
         Ok(RunOptions {
             api_key: self.api_key.clone(),
             output: stem.map(|stem| Output { dir: self.result_dir.clone(), stem }),
-            keep_text: self.save_generated_text,
+            keep_text: self.save_generated_text || self.save_detailed,
+            save_detailed: self.save_detailed,
+            reset_prefix_cache: self.reset_prefix_cache,
             grace,
             labels: labels(&self.label)?,
             max_response_bytes: self.max_response_bytes,
@@ -221,6 +223,11 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
             out!("{}", render_summary(&result, &console));
         }
         anyhow::bail!("{msg}");
+    }
+    if let Some(path) = &a.benchmark_report {
+        let report = inferbench_report::llmd::benchmark_report(&result);
+        let bytes = serde_json::to_vec_pretty(&report).context("serialising the benchmark report")?;
+        inferbench_report::files::write_atomic(path, &bytes).with_context(|| format!("--benchmark-report {}", path.display()))?;
     }
     if let Some(w) = inferbench_report::console::delivery_warning(&result) {
         if !a.quiet {

@@ -21,6 +21,7 @@ impl SimArgs {
             max_model_len: self.max_model_len.unwrap_or(32768),
             default_max_tokens: 16,
             no_usage: self.no_usage,
+            prefix_caching: self.enable_prefix_caching,
             error_rate: self.error_rate,
             disconnect_rate: self.disconnect_rate,
             stall_rate: self.stall_rate,

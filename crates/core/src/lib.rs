@@ -22,6 +22,7 @@ pub mod summary;
 pub mod sweep;
 pub mod sysinfo;
 pub mod time;
+pub mod vllm;
 
 pub use record::{FailureKind, Outcome, RequestRecord, TokenSource};
 pub use result::{BenchmarkResult, Header, ResultKind, SavedResult, SCHEMA_VERSION};

@@ -118,6 +118,10 @@ pub struct RequestRecord {
     /// Where the token counts came from.
     #[serde(default)]
     pub token_source: TokenSource,
+    /// Prompt tokens the server's prefix cache served (`usage.prompt_tokens_details.cached_tokens`),
+    /// when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -222,6 +226,7 @@ mod tests {
             input_tokens: 10,
             output_tokens: 4,
             token_source: TokenSource::Server,
+            cached_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,

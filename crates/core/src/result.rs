@@ -163,6 +163,9 @@ pub struct BenchmarkResult {
     pub dataset: DatasetStats,
     /// True when the run was interrupted (Ctrl-C) and the summary covers what finished.
     pub interrupted: bool,
+    /// vLLM's per-request arrays, at the top level as vLLM writes them.
+    #[serde(flatten, default)]
+    pub per_request: crate::vllm::PerRequest,
 }
 
 impl BenchmarkResult {
@@ -199,6 +202,11 @@ impl BenchmarkResult {
             ("output_throughput", json!(s.output_throughput)),
             ("total_token_throughput", json!(s.total_token_throughput)),
             ("max_concurrent_requests", json!(s.max_concurrent_requests)),
+            ("max_output_tokens_per_s", json!(s.max_output_tokens_per_s)),
+            ("endpoint_type", json!(self.spec.backend)),
+            ("label", json!(self.header.labels.get("label"))),
+            // Real-time factor of audio transcription: 0 for text, as vLLM writes it.
+            ("rtfx", json!(0.0)),
         ] {
             m.insert(k.into(), v);
         }

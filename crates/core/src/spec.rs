@@ -197,6 +197,30 @@ impl RunSpec {
     }
 }
 
+/// The spec fields that do not shape the workload: two results that differ only in these
+/// measured the same thing (the target, timeouts, request ids, what the summary reports).
+pub const NOT_WORKLOAD: [&str; 10] = [
+    "base_url",
+    "endpoint",
+    "model",
+    "timeout_s",
+    "connect_timeout_s",
+    "idle_timeout_s",
+    "request_id_prefix",
+    "percentiles",
+    "percentile_metrics",
+    "goodput",
+];
+
+/// The spec as JSON without the fields of [`NOT_WORKLOAD`]: what identifies a workload.
+pub fn workload_json(spec: &RunSpec) -> serde_json::Value {
+    let mut v = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut v {
+        m.retain(|k, _| !NOT_WORKLOAD.contains(&k.as_str()));
+    }
+    v
+}
+
 /// The default per-request timeout: 6 hours, as vLLM's benchmark (a long generation on a slow
 /// server is a measurement, not a failure).
 pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 6.0 * 3600.0;

@@ -176,6 +176,13 @@ pub struct Summary {
     /// Whether the client delivered the load it was asked for.
     #[serde(default)]
     pub delivery: Delivery,
+    /// The most output chunks that arrived within one second of the run's clock (vLLM's
+    /// `max_output_tokens_per_s`, which also counts a chunk as a token).
+    #[serde(default)]
+    pub max_output_tokens_per_s: f64,
+    /// What the server's prefix cache served, when its `usage` said (vLLM, llama.cpp).
+    #[serde(default, skip_serializing_if = "PrefixCache::is_empty")]
+    pub prefix_cache: PrefixCache,
     /// How requests got their connections; empty for in-process runs.
     #[serde(default, skip_serializing_if = "Connections::is_empty")]
     pub connections: Connections,
@@ -196,6 +203,27 @@ pub struct Connections {
     pub slow: u64,
 }
 
+/// Prompt tokens served from the server's prefix cache, over the successful requests whose
+/// `usage` carried `prompt_tokens_details.cached_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PrefixCache {
+    /// Requests that reported a cached count (0 included).
+    pub requests: u64,
+    /// Their prompt tokens.
+    pub prompt_tokens: u64,
+    /// Their cached prompt tokens.
+    pub cached_tokens: u64,
+    /// cached_tokens / prompt_tokens (0 with no prompt tokens).
+    pub cached_share: f64,
+}
+
+impl PrefixCache {
+    /// True when no request reported a cached count.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0
+    }
+}
+
 /// The load the client actually delivered, against what its arrival process scheduled: when the
 /// client falls behind, latencies describe the client and not the server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -212,6 +240,9 @@ pub struct Delivery {
     /// `late` over all requests.
     pub late_share: f64,
 }
+
+/// Seconds of the per-second chunk table (48 days): past it a record's times are not believed.
+const MAX_RUN_SECONDS: usize = 1 << 22;
 
 /// A request whose start lagged its due instant by more than this (1 ms) was sent late.
 pub const LATE_NS: u64 = 1_000_000;
@@ -333,6 +364,8 @@ pub struct Accumulator {
     /// Per-category accumulators (one level deep).
     categories: BTreeMap<String, Accumulator>,
     delivery: DeliveryAcc,
+    /// Output chunks per whole second since the epoch.
+    chunks_per_s: Vec<u32>,
 }
 
 impl Accumulator {
@@ -349,6 +382,7 @@ impl Accumulator {
             peak_events: true,
             categories: BTreeMap::new(),
             delivery: DeliveryAcc::default(),
+            chunks_per_s: Vec::new(),
         }
     }
 
@@ -400,6 +434,12 @@ impl Accumulator {
             self.s.total_input_tokens += r.input_tokens;
             self.s.total_output_tokens += r.output_tokens;
             *self.s.token_sources.entry(format!("{:?}", r.token_source).to_lowercase()).or_default() += 1;
+            if let Some(c) = r.cached_tokens {
+                let pc = &mut self.s.prefix_cache;
+                pc.requests += 1;
+                pc.prompt_tokens += r.input_tokens;
+                pc.cached_tokens += c.min(r.input_tokens);
+            }
             if let Some(v) = r.ttft_ms() {
                 sample(&mut self.samples, MetricName::Ttft, v);
             }
@@ -416,6 +456,20 @@ impl Accumulator {
             sample(&mut self.samples, MetricName::E2elSched, r.e2el_sched_ms());
             if let Some(itl) = self.samples.get_mut(&MetricName::Itl) {
                 r.itl_ns.iter().for_each(|&g| itl.push(g as f64 / 1e6));
+            }
+            if let (Some(first), true) = (r.first_token_ns, r.output_tokens > 0) {
+                let mut t = first;
+                for gap in std::iter::once(0).chain(r.itl_ns.iter().copied()) {
+                    t += gap;
+                    let s = (t / 1_000_000_000) as usize;
+                    if s >= MAX_RUN_SECONDS {
+                        break; // a corrupt record, not a 48-day run: no 16 MB table for it
+                    }
+                    if s >= self.chunks_per_s.len() {
+                        self.chunks_per_s.resize(s + 1, 0);
+                    }
+                    self.chunks_per_s[s] += 1;
+                }
             }
             if !self.opts.goodput.is_empty() && self.opts.goodput.is_met_by(r) {
                 self.good += 1;
@@ -445,8 +499,15 @@ impl Accumulator {
         self.s.connections.new += o.connections.new;
         self.s.connections.reused += o.connections.reused;
         self.s.connections.slow += o.connections.slow;
+        self.s.prefix_cache.requests += o.prefix_cache.requests;
+        self.s.prefix_cache.prompt_tokens += o.prefix_cache.prompt_tokens;
+        self.s.prefix_cache.cached_tokens += o.prefix_cache.cached_tokens;
         self.good += other.good;
         self.delivery.merge(&other.delivery);
+        if other.chunks_per_s.len() > self.chunks_per_s.len() {
+            self.chunks_per_s.resize(other.chunks_per_s.len(), 0);
+        }
+        self.chunks_per_s.iter_mut().zip(&other.chunks_per_s).for_each(|(a, b)| *a += b);
         self.first_start = self.first_start.min(other.first_start);
         self.last_end = self.last_end.max(other.last_end);
         self.peak_events &= other.peak_events;
@@ -492,6 +553,9 @@ impl Accumulator {
         }
         s.max_concurrent_requests = peak as u64;
         s.delivery = self.delivery.finish(s.duration_s);
+        let pc = &mut s.prefix_cache;
+        pc.cached_share = if pc.prompt_tokens == 0 { 0.0 } else { pc.cached_tokens as f64 / pc.prompt_tokens as f64 };
+        s.max_output_tokens_per_s = self.chunks_per_s.iter().copied().max().unwrap_or(0).into();
         s.metrics = self.samples.iter_mut().map(|(m, x)| (*m, x.distribution(&self.opts.percentiles))).collect();
         s.categories = self.categories.into_iter().map(|(c, a)| (c, a.finish())).collect();
         s
@@ -520,6 +584,7 @@ mod tests {
             input_tokens: 100,
             output_tokens: out,
             token_source: TokenSource::Server,
+            cached_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,
@@ -611,6 +676,8 @@ mod tests {
             })
             .collect();
         let s = Summary::from_records(&trace, &SummaryOptions::default());
+        // One chunk each, at 5, 15.5, 27 and 50 ms: all in second 0.
+        assert_eq!(s.max_output_tokens_per_s, 4.0);
         let d = s.delivery;
         assert!((d.scheduled_rate - 100.0).abs() < 1e-9, "3 gaps over 30 ms: {}", d.scheduled_rate);
         assert!((d.achieved_rate - 3.0 / 0.036).abs() < 1e-9, "3 gaps over 36 ms: {}", d.achieved_rate);
@@ -628,9 +695,27 @@ mod tests {
     }
 
     #[test]
+    fn the_cached_share_counts_only_requests_that_reported_it() {
+        let mut a = ok(0, 0, 0, 10, &[], 1); // 100 prompt tokens, 64 cached
+        a.cached_tokens = Some(64);
+        let mut b = ok(1, 0, 0, 10, &[], 1); // 100 prompt tokens, none cached
+        b.cached_tokens = Some(0);
+        let c = ok(2, 0, 0, 10, &[], 1); // no report: left out
+        let mut d = ok(3, 0, 0, 10, &[], 1); // failed: left out
+        d.cached_tokens = Some(100);
+        d.outcome = Outcome::Failed { failure: FailureKind::Timeout, message: "t".into() };
+        let s = Summary::from_records(&[a, b, c, d], &SummaryOptions::default());
+        assert_eq!(s.prefix_cache, PrefixCache { requests: 2, prompt_tokens: 200, cached_tokens: 64, cached_share: 0.32 });
+        let none = Summary::from_records(&[ok(0, 0, 0, 10, &[], 1)], &SummaryOptions::default());
+        assert!(!serde_json::to_string(&none).unwrap().contains("prefix_cache"));
+    }
+
+    #[test]
     fn hand_computed_summary() {
         let opts = SummaryOptions { percentiles: vec![50.0, 99.0], goodput: Slo::parse(&["ttft:150", "tpot:20"]).unwrap() };
         let s = Summary::from_records(&trace(), &opts);
+        // Chunks at 100, 110, 120, 130; 200, 220, 260; 950 ms in second 0, and 1000 ms in second 1.
+        assert_eq!(s.max_output_tokens_per_s, 8.0);
         assert_eq!((s.completed, s.failed), (3, 1));
         assert_eq!(s.failures.get("http_500"), Some(&1));
         assert_eq!(s.success_rate, 0.75);

@@ -225,6 +225,8 @@ pub struct Chunk<'a> {
     pub prompt_tokens: Option<u64>,
     /// Completion tokens, when the server reported them.
     pub completion_tokens: Option<u64>,
+    /// Prompt tokens the server's prefix cache served, when it said.
+    pub cached_tokens: Option<u64>,
     /// True when this chunk ends the response (TGI's final event).
     pub done: bool,
     /// An error the server reported in-band.
@@ -289,6 +291,16 @@ struct Usage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details` (vLLM and llama.cpp fill `cached_tokens` when their
+/// prefix cache served part of the prompt).
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -430,7 +442,8 @@ impl Backend {
                     (None, Some(Value::String(s))) => Cow::Owned(s.clone()),
                     _ => Cow::Borrowed(""),
                 };
-                Ok(Chunk { text, prompt_tokens: None, completion_tokens: c.details.and_then(|d| d.generated_tokens), done, error: c.error })
+                let completion_tokens = c.details.and_then(|d| d.generated_tokens);
+                Ok(Chunk { text, prompt_tokens: None, completion_tokens, cached_tokens: None, done, error: c.error })
             }
             _ => {
                 let c: OaiChunk<'a> = serde_json::from_slice(data).map_err(err)?;
@@ -451,8 +464,10 @@ impl Backend {
                         })
                     })
                     .unwrap_or(Cow::Borrowed(""));
-                let (prompt_tokens, completion_tokens) = c.usage.map_or((None, None), |u| (u.prompt_tokens, u.completion_tokens));
-                Ok(Chunk { text, prompt_tokens, completion_tokens, done: false, error })
+                let (prompt_tokens, completion_tokens, cached_tokens) = c.usage.map_or((None, None, None), |u| {
+                    (u.prompt_tokens, u.completion_tokens, u.prompt_tokens_details.and_then(|d| d.cached_tokens))
+                });
+                Ok(Chunk { text, prompt_tokens, completion_tokens, cached_tokens, done: false, error })
             }
         }
     }
@@ -528,7 +543,13 @@ mod tests {
         assert_eq!(c.text, "a\nb");
         let c =
             Backend::OpenAi.parse_chunk(br#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}"#).unwrap();
-        assert_eq!((c.text.as_ref(), c.prompt_tokens, c.completion_tokens), ("", Some(5), Some(9)));
+        assert_eq!((c.text.as_ref(), c.prompt_tokens, c.completion_tokens, c.cached_tokens), ("", Some(5), Some(9), None));
+        let c = Backend::OpenAi
+            .parse_chunk(
+                br#"{"choices":[],"usage":{"prompt_tokens":50,"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":32}}}"#,
+            )
+            .unwrap();
+        assert_eq!((c.prompt_tokens, c.cached_tokens), (Some(50), Some(32)));
         let c = Backend::OpenAi.parse_chunk(br#"{"object":"error","message":"too long"}"#).unwrap();
         assert_eq!(c.error.as_deref(), Some("too long"));
         let c = Backend::OpenAi.parse_chunk(br#"{"error":{"message":"bad"}}"#).unwrap();

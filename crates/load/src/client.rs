@@ -390,6 +390,7 @@ struct Progress {
     text: String,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    cached_tokens: Option<u64>,
 }
 
 impl Requester {
@@ -466,6 +467,7 @@ impl Requester {
             text: String::new(),
             prompt_tokens: None,
             completion_tokens: None,
+            cached_tokens: None,
         };
         let start = Instant::now();
         let gauge = self.in_flight.enter();
@@ -519,6 +521,7 @@ impl Requester {
             input_tokens: p.prompt_tokens.unwrap_or(prompt.input_tokens as u64),
             output_tokens,
             token_source,
+            cached_tokens: p.cached_tokens,
             outcome,
             category: prompt.category.clone(),
             turn: prompt.turn,
@@ -579,6 +582,7 @@ impl Requester {
             p.text.push_str(&c.text);
             p.prompt_tokens = c.prompt_tokens;
             p.completion_tokens = c.completion_tokens;
+            p.cached_tokens = c.cached_tokens;
             return Ok(());
         }
         let mut sse = SseParser::with_limit(limit);
@@ -606,6 +610,7 @@ impl Requester {
                 }
                 p.prompt_tokens = c.prompt_tokens.or(p.prompt_tokens);
                 p.completion_tokens = c.completion_tokens.or(p.completion_tokens);
+                p.cached_tokens = c.cached_tokens.or(p.cached_tokens);
                 done |= c.done;
                 Ok(())
             });

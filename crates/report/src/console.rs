@@ -127,6 +127,11 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
             row(&mut out, "Client CPU per output token (us):", format!("{:.2}", r.client.cpu_s * 1e6 / s.total_output_tokens as f64));
         }
     }
+    let pc = &s.prefix_cache;
+    if !pc.is_empty() {
+        let line = format!("{} of {} ({:.1} %)", pc.cached_tokens, pc.prompt_tokens, pc.cached_share * 100.0);
+        row(&mut out, "Prefix-cached prompt tokens:", line);
+    }
     let sources: Vec<String> = s.token_sources.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !sources.is_empty() {
         row(&mut out, "Token counts from:", sources.join(" "));
@@ -238,6 +243,7 @@ mod tests {
             warmup_excluded: 0,
             dataset: Default::default(),
             interrupted: false,
+            per_request: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod console;
 pub mod csv;
 pub mod files;
 pub mod format;
+pub mod llmd;
 pub mod markdown;
 pub mod table;
 pub mod text;

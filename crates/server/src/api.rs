@@ -33,6 +33,7 @@ pub fn router(gen: Arc<dyn Generator>, api_key: Option<String>) -> Router {
         .route("/v1/models", get(models))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
+        .route("/reset_prefix_cache", post(reset_prefix_cache))
         .route("/generate", post(tgi_generate))
         .route("/generate_stream", post(tgi_generate_stream));
     let v1 = match api_key {
@@ -291,6 +292,14 @@ struct Usage {
     prompt_tokens: u32,
     completion_tokens: u32,
     total_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details`, as vLLM fills it with prefix caching on.
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u32,
 }
 
 #[derive(Serialize)]
@@ -382,10 +391,15 @@ fn stream_response(meta: ChunkMeta, rx: mpsc::Receiver<GenEvent>, include_usage:
                 st.queue.push_back(Ok(Event::default().data("[DONE]")));
                 Ok(Event::default().data(json!({"error": {"message": message, "type": "internal_error", "code": 500}}).to_string()))
             }
-            Some(GenEvent::Finish { reason, prompt_tokens, completion_tokens }) => {
+            Some(GenEvent::Finish { reason, prompt_tokens, completion_tokens, cached_tokens }) => {
                 st.rx = None;
                 if st.include_usage {
-                    let usage = Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens };
+                    let usage = Usage {
+                        prompt_tokens,
+                        completion_tokens,
+                        total_tokens: prompt_tokens + completion_tokens,
+                        prompt_tokens_details: cached_tokens.map(|cached_tokens| PromptDetails { cached_tokens }),
+                    };
                     st.queue.push_back(Ok(Event::default().data(meta.chunk(None, None, Some(usage), false))));
                 }
                 st.queue.push_back(Ok(Event::default().data("[DONE]")));
@@ -407,8 +421,11 @@ async fn whole_response(meta: ChunkMeta, mut rx: mpsc::Receiver<GenEvent>, repor
             }
             GenEvent::Fault(Fault::Disconnect) => break,
             GenEvent::Error(message) => return error(500, "internal_error", message),
-            GenEvent::Finish { reason, prompt_tokens, completion_tokens } => {
-                let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+            GenEvent::Finish { reason, prompt_tokens, completion_tokens, cached_tokens } => {
+                let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+                if let Some(c) = cached_tokens {
+                    usage["prompt_tokens_details"] = json!({"cached_tokens": c});
+                }
                 let choice = match meta.api {
                     Api::Completion => json!({"index": 0, "text": text, "finish_reason": reason}),
                     Api::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}),
@@ -602,6 +619,15 @@ async fn detokenize(State(s): State<Arc<AppState>>, body: Result<Json<Detokenize
     match tok.decode(&req.tokens) {
         Ok(text) => Json(json!({"prompt": text})).into_response(),
         Err(e) => error(400, "invalid_request_error", e.to_string()),
+    }
+}
+
+/// vLLM's `POST /reset_prefix_cache`: 200 once the cache is empty, 404 without a cache.
+async fn reset_prefix_cache(State(s): State<Arc<AppState>>) -> Response {
+    if s.gen.reset_prefix_cache() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        error(404, "not_found", "this server has no prefix cache")
     }
 }
 

@@ -34,6 +34,7 @@ impl EventSink for ChannelSink {
                 reason: reason.as_str(),
                 prompt_tokens: prompt_tokens as u32,
                 completion_tokens: completion_tokens as u32,
+                cached_tokens: None,
             },
             Event::Failed(m) => GenEvent::Error(m),
         };

@@ -55,6 +55,8 @@ pub enum GenEvent {
         prompt_tokens: u32,
         /// Generated tokens.
         completion_tokens: u32,
+        /// Prompt tokens served from a prefix cache, when the generator has one.
+        cached_tokens: Option<u32>,
     },
 }
 
@@ -113,5 +115,9 @@ pub trait Generator: Send + Sync + 'static {
     /// Whether responses carry `usage` (the simulator can leave it out to test clients).
     fn reports_usage(&self) -> bool {
         true
+    }
+    /// Empties the prefix cache (vLLM's `POST /reset_prefix_cache`); false when there is none.
+    fn reset_prefix_cache(&self) -> bool {
+        false
     }
 }

@@ -51,7 +51,17 @@ pub struct SimConfig {
     pub seed: u64,
     /// Tokenizer for prompt counting and output text.
     pub tokenizer: String,
+    /// Keep a prefix cache (vLLM's `--enable-prefix-caching`): prompts whose leading
+    /// [`PREFIX_BLOCK`]-token blocks were seen before skip their prefill and report them as
+    /// `cached_tokens`.
+    pub prefix_caching: bool,
 }
+
+/// Tokens per prefix-cache block (vLLM's default block size).
+pub const PREFIX_BLOCK: usize = 16;
+
+/// Blocks the prefix cache holds before it starts afresh (a bound, not an eviction policy).
+const PREFIX_CACHE_BLOCKS: usize = 1 << 20;
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -72,6 +82,7 @@ impl Default for SimConfig {
             malformed_rate: 0.0,
             seed: 0,
             tokenizer: "cl100k_base".into(),
+            prefix_caching: false,
         }
     }
 }
@@ -136,6 +147,8 @@ pub struct Simulator {
     tokenizer: Tokenizer,
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
+    /// Chained hashes of the prompt blocks seen (with `prefix_caching`).
+    prefix_cache: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Simulator {
@@ -145,7 +158,30 @@ impl Simulator {
         let tokenizer = Tokenizer::by_name(&cfg.tokenizer).map_err(|e| e.to_string())?;
         tokenizer.single_token_words();
         let gate = Arc::new(Semaphore::new(cfg.max_num_seqs.min(Semaphore::MAX_PERMITS)));
-        Ok(Self { cfg, tokenizer, gate, counters: Arc::default() })
+        Ok(Self { cfg, tokenizer, gate, counters: Arc::default(), prefix_cache: Default::default() })
+    }
+
+    /// How many leading tokens of `prompt` the prefix cache holds (whole blocks), adding its
+    /// blocks to the cache. Each block's hash chains the previous one's, so a block is only a
+    /// hit behind the same prefix, as in vLLM.
+    fn cached_prefix(&self, prompt: &str) -> u32 {
+        let ids = self.tokenizer.encode(prompt);
+        let mut cache = self.prefix_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > PREFIX_CACHE_BLOCKS {
+            cache.clear();
+        }
+        let (mut h, mut hits, mut missed) = (0xcbf2_9ce4_8422_2325u64, 0u32, false);
+        for block in ids.chunks_exact(PREFIX_BLOCK) {
+            for &t in block {
+                h = mix(h ^ u64::from(t));
+            }
+            let new = cache.insert(h);
+            missed |= new;
+            if !missed {
+                hits += PREFIX_BLOCK as u32;
+            }
+        }
+        hits
     }
 
     /// The configuration in force.
@@ -209,6 +245,7 @@ impl Generator for Simulator {
             )));
         }
         let prompt_tokens = self.tokenizer.count(&req.prompt) as u32;
+        let cached_tokens = self.cfg.prefix_caching.then(|| self.cached_prefix(&req.prompt));
         let out = req.max_tokens.max(req.min_tokens).max(1);
         // The context must hold the prompt and the whole output, as the engine server checks.
         if u64::from(prompt_tokens) + u64::from(out) > u64::from(self.cfg.max_model_len) {
@@ -255,7 +292,8 @@ impl Generator for Simulator {
             counters.prompt_tokens.fetch_add(prompt_tokens as u64, Relaxed);
             // TTFT counts from arrival (as a server's own TTFT does), or from admission when the
             // request had to queue for a slot.
-            let mut deadline = start + ms(cfg.ttft_for(prompt_tokens));
+            // Cached prompt tokens need no prefill.
+            let mut deadline = start + ms(cfg.ttft_for(prompt_tokens - cached_tokens.unwrap_or(0)));
             let words = tokenizer.single_token_words();
             let mut word = h;
             for i in 0..out {
@@ -290,13 +328,20 @@ impl Generator for Simulator {
                 counters.generation_tokens.fetch_add(1, Relaxed);
             }
             counters.success.fetch_add(1, Relaxed);
-            let _ = tx.send(GenEvent::Finish { reason: "length", prompt_tokens, completion_tokens: out }).await;
+            let _ = tx.send(GenEvent::Finish { reason: "length", prompt_tokens, completion_tokens: out, cached_tokens }).await;
         });
         Ok(rx)
     }
 
     fn reports_usage(&self) -> bool {
         !self.cfg.no_usage
+    }
+
+    fn reset_prefix_cache(&self) -> bool {
+        if self.cfg.prefix_caching {
+            self.prefix_cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.cfg.prefix_caching
     }
 
     fn metrics_text(&self) -> String {

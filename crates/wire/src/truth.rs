@@ -121,6 +121,7 @@ mod tests {
             input_tokens: 1,
             output_tokens: itl.len() as u64 + 1,
             token_source: TokenSource::Server,
+            cached_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,

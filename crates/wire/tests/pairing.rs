@@ -46,6 +46,7 @@ fn record(id: u64, sent: u64, connect: u64, first: u64, itl: &[u64], reused: boo
         input_tokens: 4,
         output_tokens: itl.len() as u64 + 1,
         token_source: TokenSource::Server,
+        cached_tokens: None,
         outcome: Outcome::Success,
         category: None,
         turn: None,

@@ -64,6 +64,7 @@ impl Recorder {
             input_tokens: input as u64,
             output_tokens: tokens.len() as u64,
             token_source: TokenSource::Engine,
+            cached_tokens: None,
             outcome: Outcome::Success,
             category: Some(category.to_owned()),
             turn: None,

@@ -341,3 +341,159 @@ fn vllm_flags_and_file_names_work_as_in_vllm() {
     assert_eq!(j["warmup_excluded"], 2);
     assert_eq!(j["spec"]["percentile_metrics"], serde_json::json!(["ttft", "queue", "e2el_sched"]));
 }
+
+/// Scripts written for `vllm bench serve` results read ours: every key of two real vLLM 0.32
+/// result files (summary only, and `--save-detailed`) is in our result with the same JSON type,
+/// and the per-request arrays have one entry per request.
+#[test]
+fn every_key_of_a_vllm_result_is_in_ours() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let r = run(
+        &sim.url,
+        &[
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "4",
+            "--num-prompts",
+            "12",
+            "--max-concurrency",
+            "3",
+            "--save-detailed",
+            "--metric-percentiles",
+            "50,90,99",
+        ],
+    );
+    let ours = r.assert_ok().json();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vllm");
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    };
+    for file in ["vllm.json", "vllm-chat-detailed.json"] {
+        let theirs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        for (k, v) in theirs.as_object().unwrap() {
+            let Some(mine) = ours.get(k) else { panic!("{file}: our result has no '{k}'") };
+            if k == "request_rate" {
+                continue; // "inf" or a number, as in vLLM: this run's rate is inf, that file's 20
+            }
+            // vLLM writes null for what it did not measure (no goodput SLO, no label): so do we.
+            assert_eq!(kind(mine), kind(v), "{file}: '{k}' is {mine} here, {v} in vLLM's");
+            if let (serde_json::Value::Array(a), serde_json::Value::Array(b)) = (mine, v) {
+                assert_eq!(a.len(), 12, "'{k}': one entry per request");
+                if let (Some(x), Some(y)) = (a.first(), b.first()) {
+                    assert_eq!(kind(x), kind(y), "{file}: '{k}' entries");
+                }
+            }
+        }
+        let date = theirs["date"].as_str().unwrap();
+        let mine = ours["date"].as_str().unwrap();
+        assert_eq!((mine.len(), mine.find('-')), (date.len(), date.find('-')), "date in vLLM's format: {mine} vs {date}");
+    }
+    assert_eq!(ours["request_rate"], "inf");
+    assert_eq!(ours["endpoint_type"], ours["backend"]);
+    let outs: Vec<u64> = ours["output_lens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(outs, vec![4; 12]);
+    assert!(ours["generated_texts"].as_array().unwrap().iter().all(|t| !t.as_str().unwrap().is_empty()));
+    assert!(f(&ours["max_output_tokens_per_s"]) >= 1.0);
+}
+
+/// `--benchmark-report` writes llm-d's Benchmark Report v0.2, valid under the schema
+/// llm-d-benchmark publishes (a copy in tests/fixtures/llm-d, its source named there).
+#[test]
+fn the_benchmark_report_validates_against_llm_d_schema() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("br.json");
+    let r = run(
+        &sim.url,
+        &[
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "4",
+            "--num-prompts",
+            "8",
+            "--request-rate",
+            "50",
+            "--max-concurrency",
+            "2",
+            "--label",
+            "team=perf",
+            "--benchmark-report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let j = r.assert_ok().json();
+    let br: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let schema_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm-d/br_v0_2_json_schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&br).map(|e| format!("{e} at {}", e.instance_path())).take(5).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{br:#}");
+    // The schema has teeth: a stray key or a wrong unit is refused.
+    let mut bad = br.clone();
+    bad["results"]["request_performance"]["aggregate"]["latency"]["time_to_first_token"]["units"] = "minutes".into();
+    assert!(!v.is_valid(&bad));
+    bad = br.clone();
+    bad["run"]["surprise"] = 1.into();
+    assert!(!v.is_valid(&bad));
+    assert_eq!(br["version"], "0.2");
+    assert_eq!(br["run"]["uid"], j["run_id"]);
+    let agg = &br["results"]["request_performance"]["aggregate"];
+    assert_eq!(agg["requests"]["total"], 8);
+    assert!((f(&agg["latency"]["time_to_first_token"]["mean"]) * 1e3 - f(&j["mean_ttft_ms"])).abs() < 1e-9, "seconds, not ms");
+    assert_eq!(br["scenario"]["load"]["standardized"]["rate_qps"], 50.0);
+    assert_eq!(br["scenario"]["load"]["standardized"]["input_seq_len"]["value"], 16);
+    assert_eq!(br["run"]["keywords"], serde_json::json!(["team=perf"]));
+    // The workload id ignores the target: the same workload elsewhere has the same cfg_id.
+    assert_eq!(br["scenario"]["load"]["metadata"]["cfg_id"].as_str().unwrap().len(), 16);
+}
+
+/// A server's prefix-cache hits reach the records and the summary: the simulator, caching
+/// 16-token blocks, serves the 64-token shared prefix of every prompt after the first from its
+/// cache; `--reset-prefix-cache` starts the next run cold, and a server without the route says so.
+#[test]
+fn prefix_cache_hits_are_reported_and_the_cache_can_be_reset() {
+    let _machine = crate::harness::machine_shared();
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1", "--enable-prefix-caching"]);
+    let args = [
+        "--random-prefix-len",
+        "64",
+        "--random-input-len",
+        "16",
+        "--random-output-len",
+        "2",
+        "--num-prompts",
+        "10",
+        "--max-concurrency",
+        "1",
+    ];
+    let cached = |j: &serde_json::Value| j["summary"]["prefix_cache"]["cached_tokens"].as_u64().unwrap();
+    let r = run(&sim.url, &args);
+    let j = r.assert_ok().json();
+    assert_eq!(j["summary"]["prefix_cache"]["requests"], 10);
+    assert_eq!(j["summary"]["prefix_cache"]["prompt_tokens"], 800);
+    assert_eq!(cached(&j), 9 * 64, "every prompt after the first reuses the 4 prefix blocks");
+    let recs = r.records();
+    assert_eq!(recs.iter().filter(|x| x["cached_tokens"] == 0).count(), 1);
+    assert!(r.stdout().contains("Prefix-cached prompt tokens:             576 of 800 (72.0 %)"), "{}", r.stdout());
+    // The same prompts again: all of them whole blocks the cache holds (5 blocks of 16).
+    assert_eq!(cached(&run(&sim.url, &args).assert_ok().json()), 800);
+    // Reset first: cold again.
+    let reset = run(&sim.url, &[&args[..], &["--reset-prefix-cache"]].concat());
+    assert_eq!(cached(&reset.assert_ok().json()), 576);
+    assert!(reset.stderr().contains("prefix cache was reset") || reset.stdout().contains("prefix cache was reset"));
+    // A server without a prefix cache: the run goes on, and says the cache was not reset.
+    let plain = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let r = run(&plain.url, &[&args[..], &["--reset-prefix-cache"]].concat());
+    let text = format!("{}{}", r.stdout(), r.stderr());
+    assert!(text.contains("NOT reset: POST /reset_prefix_cache answered HTTP 404"), "{text}");
+    assert!(r.assert_ok().json()["summary"].get("prefix_cache").is_none(), "no cached_tokens reported");
+}
