@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub save_detailed: bool,
     /// Empty the server's prefix cache before the run (vLLM's `POST /reset_prefix_cache`).
     pub reset_prefix_cache: bool,
+    /// Count every n-th request's tokens on the client as well as the server (0: never).
+    pub reconcile_every: u64,
 }
 
 /// How far the server's prompt-token counts may stray from the client's before a run stops.
@@ -79,6 +81,7 @@ impl Default for RunOptions {
             ready_check_timeout: Duration::ZERO,
             save_detailed: false,
             reset_prefix_cache: false,
+            reconcile_every: inferbench_load::client::DEFAULT_RECONCILE_EVERY,
         }
     }
 }
@@ -342,7 +345,8 @@ impl Serving {
         let requester = Arc::new(
             Requester::new(client, &self.target, template, tokenizer, self.opts.keep_text)
                 .with_max_response_bytes(self.opts.max_response_bytes)
-                .with_request_id_prefix(self.spec.request_id_prefix.clone()),
+                .with_request_id_prefix(self.spec.request_id_prefix.clone())
+                .with_reconcile_every(self.opts.reconcile_every),
         );
 
         let paths = self.paths();

@@ -48,6 +48,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             output_tokens: 16,
             token_source: TokenSource::Server,
             cached_tokens: None,
+            client_count: None,
+            requested_output_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,

@@ -113,6 +113,11 @@ pub struct RunArgs {
     /// fail as `idle_timeout`. Default: no limit.
     #[arg(long, help_heading = "Target")]
     pub idle_timeout: Option<f64>,
+    /// Count the tokens of every N-th request on the client too (the whole text, once) and
+    /// report how often and by how much they differ from the server's usage; 0 turns it off.
+    /// A sample, because encoding an answer costs about as much CPU as receiving it.
+    #[arg(long, default_value_t = 32, help_heading = "Metrics")]
+    pub reconcile_every: u64,
     /// Empty the server's prefix cache before the run (vLLM's POST /reset_prefix_cache), so the
     /// run starts cold; the run says whether the server had the route.
     #[arg(long, help_heading = "Target")]
@@ -394,6 +399,10 @@ pub struct SimArgs {
     /// POST /reset_prefix_cache empties it.
     #[arg(long, help_heading = "Simulator")]
     pub enable_prefix_caching: bool,
+    /// Add this many tokens to both counts in usage, leaving the text as is (a server that
+    /// miscounts, to test clients' reconciliation).
+    #[arg(long, default_value_t = 0, help_heading = "Simulator")]
+    pub miscount_usage: u32,
     /// Fraction of requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,

@@ -136,6 +136,7 @@ impl RunArgs {
             keep_text: self.save_generated_text || self.save_detailed,
             save_detailed: self.save_detailed,
             reset_prefix_cache: self.reset_prefix_cache,
+            reconcile_every: self.reconcile_every,
             grace,
             labels: labels(&self.label)?,
             max_response_bytes: self.max_response_bytes,

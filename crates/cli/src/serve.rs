@@ -22,6 +22,7 @@ impl SimArgs {
             default_max_tokens: 16,
             no_usage: self.no_usage,
             prefix_caching: self.enable_prefix_caching,
+            miscount_usage: self.miscount_usage,
             error_rate: self.error_rate,
             disconnect_rate: self.disconnect_rate,
             stall_rate: self.stall_rate,

@@ -17,6 +17,15 @@ pub enum TokenSource {
     None,
 }
 
+/// A client-side token count, beside the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TokenCount {
+    /// Prompt tokens (the dataset's count in the run's tokenizer).
+    pub input: u64,
+    /// Generated tokens (the whole generated text, encoded once).
+    pub output: u64,
+}
+
 /// Why a request failed, by kind rather than by message text, so failures can be counted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -118,6 +127,13 @@ pub struct RequestRecord {
     /// Where the token counts came from.
     #[serde(default)]
     pub token_source: TokenSource,
+    /// The client's own count of the same tokens, when it checked the server's `usage` (a
+    /// sample of requests: `--reconcile-every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_count: Option<TokenCount>,
+    /// The output length asked for, when the request asked for it exactly (`ignore_eos`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_output_tokens: Option<u64>,
     /// Prompt tokens the server's prefix cache served (`usage.prompt_tokens_details.cached_tokens`),
     /// when the server said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +243,8 @@ mod tests {
             output_tokens: 4,
             token_source: TokenSource::Server,
             cached_tokens: None,
+            client_count: None,
+            requested_output_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,

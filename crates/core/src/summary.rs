@@ -180,6 +180,12 @@ pub struct Summary {
     /// `max_output_tokens_per_s`, which also counts a chunk as a token).
     #[serde(default)]
     pub max_output_tokens_per_s: f64,
+    /// The server's token counts against the client's, on the requests counted both ways.
+    #[serde(default, skip_serializing_if = "Reconciliation::is_empty")]
+    pub reconciliation: Reconciliation,
+    /// Successful requests that asked for an exact output length (`ignore_eos`) and got another.
+    #[serde(default)]
+    pub output_length_mismatches: u64,
     /// What the server's prefix cache served, when its `usage` said (vLLM, llama.cpp).
     #[serde(default, skip_serializing_if = "PrefixCache::is_empty")]
     pub prefix_cache: PrefixCache,
@@ -201,6 +207,40 @@ pub struct Connections {
     /// New connections that took longer than [`SLOW_CONNECT_NS`]: most likely a connect whose
     /// SYN was dropped (the server's listen queue was full) and retried a second later.
     pub slow: u64,
+}
+
+/// Client and server token counts of the same requests (`--reconcile-every`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Reconciliation {
+    /// Requests counted both ways.
+    pub checked: u64,
+    /// Of those, requests whose prompt counts differ.
+    pub input_differ: u64,
+    /// Of those, requests whose output counts differ.
+    pub output_differ: u64,
+    /// Mean |server − client| prompt tokens over the checked requests.
+    pub input_mean_abs_diff: f64,
+    /// Mean |server − client| output tokens over the checked requests.
+    pub output_mean_abs_diff: f64,
+    /// Σ|server − client| prompt tokens (kept so summaries merge exactly).
+    pub input_abs_diff: u64,
+    /// Σ|server − client| output tokens.
+    pub output_abs_diff: u64,
+}
+
+impl Reconciliation {
+    /// True when no request was counted both ways.
+    pub fn is_empty(&self) -> bool {
+        self.checked == 0
+    }
+
+    /// The share of checked requests whose input or output counts differ.
+    pub fn differ_share(&self) -> (f64, f64) {
+        if self.checked == 0 {
+            return (0.0, 0.0);
+        }
+        (self.input_differ as f64 / self.checked as f64, self.output_differ as f64 / self.checked as f64)
+    }
 }
 
 /// Prompt tokens served from the server's prefix cache, over the successful requests whose
@@ -434,6 +474,18 @@ impl Accumulator {
             self.s.total_input_tokens += r.input_tokens;
             self.s.total_output_tokens += r.output_tokens;
             *self.s.token_sources.entry(format!("{:?}", r.token_source).to_lowercase()).or_default() += 1;
+            if let Some(c) = r.client_count {
+                let rc = &mut self.s.reconciliation;
+                rc.checked += 1;
+                let (di, d_o) = (r.input_tokens.abs_diff(c.input), r.output_tokens.abs_diff(c.output));
+                rc.input_differ += u64::from(di > 0);
+                rc.output_differ += u64::from(d_o > 0);
+                rc.input_abs_diff += di;
+                rc.output_abs_diff += d_o;
+            }
+            if r.requested_output_tokens.is_some_and(|n| n != r.output_tokens) {
+                self.s.output_length_mismatches += 1;
+            }
             if let Some(c) = r.cached_tokens {
                 let pc = &mut self.s.prefix_cache;
                 pc.requests += 1;
@@ -499,6 +551,13 @@ impl Accumulator {
         self.s.connections.new += o.connections.new;
         self.s.connections.reused += o.connections.reused;
         self.s.connections.slow += o.connections.slow;
+        self.s.output_length_mismatches += o.output_length_mismatches;
+        let (rc, orc) = (&mut self.s.reconciliation, o.reconciliation);
+        rc.checked += orc.checked;
+        rc.input_differ += orc.input_differ;
+        rc.output_differ += orc.output_differ;
+        rc.input_abs_diff += orc.input_abs_diff;
+        rc.output_abs_diff += orc.output_abs_diff;
         self.s.prefix_cache.requests += o.prefix_cache.requests;
         self.s.prefix_cache.prompt_tokens += o.prefix_cache.prompt_tokens;
         self.s.prefix_cache.cached_tokens += o.prefix_cache.cached_tokens;
@@ -553,6 +612,11 @@ impl Accumulator {
         }
         s.max_concurrent_requests = peak as u64;
         s.delivery = self.delivery.finish(s.duration_s);
+        let rc = &mut s.reconciliation;
+        if rc.checked > 0 {
+            rc.input_mean_abs_diff = rc.input_abs_diff as f64 / rc.checked as f64;
+            rc.output_mean_abs_diff = rc.output_abs_diff as f64 / rc.checked as f64;
+        }
         let pc = &mut s.prefix_cache;
         pc.cached_share = if pc.prompt_tokens == 0 { 0.0 } else { pc.cached_tokens as f64 / pc.prompt_tokens as f64 };
         s.max_output_tokens_per_s = self.chunks_per_s.iter().copied().max().unwrap_or(0).into();
@@ -585,6 +649,8 @@ mod tests {
             output_tokens: out,
             token_source: TokenSource::Server,
             cached_tokens: None,
+            client_count: None,
+            requested_output_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,
@@ -692,6 +758,28 @@ mod tests {
         trace[1..].iter().for_each(|r| b.add(r));
         a.merge(b);
         assert_eq!(a.finish().delivery, d);
+    }
+
+    #[test]
+    fn client_and_server_counts_are_reconciled_and_short_answers_counted() {
+        use crate::record::TokenCount;
+        // Server: 100 in / 4 out each. Client: same; 98 / 4; 100 / 7. One unchecked request.
+        let mk = |id: u64, client: Option<(u64, u64)>| {
+            let mut r = ok(id, 0, 0, 10, &[1, 1, 1], 4);
+            r.client_count = client.map(|(input, output)| TokenCount { input, output });
+            r.requested_output_tokens = Some(4);
+            r
+        };
+        let mut short = mk(3, None);
+        short.output_tokens = 3; // asked 4 with ignore_eos, got 3
+        let s =
+            Summary::from_records(&[mk(0, Some((100, 4))), mk(1, Some((98, 4))), mk(2, Some((100, 7))), short], &SummaryOptions::default());
+        let rc = s.reconciliation;
+        assert_eq!((rc.checked, rc.input_differ, rc.output_differ), (3, 1, 1));
+        assert!((rc.input_mean_abs_diff - 2.0 / 3.0).abs() < 1e-12);
+        assert!((rc.output_mean_abs_diff - 1.0).abs() < 1e-12);
+        assert_eq!(rc.differ_share(), (1.0 / 3.0, 1.0 / 3.0));
+        assert_eq!(s.output_length_mismatches, 1);
     }
 
     #[test]

@@ -112,6 +112,8 @@ mod tests {
             output_tokens: 2,
             token_source: TokenSource::Server,
             cached_tokens: None,
+            client_count: None,
+            requested_output_tokens: None,
             outcome: if ok { Outcome::Success } else { Outcome::Failed { failure: FailureKind::Timeout, message: "late".into() } },
             category: None,
             turn: None,

@@ -159,6 +159,11 @@ impl RequestTemplate {
         self.backend
     }
 
+    /// Whether requests ask for exact output lengths (`ignore_eos`).
+    pub fn exact_lengths(&self) -> bool {
+        self.ignore_eos
+    }
+
     /// Whether responses are streamed.
     pub fn stream(&self) -> bool {
         self.stream

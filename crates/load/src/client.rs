@@ -4,6 +4,7 @@ use crate::backend::RequestTemplate;
 use crate::http1::{ConnPool, HttpError, Timeouts};
 use crate::sse::SseParser;
 use http::Uri;
+use inferbench_core::record::TokenCount;
 use inferbench_core::{FailureKind, Outcome, RequestRecord, TokenSource};
 use inferbench_data::{Prompt, Tokenizer};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -345,6 +346,9 @@ pub struct Requester {
     in_flight: InFlight,
     /// Starts each request's `X-Request-Id` (vLLM's `--request-id-prefix`); `None` sends none.
     request_id_prefix: Option<String>,
+    /// Count the tokens of every n-th request (by id) on the client too, when the server
+    /// reported usage; `None` never.
+    reconcile_every: Option<u64>,
 }
 
 /// Counts requests in flight as they are sent and end, so the run's peak concurrency costs two
@@ -371,6 +375,9 @@ impl Drop for InFlightGuard<'_> {
         self.0.now.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// Requests whose tokens are counted on both sides by default: one in 32 (by id).
+pub const DEFAULT_RECONCILE_EVERY: u64 = 32;
 
 /// The default bound on one line, event or non-streamed body: far past any real answer.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
@@ -409,7 +416,15 @@ impl Requester {
             head_prefix,
             in_flight: InFlight::default(),
             request_id_prefix: None,
+            reconcile_every: Some(DEFAULT_RECONCILE_EVERY),
         }
+    }
+
+    /// Counts the tokens of every `n`-th request on the client as well as on the server (`0`:
+    /// never). Encoding the whole answer costs about as much CPU as receiving it, so a sample.
+    pub fn with_reconcile_every(mut self, n: u64) -> Self {
+        self.reconcile_every = (n > 0).then_some(n);
+        self
     }
 
     /// Sends `X-Request-Id: <prefix><id>` with each request (`<prefix><id>-<turn>` for later
@@ -505,6 +520,14 @@ impl Requester {
                 Outcome::Failed { failure, message }
             }
         };
+        // The server counted both sides: on a sample of requests, count them the client's way too
+        // (the whole text at once, never chunk by chunk) so a tokenizer mismatch shows.
+        let client_count = match (p.prompt_tokens, p.completion_tokens, self.reconcile_every, &outcome) {
+            (Some(_), Some(_), Some(every), Outcome::Success) if slot.id % every == 0 && prompt.turn.unwrap_or(0) == 0 => {
+                Some(TokenCount { input: u64::from(prompt.input_tokens), output: self.tokenizer.count(&p.text) as u64 })
+            }
+            _ => None,
+        };
         let text = std::mem::take(&mut p.text);
         // A request that never reached the wire keeps its start as its send.
         let (sent, reused) = p.sent.map_or((start, None), |(t, r)| (t, Some(r)));
@@ -522,6 +545,8 @@ impl Requester {
             output_tokens,
             token_source,
             cached_tokens: p.cached_tokens,
+            client_count,
+            requested_output_tokens: self.template.exact_lengths().then_some(u64::from(prompt.output_tokens)),
             outcome,
             category: prompt.category.clone(),
             turn: prompt.turn,

@@ -127,6 +127,22 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
             row(&mut out, "Client CPU per output token (us):", format!("{:.2}", r.client.cpu_s * 1e6 / s.total_output_tokens as f64));
         }
     }
+    let rc = &s.reconciliation;
+    if !rc.is_empty() {
+        let (i, o) = rc.differ_share();
+        let line = format!(
+            "{} checked; differ: input {:.1} % (mean |d| {:.2}), output {:.1} % (mean |d| {:.2})",
+            rc.checked,
+            i * 100.0,
+            rc.input_mean_abs_diff,
+            o * 100.0,
+            rc.output_mean_abs_diff
+        );
+        row(&mut out, "Token counts, server vs client:", line);
+    }
+    if s.output_length_mismatches > 0 {
+        row(&mut out, "WARNING: output length not as asked:", format!("{} requests (ignore_eos set)", s.output_length_mismatches));
+    }
     let pc = &s.prefix_cache;
     if !pc.is_empty() {
         let line = format!("{} of {} ({:.1} %)", pc.cached_tokens, pc.prompt_tokens, pc.cached_share * 100.0);

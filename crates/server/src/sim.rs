@@ -55,6 +55,9 @@ pub struct SimConfig {
     /// [`PREFIX_BLOCK`]-token blocks were seen before skip their prefill and report them as
     /// `cached_tokens`.
     pub prefix_caching: bool,
+    /// Tokens added to both counts in `usage` (a server that miscounts, for testing clients'
+    /// reconciliation); the text is unchanged.
+    pub miscount_usage: u32,
 }
 
 /// Tokens per prefix-cache block (vLLM's default block size).
@@ -83,6 +86,7 @@ impl Default for SimConfig {
             seed: 0,
             tokenizer: "cl100k_base".into(),
             prefix_caching: false,
+            miscount_usage: 0,
         }
     }
 }
@@ -328,7 +332,9 @@ impl Generator for Simulator {
                 counters.generation_tokens.fetch_add(1, Relaxed);
             }
             counters.success.fetch_add(1, Relaxed);
-            let _ = tx.send(GenEvent::Finish { reason: "length", prompt_tokens, completion_tokens: out, cached_tokens }).await;
+            let skew = cfg.miscount_usage;
+            let (prompt_tokens, completion_tokens) = (prompt_tokens + skew, out + skew);
+            let _ = tx.send(GenEvent::Finish { reason: "length", prompt_tokens, completion_tokens, cached_tokens }).await;
         });
         Ok(rx)
     }

@@ -122,6 +122,8 @@ mod tests {
             output_tokens: itl.len() as u64 + 1,
             token_source: TokenSource::Server,
             cached_tokens: None,
+            client_count: None,
+            requested_output_tokens: None,
             outcome: Outcome::Success,
             category: None,
             turn: None,

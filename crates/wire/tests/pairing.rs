@@ -47,6 +47,8 @@ fn record(id: u64, sent: u64, connect: u64, first: u64, itl: &[u64], reused: boo
         output_tokens: itl.len() as u64 + 1,
         token_source: TokenSource::Server,
         cached_tokens: None,
+        client_count: None,
+        requested_output_tokens: None,
         outcome: Outcome::Success,
         category: None,
         turn: None,

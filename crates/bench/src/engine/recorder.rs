@@ -65,6 +65,8 @@ impl Recorder {
             output_tokens: tokens.len() as u64,
             token_source: TokenSource::Engine,
             cached_tokens: None,
+            client_count: None,
+            requested_output_tokens: None,
             outcome: Outcome::Success,
             category: Some(category.to_owned()),
             turn: None,

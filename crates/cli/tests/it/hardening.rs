@@ -249,10 +249,11 @@ fn a_full_disk_keeps_the_summary_and_whole_record_lines() {
     let _machine = crate::harness::machine_shared();
     let sim = Sim::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
     let dir = tempfile::tempdir().unwrap();
-    // 64 blocks of 512 bytes per file: the records outgrow it, the summary does not. SIGXFSZ is
-    // ignored, so writes fail with EFBIG as on a full disk.
+    // 256 blocks of 512 bytes per file: the records outgrow it, the summary (with vLLM's
+    // per-request latency arrays) does not. SIGXFSZ is ignored, so writes fail with EFBIG as on a
+    // full disk.
     let cmd = format!(
-        "trap '' XFSZ; ulimit -f 64 && exec {BIN} run --base-url {} --backend vllm --num-prompts 1000 --random-input-len 8 \
+        "trap '' XFSZ; ulimit -f 256 && exec {BIN} run --base-url {} --backend vllm --num-prompts 1000 --random-input-len 8 \
          --random-output-len 2 --max-concurrency 16 --disable-tqdm --result-filename r --result-dir {}",
         sim.url,
         dir.path().display()

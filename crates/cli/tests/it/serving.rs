@@ -497,3 +497,31 @@ fn prefix_cache_hits_are_reported_and_the_cache_can_be_reset() {
     assert!(text.contains("NOT reset: POST /reset_prefix_cache answered HTTP 404"), "{text}");
     assert!(r.assert_ok().json()["summary"].get("prefix_cache").is_none(), "no cached_tokens reported");
 }
+
+/// Client and server count the same tokens on the sampled requests: they agree with the
+/// simulator, and a server that miscounts by 2 shows as every request differing by 2 (and, with
+/// ignore_eos, as answers of another length than asked).
+#[test]
+fn token_counts_are_reconciled_with_the_server() {
+    let _machine = crate::harness::machine_shared();
+    let args =
+        ["--backend", "vllm", "--random-input-len", "24", "--random-output-len", "4", "--num-prompts", "8", "--reconcile-every", "1"];
+    let honest = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let j = run(&honest.url, &args).assert_ok().json();
+    let rc = &j["summary"]["reconciliation"];
+    assert_eq!((rc["checked"].as_u64(), rc["input_differ"].as_u64(), rc["output_differ"].as_u64()), (Some(8), Some(0), Some(0)), "{rc}");
+    assert_eq!(j["summary"]["output_length_mismatches"], 0);
+
+    let liar = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1", "--miscount-usage", "2"]);
+    let r = run(&liar.url, &args);
+    let j = r.assert_ok().json();
+    let rc = &j["summary"]["reconciliation"];
+    assert_eq!((rc["input_differ"].as_u64(), rc["output_differ"].as_u64()), (Some(8), Some(8)), "{rc}");
+    assert_eq!((f(&rc["input_mean_abs_diff"]), f(&rc["output_mean_abs_diff"])), (2.0, 2.0));
+    assert_eq!(j["summary"]["output_length_mismatches"], 8);
+    assert!(r.stdout().contains("differ: input 100.0 % (mean |d| 2.00), output 100.0 % (mean |d| 2.00)"), "{}", r.stdout());
+    assert!(r.stdout().contains("WARNING: output length not as asked:"), "{}", r.stdout());
+    // Off: nothing counted twice.
+    let j = run(&liar.url, &[&args[..8], &["--reconcile-every", "0"]].concat()).assert_ok().json();
+    assert!(j["summary"].get("reconciliation").is_none());
+}
