@@ -21,7 +21,7 @@ pub async fn runs() -> Result<(u64, BenchmarkResult, BenchmarkResult), Box<dyn s
     let sim = Arc::new(inferbench_server::Simulator::new(inferbench_server::SimConfig { itl_ms: 2.0, ..Default::default() })?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(inferbench_server::serve(listener, sim, None, std::future::pending()));
+    tokio::spawn(inferbench_server::serve(listener, sim, None, None, std::future::pending()));
     let mut spec = RunSpec::new(&url);
     (spec.backend, spec.dataset, spec.num_prompts, spec.max_concurrency) = ("vllm".into(), DatasetSpec::random(32, 16), Some(40), Some(4));
     let (seen, stop) = (Arc::new(AtomicU64::new(0)), CancellationToken::new());

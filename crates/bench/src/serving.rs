@@ -13,7 +13,9 @@ use inferbench_core::summary::Accumulator;
 use inferbench_core::vllm::PerRequestCollector;
 use inferbench_core::{BenchmarkResult, RecordSink, RunSpec};
 use inferbench_data::{load_dataset, Dataset, DatasetOptions, Tokenizer};
-use inferbench_load::{http_client, preflight, run_load, ClientError, HttpTarget, RequestTemplate, Requester, ServerInfo, Timeouts};
+use inferbench_load::{
+    http_client, preflight, run_load, ClientError, HttpTarget, ProxyEnv, RequestTemplate, Requester, ServerInfo, Timeouts, TlsOptions,
+};
 use inferbench_report::{write_csv_summary, write_json, RecordWriter};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -144,13 +146,27 @@ impl Serving {
     /// Checks the spec and prepares the output directory.
     pub fn new(mut spec: RunSpec, opts: RunOptions) -> Result<Self, BenchError> {
         spec::normalize(&mut spec)?;
-        let target = HttpTarget::new(&spec.base_url, &spec.endpoint, opts.api_key.as_deref(), Duration::from_secs_f64(spec.timeout_s))
-            .map_err(|e| BenchError::invalid(format!("--base-url: {e}")))?
-            .with_timeouts(Timeouts {
-                connect: Duration::from_secs_f64(spec.connect_timeout_s),
-                idle: spec.idle_timeout_s.map(Duration::from_secs_f64),
-            });
+        let tls = TlsOptions { ca_cert: spec.ca_cert.as_ref().map(PathBuf::from), insecure: spec.insecure };
+        let timeout = Duration::from_secs_f64(spec.timeout_s);
+        let target =
+            HttpTarget::with_transport(&spec.base_url, &spec.endpoint, opts.api_key.as_deref(), timeout, &tls, &ProxyEnv::from_env())
+                .map_err(|e| match e {
+                    ClientError::Transport(e) => BenchError::invalid(e),
+                    e => BenchError::invalid(format!("--base-url: {e}")),
+                })?
+                .with_timeouts(Timeouts {
+                    connect: Duration::from_secs_f64(spec.connect_timeout_s),
+                    idle: spec.idle_timeout_s.map(Duration::from_secs_f64),
+                });
         spec.base_url = target.base_url.clone();
+        if spec.insecure {
+            let what = if target.base_url.starts_with("https://") {
+                "the server's TLS certificate is not checked"
+            } else {
+                "it has no effect on an http:// target"
+            };
+            tracing::warn!("--insecure: {what}; the result says so");
+        }
         let dataset = spec::dataset_options(&spec)?;
         if let Some(o) = &opts.output {
             o.check()?;

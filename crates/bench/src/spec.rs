@@ -269,6 +269,8 @@ mod tests {
             timeout_s: 10.0,
             connect_timeout_s: 10.0,
             idle_timeout_s: None,
+            ca_cert: None,
+            insecure: false,
             percentiles: vec![50.0, 99.0],
             percentile_metrics: vec!["ttft".into()],
             ..Default::default()

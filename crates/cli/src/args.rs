@@ -113,6 +113,15 @@ pub struct RunArgs {
     /// fail as `idle_timeout`. Default: no limit.
     #[arg(long, help_heading = "Target")]
     pub idle_timeout: Option<f64>,
+    /// A PEM file of CA certificates to trust for an https:// target, beside the system's roots
+    /// (for a private CA or a self-signed server). HTTPS_PROXY, HTTP_PROXY and NO_PROXY are
+    /// honoured as curl honours them.
+    #[arg(long, value_name = "FILE", help_heading = "Target")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Do not check the server's TLS certificate (the traffic is still encrypted); warned once
+    /// and written into the result.
+    #[arg(long, help_heading = "Target")]
+    pub insecure: bool,
     /// Count the tokens of every N-th request on the client too (the whole text, once) and
     /// report how often and by how much they differ from the server's usage; 0 turns it off.
     /// A sample, because encoding an answer costs about as much CPU as receiving it.
@@ -359,6 +368,12 @@ pub struct ServeArgs {
     /// Require this bearer token on /v1 routes.
     #[arg(long, env = "INFERBENCH_SERVER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --ssl-keyfile), as vLLM's flag does.
+    #[arg(long, value_name = "FILE", requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<std::path::PathBuf>,
+    /// The PEM private key of --ssl-certfile.
+    #[arg(long, value_name = "FILE", requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]

@@ -44,7 +44,7 @@ pub async fn run(a: DemoArgs, interrupt: crate::Interrupt) -> Result<bool> {
     // stays within a minute or two.
     let (server, label, tokenizer, input_len, output_len) = if a.sim {
         let cfg = sim.config();
-        let server = serve::start("127.0.0.1", 0, serve::simulator(&sim)?, None).await?;
+        let server = serve::start("127.0.0.1", 0, serve::simulator(&sim)?, None, None).await?;
         outln!(
             "Simulator at {} (TTFT {} ms + {} ms/prompt token, ITL {} ms + {} ms per extra running sequence, max {} sequences)\n",
             server.url,
@@ -57,7 +57,7 @@ pub async fn run(a: DemoArgs, interrupt: crate::Interrupt) -> Result<bool> {
         (server, "sim", "cl100k_base".to_owned(), 256, 64)
     } else {
         let (gen, info) = serve::engine(&a.engine, &sim).await?;
-        let server = serve::start("127.0.0.1", 0, gen, None).await?;
+        let server = serve::start("127.0.0.1", 0, gen, None, None).await?;
         outln!("Embedded engine at {}\n  {}\n", server.url, info.summary);
         (server, "engine", info.path.to_string_lossy().into_owned(), 128, 64)
     };

@@ -120,6 +120,8 @@ impl RunArgs {
             timeout_s: self.request_timeout,
             connect_timeout_s: self.connect_timeout,
             idle_timeout_s: self.idle_timeout,
+            ca_cert: self.ca_cert.as_ref().map(|p| p.display().to_string()),
+            insecure: self.insecure,
             extra_body,
             percentiles: parse_percentiles(&self.metric_percentiles)?,
             percentile_metrics: percentile_metrics.iter().map(|m| m.key().to_owned()).collect(),

@@ -68,8 +68,14 @@ impl Running {
 /// How long `inferbench serve` lets open streams run on after Ctrl-C or SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Binds `host:port` and serves `gen` in a background task.
-pub async fn start(host: &str, port: u16, gen: Arc<dyn Generator>, api_key: Option<String>) -> Result<Running> {
+/// Binds `host:port` and serves `gen` in a background task, over HTTPS with `tls`.
+pub async fn start(
+    host: &str,
+    port: u16,
+    gen: Arc<dyn Generator>,
+    api_key: Option<String>,
+    tls: Option<Arc<inferbench_server::tls::ServerConfig>>,
+) -> Result<Running> {
     // `::1` and `[::1]` both name the IPv6 loopback.
     let ip: std::net::IpAddr = host
         .trim_start_matches('[')
@@ -80,10 +86,11 @@ pub async fn start(host: &str, port: u16, gen: Arc<dyn Generator>, api_key: Opti
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, gen, api_key, async move {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = tokio::spawn(serve(listener, gen, api_key, tls, async move {
         let _ = rx.await;
     }));
-    Ok(Running { url: format!("http://{local}"), stop, task })
+    Ok(Running { url: format!("{scheme}://{local}"), stop, task })
 }
 
 /// Builds the simulator from flags.
@@ -149,6 +156,10 @@ pub async fn run(a: ServeArgs) -> Result<()> {
             a.host
         )));
     }
+    let tls = match (&a.ssl_certfile, &a.ssl_keyfile) {
+        (Some(cert), Some(key)) => Some(inferbench_server::tls::server_config(cert, key).map_err(crate::usage)?),
+        _ => None,
+    };
     inferbench_bench::proc::raise_nofile_limit();
     let (gen, what): (Arc<dyn Generator>, String) = if a.sim {
         (simulator(&a.sim_args)?, "simulator".into())
@@ -157,7 +168,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         (g, format!("engine, {}", info.summary))
     };
     let model = gen.model_name().to_owned();
-    let server = start(&a.host, a.port, gen, a.api_key.clone()).await?;
+    let server = start(&a.host, a.port, gen, a.api_key.clone(), tls).await?;
     outln!("inferbench serve: listening on {} (model {model}; {what})", server.url);
     shutdown_signal().await;
     eprintln!("inferbench serve: shutting down (open streams get {} s)", SHUTDOWN_GRACE.as_secs());

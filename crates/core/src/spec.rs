@@ -154,6 +154,13 @@ pub struct RunSpec {
     /// Most seconds without a byte once an answer has started; `None` for no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_s: Option<f64>,
+    /// A PEM file of CA certificates trusted for an `https://` target, beside the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// The server's certificate was not checked (`--insecure`): kept in the result so nobody
+    /// mistakes the run for one against an authenticated endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
     /// Extra JSON fields merged into each request body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_body: Option<serde_json::Value>,
@@ -199,13 +206,15 @@ impl RunSpec {
 
 /// The spec fields that do not shape the workload: two results that differ only in these
 /// measured the same thing (the target, timeouts, request ids, what the summary reports).
-pub const NOT_WORKLOAD: [&str; 10] = [
+pub const NOT_WORKLOAD: [&str; 12] = [
     "base_url",
     "endpoint",
     "model",
     "timeout_s",
     "connect_timeout_s",
     "idle_timeout_s",
+    "ca_cert",
+    "insecure",
     "request_id_prefix",
     "percentiles",
     "percentile_metrics",

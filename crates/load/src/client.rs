@@ -3,6 +3,7 @@
 use crate::backend::RequestTemplate;
 use crate::http1::{ConnPool, HttpError, Timeouts};
 use crate::sse::SseParser;
+use crate::transport::{Dialer, ProxyEnv, TlsOptions};
 use http::Uri;
 use inferbench_core::record::TokenCount;
 use inferbench_core::{FailureKind, Outcome, RequestRecord, TokenSource};
@@ -22,6 +23,9 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS or proxy settings cannot be used (a bad `--ca-cert`, a bad proxy URL).
+    #[error("{0}")]
+    Transport(String),
     /// The API key has characters an HTTP header cannot carry.
     #[error("the API key contains characters that cannot be sent in an HTTP header")]
     BadApiKey,
@@ -107,12 +111,29 @@ pub struct HttpTarget {
     pub timeout: Duration,
     /// Connect and mid-answer idle timeouts.
     pub timeouts: Timeouts,
+    /// `Host` header value: the host, with the port unless it is the scheme's default.
+    host_header: String,
+    /// How connections are opened (proxy, TLS).
+    dialer: Dialer,
 }
 
 impl HttpTarget {
-    /// Validates the URL and key. Only `http://` is supported (benchmark targets are usually
-    /// reached without TLS; a TLS stack would double the client's build and per-byte cost).
+    /// Validates the URL and key; connections go straight to the server, with the default TLS
+    /// roots for `https://`.
     pub fn new(base_url: &str, endpoint: &str, api_key: Option<&str>, timeout: Duration) -> Result<Self, ClientError> {
+        Self::with_transport(base_url, endpoint, api_key, timeout, &TlsOptions::default(), &ProxyEnv::default())
+    }
+
+    /// Validates the URL and key, and prepares connections: through the proxy `proxies` names for
+    /// this host (if any), with TLS checked as `tls` says for `https://`.
+    pub fn with_transport(
+        base_url: &str,
+        endpoint: &str,
+        api_key: Option<&str>,
+        timeout: Duration,
+        tls: &TlsOptions,
+        proxies: &ProxyEnv,
+    ) -> Result<Self, ClientError> {
         let redacted = redact_url(base_url);
         let bad = |reason: &str| ClientError::BadUrl { url: redacted.clone(), reason: reason.to_owned() };
         let (base, userinfo) = strip_userinfo(base_url.trim_end_matches('/'));
@@ -121,11 +142,11 @@ impl HttpTarget {
             tracing::warn!("ignoring the user name and password in the base URL; use --api-key for a bearer token");
         }
         let parsed: Uri = base.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        match parsed.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported yet; use an http:// URL (e.g. through a local proxy)")),
-            _ => return Err(bad("expected http://HOST:PORT")),
-        }
+        let (scheme, default_port) = match parsed.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            _ => return Err(bad("expected http://HOST:PORT or https://HOST")),
+        };
         if parsed.host().is_none_or(str::is_empty) {
             return Err(bad("no host"));
         }
@@ -141,15 +162,20 @@ impl HttpTarget {
         let auth_text = parsed.authority().map_or("", |a| a.as_str());
         let port_text = if auth_text.ends_with(']') { None } else { auth_text.rsplit_once(':').map(|(_, p)| p) };
         let port = match port_text {
-            None | Some("") => 80,
+            None | Some("") => default_port,
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 => n,
                 _ => return Err(bad(&format!("port {p} is not a valid port (1-65535)"))),
             },
         };
         let authority = format!("{host}:{port}");
+        let host_header = if port == default_port { host.to_owned() } else { authority.clone() };
         let base_path = parsed.path().trim_end_matches('/').to_owned();
-        Ok(Self { base_url: base, uri, authority, base_path, auth, timeout, timeouts: Timeouts::default() })
+        let dialer = Dialer::new(scheme, host, port, tls, proxies).map_err(ClientError::Transport)?;
+        if let Some(p) = dialer.proxy_shown() {
+            tracing::info!(proxy = p, "connecting through the environment's proxy");
+        }
+        Ok(Self { base_url: base, uri, authority, base_path, auth, timeout, timeouts: Timeouts::default(), host_header, dialer })
     }
 
     /// Sets the connect and idle timeouts (`--connect-timeout`, `--idle-timeout`).
@@ -160,7 +186,18 @@ impl HttpTarget {
 
     /// The start of every request's head up to the `Content-Length` value.
     fn head_prefix(&self, method: &str, path_and_query: &str) -> String {
-        let mut h = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n", self.authority);
+        let mut h = match self.dialer.forward_proxy_auth() {
+            // An http:// target through a proxy: the request line names the whole URL.
+            Some(proxy_auth) => {
+                let mut h = format!("{method} http://{}{path_and_query} HTTP/1.1\r\n", self.host_header);
+                if let Some(a) = proxy_auth {
+                    h.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+                }
+                h
+            }
+            None => format!("{method} {path_and_query} HTTP/1.1\r\n"),
+        };
+        h.push_str(&format!("Host: {}\r\nAccept: */*\r\n", self.host_header));
         if let Some(a) = &self.auth {
             h.push_str("Authorization: ");
             h.push_str(&a.0);
@@ -201,7 +238,7 @@ pub type HttpClient = ConnPool;
 
 /// Builds the shared connection pool for `target`.
 pub fn http_client(target: &HttpTarget) -> HttpClient {
-    ConnPool::new(target.authority.clone()).with_timeouts(target.timeouts)
+    ConnPool::with_dialer(target.dialer.clone()).with_timeouts(target.timeouts)
 }
 
 /// GETs a path under the base URL with the target's auth, returning status and body (bounded
@@ -673,7 +710,8 @@ mod tests {
         let t = |u: &str| HttpTarget::new(u, "/v1/completions", None, Duration::from_secs(1));
         assert_eq!(t("http://127.0.0.1:8000/").unwrap().uri, "http://127.0.0.1:8000/v1/completions");
         assert!(t("localhost:8000").unwrap_err().to_string().contains("invalid URL 'localhost:8000'"));
-        assert!(t("https://x").unwrap_err().to_string().contains("https is not supported"));
+        assert_eq!(t("https://x").unwrap().authority, "x:443");
+        assert!(t("ftp://x").unwrap_err().to_string().contains("expected http://HOST:PORT or https://HOST"));
         assert!(t("http://").is_err());
         assert!(HttpTarget::new("http://h", "/x", Some("bad\nkey"), Duration::from_secs(1)).is_err());
     }

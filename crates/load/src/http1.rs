@@ -4,12 +4,12 @@
 //! Requests are written with a single `write`; responses may be `Content-Length`, chunked or
 //! close-delimited. Idle keep-alive connections wait in a [`ConnPool`].
 
+use crate::transport::{Dialer, Stream};
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What went wrong on the wire, split by whether the response had started.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ enum Framing {
 /// One connection to the server.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     /// True once a response was read on it (a failure then may just be a stale idle connection).
     reused: bool,
@@ -75,21 +75,19 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Dials `authority` (`host:port`) with Nagle off, within `timeouts.connect`.
-    pub async fn connect(authority: &str, timeouts: Timeouts) -> Result<Conn, HttpError> {
+    /// Opens a connection with `dialer` (TCP with Nagle off, any proxy tunnel and TLS
+    /// handshake), all within `timeouts.connect`.
+    pub async fn connect(dialer: &Dialer, timeouts: Timeouts) -> Result<Conn, HttpError> {
         let t = std::time::Instant::now();
-        let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(authority)).await {
-            Ok(s) => s.map_err(|e| {
-                tracing::debug!(authority, error = %e, "connect failed");
-                HttpError::Connection(format!("connect to {authority}: {e}"))
-            })?,
+        let stream = match tokio::time::timeout(timeouts.connect, dialer.dial()).await {
+            Ok(s) => s?,
             Err(_) => {
-                let (limit, hint) = (timeouts.connect.as_secs_f64(), "--connect-timeout; a full listen queue drops connects");
+                let (authority, limit) = (dialer.target(), timeouts.connect.as_secs_f64());
+                let hint = "--connect-timeout; a full listen queue drops connects";
                 return Err(HttpError::ConnectTimeout(format!("connect to {authority} timed out after {limit} s ({hint})")));
             }
         };
-        tracing::trace!(authority, us = t.elapsed().as_micros() as u64, "connected");
-        stream.set_nodelay(true).map_err(|e| HttpError::Connection(e.to_string()))?;
+        tracing::trace!(authority = dialer.target(), us = t.elapsed().as_micros() as u64, "connected");
         let now = Instant::now();
         Ok(Conn { stream, buf: BytesMut::with_capacity(4 << 10), reused: false, sent_at: now, read_at: now, idle: timeouts.idle })
     }
@@ -98,7 +96,10 @@ impl Conn {
     /// just before the write that hands its first byte to the kernel: the request's send time.
     pub async fn send(&mut self, request: &[u8]) -> Result<(), HttpError> {
         self.sent_at = Instant::now();
-        self.stream.write_all(request).await.map_err(|e| HttpError::Connection(format!("sending the request: {e}")))
+        let sending = |e: io::Error| HttpError::Connection(format!("sending the request: {e}"));
+        self.stream.write_all(request).await.map_err(sending)?;
+        // A no-op on TCP; pushes TLS records out.
+        self.stream.flush().await.map_err(sending)
     }
 
     /// When the last request sent on this connection started its write.
@@ -352,15 +353,20 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 /// Idle connections to one server.
 #[derive(Debug)]
 pub struct ConnPool {
-    authority: String,
+    dialer: Dialer,
     timeouts: Timeouts,
     idle: Mutex<Vec<Conn>>,
 }
 
 impl ConnPool {
-    /// A pool for `authority` (`host:port`), with the default timeouts.
+    /// A pool for plain TCP to `authority` (`host:port`), with the default timeouts.
     pub fn new(authority: impl Into<String>) -> Self {
-        Self { authority: authority.into(), timeouts: Timeouts::default(), idle: Mutex::new(Vec::new()) }
+        Self::with_dialer(Dialer::plain(authority))
+    }
+
+    /// A pool whose connections `dialer` opens (proxy, TLS), with the default timeouts.
+    pub fn with_dialer(dialer: Dialer) -> Self {
+        Self { dialer, timeouts: Timeouts::default(), idle: Mutex::new(Vec::new()) }
     }
 
     /// Sets the connect and idle timeouts of the connections it opens.
@@ -375,8 +381,8 @@ impl ConnPool {
         let have = self.idle.lock().map(|v| v.len()).unwrap_or(0);
         let mut opening = tokio::task::JoinSet::new();
         for _ in have..n {
-            let (authority, timeouts) = (self.authority.clone(), self.timeouts);
-            opening.spawn(async move { Conn::connect(&authority, timeouts).await });
+            let (dialer, timeouts) = (self.dialer.clone(), self.timeouts);
+            opening.spawn(async move { Conn::connect(&dialer, timeouts).await });
         }
         let mut opened = 0;
         while let Some(done) = opening.join_next().await {
@@ -396,7 +402,7 @@ impl ConnPool {
         let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         match idle {
             Some(c) => Ok(c),
-            None => Conn::connect(&self.authority, self.timeouts).await,
+            None => Conn::connect(&self.dialer, self.timeouts).await,
         }
     }
 
@@ -427,7 +433,7 @@ impl ConnPool {
             Err(e) if reused => {
                 // A kept-alive connection the server had closed: one retry on a fresh one.
                 tracing::debug!(error = %e, "reused connection failed; retrying on a new one");
-                let mut fresh = Conn::connect(&self.authority, self.timeouts).await?;
+                let mut fresh = Conn::connect(&self.dialer, self.timeouts).await?;
                 fresh.send(request).await?;
                 *sent = Some((fresh.sent_at, false));
                 let head = fresh.read_head().await?;

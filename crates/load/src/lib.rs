@@ -9,9 +9,11 @@ pub mod client;
 pub mod http1;
 pub mod runner;
 pub mod sse;
+pub mod transport;
 
 pub use arrival::{ArrivalConfig, Arrivals};
 pub use backend::{Backend, RequestTemplate, TemplateOptions};
 pub use client::{http_client, preflight, server_token_count, ClientError, HttpClient, HttpTarget, Requester, ServerInfo, Slot};
 pub use http1::Timeouts;
 pub use runner::{run_load, LoadProfile, RunEvent, RunOutcome};
+pub use transport::{ProxyEnv, TlsOptions};

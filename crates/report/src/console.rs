@@ -231,6 +231,8 @@ mod tests {
             timeout_s: 60.0,
             connect_timeout_s: 10.0,
             idle_timeout_s: None,
+            ca_cert: None,
+            insecure: false,
             extra_body: None,
             percentiles: vec![50.0, 99.0],
             percentile_metrics: vec!["ttft".into()],

@@ -50,7 +50,11 @@ impl Sim {
             .expect("spawn simulator");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read simulator banner");
-        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_owned();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
         Sim { child, url }
     }
 
@@ -163,6 +167,10 @@ pub fn run_cmd(url: &str, flags: &[&str]) -> (Command, tempfile::TempDir) {
     let mut c = Command::new(BIN);
     c.args(["run", "--base-url", url, "--disable-tqdm", "--result-filename", "r", "--result-dir"]).arg(dir.path()).args(flags);
     c.env_remove("OPENAI_API_KEY");
+    // The tests' traffic stays on loopback whatever proxy the machine names.
+    for v in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"] {
+        c.env_remove(v);
+    }
     (c, dir)
 }
 

@@ -15,3 +15,4 @@ mod library;
 mod serving;
 mod sweep;
 mod timeouts;
+mod tls;
