@@ -14,7 +14,8 @@ use inferbench_core::vllm::PerRequestCollector;
 use inferbench_core::{BenchmarkResult, RecordSink, RunSpec};
 use inferbench_data::{load_dataset, Dataset, DatasetOptions, Tokenizer};
 use inferbench_load::{
-    http_client, preflight, run_load, ClientError, HttpTarget, ProxyEnv, RequestTemplate, Requester, ServerInfo, Timeouts, TlsOptions,
+    http_client, preflight, run_load, ClientError, HttpTarget, Prompts, ProxyEnv, RequestTemplate, Requester, ServerInfo, Timeouts,
+    TlsOptions,
 };
 use inferbench_report::{write_csv_summary, write_json, RecordWriter};
 use std::collections::BTreeMap;
@@ -351,6 +352,17 @@ impl Serving {
             (self.observer)(&Event::Note(&format!("{} dataset entries skipped by the length filters", loaded.skipped)));
         }
         let dataset_stats = DatasetStats { available: loaded.available, skipped: loaded.skipped, oversampled: loaded.oversampled };
+        if let Some(t) = &loaded.trace {
+            let span = t.offsets().last().copied().unwrap_or(0.0);
+            (self.observer)(&Event::Note(&format!(
+                "replaying {} of the trace's {} requests over {span:.1} s (read in {:.2} s)",
+                t.len(),
+                t.lines,
+                loaded.read_s
+            )));
+            self.spec.num_prompts = Some(t.len() as u64);
+        }
+        let trace = loaded.trace;
         let prompts = loaded.prompts;
         tracing::info!(prompts = prompts.len(), available = dataset_stats.available, "dataset loaded");
         tokio::select! {
@@ -397,8 +409,15 @@ impl Serving {
                 }
             })
         };
-        let profile = spec::load_profile(&self.spec, self.opts.grace, self.abort.clone());
-        let outcome = run_load(requester, prompts.into(), profile, tx, self.cancel.clone()).await;
+        let mut profile = spec::load_profile(&self.spec, self.opts.grace, self.abort.clone());
+        let work = match trace {
+            Some(t) => {
+                profile.arrivals.offsets = Some(t.offsets().into());
+                Prompts::Trace(t)
+            }
+            None => prompts.into(),
+        };
+        let outcome = run_load(requester, work, profile, tx, self.cancel.clone()).await;
         ticking.cancel();
         let _ = ticker.await;
         let cpu_end = proc::cpu_seconds();

@@ -5,7 +5,8 @@
 use crate::error::BenchError;
 use inferbench_core::spec::{DatasetSpec, RunSpec};
 use inferbench_core::{MetricName, Slo, SummaryOptions};
-use inferbench_data::{DatasetKind, DatasetOptions, Tokenizer};
+use inferbench_data::datasets::TraceReplay;
+use inferbench_data::{DatasetKind, DatasetOptions, Tokenizer, TraceFormat};
 use inferbench_load::{ArrivalConfig, Backend, LoadProfile, TemplateOptions};
 use std::time::Duration;
 
@@ -84,7 +85,14 @@ pub fn normalize(spec: &mut RunSpec) -> Result<(), BenchError> {
     if spec.num_prompts == Some(0) {
         return Err(invalid("num_prompts", 0, "must be at least 1"));
     }
-    if spec.num_prompts.is_none() && spec.duration_s.is_none() {
+    let trace = spec.dataset.name == "trace";
+    if trace && (spec.request_rate.is_some() || spec.ramp_up.is_some()) {
+        return Err(BenchError::invalid(
+            "a trace replay sends each request at its traced time: drop --request-rate and --ramp-up-* (--trace-speedup scales time)",
+        ));
+    }
+    // A trace replays all of itself unless told otherwise.
+    if spec.num_prompts.is_none() && spec.duration_s.is_none() && !trace {
         spec.num_prompts = Some(1000);
     }
     if spec.max_concurrency == Some(0) {
@@ -162,12 +170,42 @@ pub fn dataset_options_for(d: &DatasetSpec, count: usize, seed: u64) -> Result<D
         max_input_len: d.max_input_len,
         chat: false,
         turns: d.turns.unwrap_or(DEFAULT_TURNS),
+        trace: trace_replay(d, kind)?,
     })
+}
+
+/// The trace flags, checked: only with `--dataset-name trace`, which needs a format.
+fn trace_replay(d: &DatasetSpec, kind: DatasetKind) -> Result<Option<TraceReplay>, BenchError> {
+    let given = d.trace_format.is_some() || d.trace_speedup.is_some() || d.trace_window.is_some();
+    if kind != DatasetKind::Trace {
+        if given {
+            return Err(BenchError::invalid("--trace-format, --trace-speedup and --trace-window need --dataset-name trace"));
+        }
+        return Ok(None);
+    }
+    let format = d
+        .trace_format
+        .as_deref()
+        .ok_or_else(|| BenchError::invalid("--dataset-name trace needs --trace-format mooncake|azure|burstgpt"))?
+        .parse::<TraceFormat>()
+        .map_err(|e| invalid("trace_format", d.trace_format.as_deref().unwrap_or(""), &e))?;
+    let speedup = d.trace_speedup.unwrap_or(1.0);
+    positive("trace_speedup", speedup)?;
+    let window = match d.trace_window {
+        Some([a, b]) if a >= 0.0 && b > a => Some((a, b)),
+        Some([a, b]) => return Err(invalid("trace_window", format!("{a}:{b}"), "expected START:END seconds with END > START >= 0")),
+        None => None,
+    };
+    Ok(Some(TraceReplay { format, speedup, window }))
 }
 
 /// The dataset options a run's spec describes.
 pub fn dataset_options(spec: &RunSpec) -> Result<DatasetOptions, BenchError> {
-    let distinct = spec.num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize;
+    let distinct = match spec.dataset.name.as_str() {
+        // Traces are not drawn from: their first N requests are replayed, lazily built.
+        "trace" => spec.num_prompts.map_or(usize::MAX, |n| n as usize),
+        _ => spec.num_prompts.unwrap_or(MAX_DISTINCT_PROMPTS).clamp(1, MAX_DISTINCT_PROMPTS) as usize,
+    };
     let mut o = dataset_options_for(&spec.dataset, distinct, spec.seed)?;
     o.chat = backend(spec)? == Backend::OpenAiChat;
     Ok(o)
@@ -184,6 +222,7 @@ pub fn load_profile(spec: &RunSpec, grace: Duration, abort: tokio_util::sync::Ca
             total: spec.num_prompts,
             duration_s: spec.duration_s,
             seed: spec.seed,
+            offsets: None,
         },
         num_prompts: spec.num_prompts,
         duration: spec.duration_s.map(Duration::from_secs_f64),

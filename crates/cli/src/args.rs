@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// `--dataset-name` values.
-const DATASETS: [&str; 8] = inferbench_data::DatasetKind::NAMES;
+const DATASETS: [&str; 9] = inferbench_data::DatasetKind::NAMES;
 
 /// Benchmark LLM inference: serving benchmarks against any OpenAI-compatible server, and an
 /// embedded simulator to try it on.
@@ -287,8 +287,9 @@ pub struct DatasetArgs {
     /// file cut to lengths), prompts (one per line, `# category` headers), jsonl (`prompt` or
     /// `messages`, optional `output_tokens` and `category`), shared-prefix (prefix-cache groups),
     /// builtin (short / medium / long, several categories), multi-turn (conversations sent as
-    /// sessions, history growing turn by turn; --num-prompts counts sessions). Default: builtin,
-    /// or random when a --random-* flag is given.
+    /// sessions, history growing turn by turn; --num-prompts counts sessions), trace (a
+    /// production trace replayed with its own arrival times and lengths: --trace-format).
+    /// Default: builtin, or random when a --random-* flag is given.
     #[arg(long, value_parser = DATASETS, help_heading = "Workload")]
     pub dataset_name: Option<String>,
     /// File (or, for sharegpt, directory) the dataset is read from.
@@ -335,6 +336,19 @@ pub struct DatasetArgs {
     /// Drop dataset prompts longer than this many tokens (e.g. the server's context length).
     #[arg(long, help_heading = "Workload")]
     pub max_input_len: Option<u32>,
+    /// Trace file format (with --dataset-name trace): mooncake (JSONL: timestamp ms,
+    /// input_length, output_length, hash_ids; equal hash ids become equal 512-token prompt
+    /// blocks), azure (CSV: TIMESTAMP, ContextTokens, GeneratedTokens), burstgpt (CSV:
+    /// Timestamp, Request tokens, Response tokens; Model and Log Type become categories).
+    /// Requests are sent at the trace's times; --num-prompts takes the first N.
+    #[arg(long, value_parser = ["mooncake", "azure", "burstgpt"], help_heading = "Workload")]
+    pub trace_format: Option<String>,
+    /// Replay the trace this many times faster (2 halves every gap) [default: 1].
+    #[arg(long, help_heading = "Workload")]
+    pub trace_speedup: Option<f64>,
+    /// Replay only START:END, in seconds from the trace's first request (e.g. 600:1200).
+    #[arg(long, value_name = "START:END", help_heading = "Workload")]
+    pub trace_window: Option<String>,
 }
 
 /// Flags of `inferbench dataset`.

@@ -11,7 +11,24 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
     let ds = &r.dataset;
     outln!("dataset:           {}{}", spec.name, spec.path.as_ref().map_or(String::new(), |p| format!(" ({p})")));
     outln!("tokenizer:         {} (tables ready in {:.2} s)", r.tokenizer, r.tokenizer_s);
-    outln!("loaded in:         {:.3} s ({:.0} prompts/s)", r.load_s, ds.prompts.len() as f64 / r.load_s.max(1e-9));
+    if let Some(t) = &ds.trace {
+        let offsets = t.offsets();
+        outln!(
+            "loaded in:         {:.3} s ({:.0} requests/s): parsed, windowed and scheduled",
+            r.load_s,
+            t.len() as f64 / r.load_s.max(1e-9)
+        );
+        outln!(
+            "trace:             {} requests of the file's {}, over {:.1} s of replay; {} prompt tokens in all, built as each request is sent",
+            t.len(),
+            t.lines,
+            offsets.last().copied().unwrap_or(0.0),
+            t.input_tokens()
+        );
+        outln!("statistics below:  the first {} requests", ds.prompts.len());
+    } else {
+        outln!("loaded in:         {:.3} s ({:.0} prompts/s)", r.load_s, ds.prompts.len() as f64 / r.load_s.max(1e-9));
+    }
     if ds.read_s > 0.0 {
         outln!(
             "  of which:        {:.3} s reading and indexing the files, {:.3} s parsing, tokenising and filtering the drawn entries",
@@ -41,7 +58,15 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
         outln!("categories:        {}", list.join(" "));
     }
     if let Some(path) = &a.save {
-        inferbench_report::write_atomic(path, inferbench_data::to_jsonl(&ds.prompts).as_bytes()).map_err(|e| anyhow!("--save: {e}"))?;
+        let all: Vec<inferbench_data::Prompt>;
+        let prompts = match &ds.trace {
+            Some(t) => {
+                all = (0..t.len()).map(|i| t.prompt(i)).collect();
+                &all
+            }
+            None => &ds.prompts,
+        };
+        inferbench_report::write_atomic(path, inferbench_data::to_jsonl(prompts).as_bytes()).map_err(|e| anyhow!("--save: {e}"))?;
         outln!("saved:             {} (use with --dataset-name jsonl)", path.display());
     }
     Ok(())

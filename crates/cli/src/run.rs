@@ -40,8 +40,24 @@ impl DatasetArgs {
             max_input_len: self.max_input_len,
             prefix_groups: (kind == K::SharedPrefix).then_some(self.prefix_groups),
             turns: (kind == K::MultiTurn).then_some(self.turns),
+            trace_format: self.trace_format.clone(),
+            trace_speedup: self.trace_speedup,
+            trace_window: self.trace_window.as_deref().map(parse_window).transpose()?,
         })
     }
+}
+
+/// Parses `--trace-window START:END` (seconds).
+fn parse_window(s: &str) -> Result<[f64; 2]> {
+    let bad = |why: &str| flag_err("--trace-window", s, why);
+    let (a, b) = s.split_once(':').ok_or_else(|| bad("expected START:END in seconds, e.g. 600:1200"))?;
+    let num =
+        |x: &str| x.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| bad(&format!("'{x}' is not a number of seconds")));
+    let (a, b) = (num(a)?, num(b)?);
+    if a < 0.0 || b <= a {
+        return Err(bad("END must be greater than START, and START at least 0"));
+    }
+    Ok([a, b])
 }
 
 /// Parses `50,90,99` into percentiles.

@@ -37,6 +37,15 @@ pub struct DatasetSpec {
     /// User turns per generated conversation (multi-turn dataset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turns: Option<u32>,
+    /// Trace replay: the file's format (`mooncake`, `azure`, `burstgpt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_format: Option<String>,
+    /// Trace replay: time runs this many times faster than traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_speedup: Option<f64>,
+    /// Trace replay: only requests in `[start, end)` seconds from the trace's first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_window: Option<[f64; 2]>,
 }
 
 /// What loading the dataset found, so a reader knows whether prompts repeated.

@@ -3,6 +3,7 @@
 
 use crate::builtin::builtin_prompts;
 use crate::prompt::ChatMessage;
+use crate::trace::{read_trace, TraceFormat, TraceOptions, TraceSet};
 use crate::{random_prompts, DataError, Prompt, RandomConfig, Tokenizer};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -31,15 +32,18 @@ pub enum DatasetKind {
     /// Conversations sent as sessions whose history grows turn by turn: the user turns of a
     /// ShareGPT-style file, or generated turns of `input_len` tokens.
     MultiTurn,
+    /// A production trace replayed with its own arrival times and lengths (`--trace-format`).
+    Trace,
 }
 
 impl DatasetKind {
     /// Every name, for help and errors.
-    pub const NAMES: [&'static str; 8] = ["random", "sharegpt", "sonnet", "prompts", "jsonl", "shared-prefix", "builtin", "multi-turn"];
+    pub const NAMES: [&'static str; 9] =
+        ["random", "sharegpt", "sonnet", "prompts", "jsonl", "shared-prefix", "builtin", "multi-turn", "trace"];
 
     /// Whether the kind reads `--dataset-path`.
     pub fn needs_path(self) -> bool {
-        matches!(self, DatasetKind::ShareGpt | DatasetKind::Sonnet | DatasetKind::Prompts | DatasetKind::Jsonl)
+        matches!(self, DatasetKind::ShareGpt | DatasetKind::Sonnet | DatasetKind::Prompts | DatasetKind::Jsonl | DatasetKind::Trace)
     }
 }
 
@@ -55,6 +59,7 @@ impl FromStr for DatasetKind {
             "shared-prefix" | "prefix-repetition" => DatasetKind::SharedPrefix,
             "builtin" => DatasetKind::Builtin,
             "multi-turn" | "multiturn" => DatasetKind::MultiTurn,
+            "trace" => DatasetKind::Trace,
             _ => return Err(format!("unknown dataset '{s}' (expected one of: {})", Self::NAMES.join(", "))),
         })
     }
@@ -95,6 +100,19 @@ pub struct DatasetOptions {
     /// Prompts go to a chat endpoint: when the tokenizer has a chat template, count each
     /// prompt's tokens as the rendered conversation (what the server's model sees).
     pub chat: bool,
+    /// Trace replay: format, speed-up and window (the trace kind only).
+    pub trace: Option<TraceReplay>,
+}
+
+/// How a trace is replayed (`--trace-format`, `--trace-speedup`, `--trace-window`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceReplay {
+    /// The file's format.
+    pub format: TraceFormat,
+    /// Time runs this many times faster than traced.
+    pub speedup: f64,
+    /// Seconds from the trace's first request, `[start, end)`.
+    pub window: Option<(f64, f64)>,
 }
 
 /// Loaded prompts and what happened on the way.
@@ -110,7 +128,13 @@ pub struct Dataset {
     pub oversampled: bool,
     /// Seconds spent reading and indexing the source (zero for generated sets).
     pub read_s: f64,
+    /// A trace to replay: its prompts are built as they are sent, and its times are the
+    /// arrivals; `prompts` then holds its first few prompts, for checks and previews.
+    pub trace: Option<std::sync::Arc<TraceSet>>,
 }
+
+/// Prompts of a trace built up front, for the token-count check and previews.
+const PREVIEW_PROMPTS: usize = 16;
 
 /// Loads the dataset `opts` describes.
 pub fn load_dataset(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, DataError> {
@@ -149,7 +173,7 @@ fn load_raw(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, DataError
                 seed: opts.seed,
             };
             let prompts = random_prompts(tok, &cfg)?;
-            Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0 })
+            Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0, trace: None })
         }
         DatasetKind::SharedPrefix => shared_prefix(tok, opts, &mut rng),
         DatasetKind::Sonnet => sonnet(tok, opts, path()?, &mut rng),
@@ -161,6 +185,24 @@ fn load_raw(tok: &Tokenizer, opts: &DatasetOptions) -> Result<Dataset, DataError
         DatasetKind::Prompts => sample(tok, opts, read_prompts_file(path()?)?, &mut rng),
         DatasetKind::Jsonl => sample(tok, opts, read_jsonl(path()?)?, &mut rng),
         DatasetKind::MultiTurn => multi_turn(tok, opts, &mut rng),
+        DatasetKind::Trace => {
+            let t = std::time::Instant::now();
+            let replay = opts.trace.ok_or_else(|| DataError::BadParameter("--dataset-name trace needs --trace-format".into()))?;
+            let set = read_trace(
+                tok,
+                &TraceOptions {
+                    path: path()?.to_owned(),
+                    format: replay.format,
+                    speedup: replay.speedup,
+                    window: replay.window,
+                    limit: Some(opts.num_prompts),
+                    seed: opts.seed,
+                },
+            )?;
+            let read_s = t.elapsed().as_secs_f64();
+            let prompts = (0..set.len().min(PREVIEW_PROMPTS)).map(|i| set.prompt(i)).collect();
+            Ok(Dataset { prompts, available: set.len(), skipped: 0, oversampled: false, read_s, trace: Some(set.into()) })
+        }
         DatasetKind::ShareGpt => {
             let t = std::time::Instant::now();
             let (cands, raw) = read_sharegpt(path()?)?;
@@ -297,7 +339,7 @@ fn sample_candidates(
         prompts.push(prompts[i % available].clone());
         i += 1;
     }
-    Ok(Dataset { prompts, available, skipped, oversampled, read_s: 0.0 })
+    Ok(Dataset { prompts, available, skipped, oversampled, read_s: 0.0, trace: None })
 }
 
 fn read(path: &Path) -> Result<String, DataError> {
@@ -562,7 +604,7 @@ fn multi_turn(tok: &Tokenizer, opts: &DatasetOptions, rng: &mut SmallRng) -> Res
             prompts.push(Prompt { turn: Some(turn as u32), ..Prompt::new(text.clone(), input_tokens, output) });
         }
     }
-    Ok(Dataset { prompts, available, skipped: 0, oversampled: available < opts.num_prompts, read_s: 0.0 })
+    Ok(Dataset { prompts, available, skipped: 0, oversampled: available < opts.num_prompts, read_s: 0.0, trace: None })
 }
 
 /// vLLM's sonnet dataset: a shared prefix of the file's first lines, then random lines, cut to
@@ -598,7 +640,7 @@ fn sonnet(tok: &Tokenizer, opts: &DatasetOptions, path: &Path, rng: &mut SmallRn
             Ok(Prompt::new(text, input_tokens, output))
         })
         .collect::<Result<Vec<_>, DataError>>()?;
-    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0 })
+    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0, trace: None })
 }
 
 /// `prefix_groups` groups of prompts; within a group every prompt starts with the same
@@ -619,7 +661,7 @@ fn shared_prefix(tok: &Tokenizer, opts: &DatasetOptions, rng: &mut SmallRng) -> 
             Prompt { category: Some(format!("group-{g}")), ..Prompt::new(text, opts.prefix_len + opts.input_len, output) }
         })
         .collect();
-    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0 })
+    Ok(Dataset { available: prompts.len(), prompts, skipped: 0, oversampled: false, read_s: 0.0, trace: None })
 }
 
 #[cfg(test)]
@@ -643,6 +685,7 @@ mod tests {
             min_input_len: None,
             max_input_len: None,
             chat: false,
+            trace: None,
             turns: 3,
         }
     }

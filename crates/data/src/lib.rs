@@ -11,12 +11,14 @@ pub mod gguf;
 pub mod prompt;
 pub mod random;
 pub mod tokenizer;
+pub mod trace;
 
 pub use chat::ChatTemplate;
 pub use datasets::{load_dataset, Dataset, DatasetKind, DatasetOptions};
 pub use prompt::{to_jsonl, ChatMessage, Prompt};
 pub use random::{random_prompts, RandomConfig};
 pub use tokenizer::Tokenizer;
+pub use trace::{read_trace, TraceFormat, TraceOptions, TraceSet};
 
 /// Why prompts or a tokenizer could not be produced.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,7 @@ proptest! {
             max_input_len: None,
             turns: 2,
             chat: false,
+            trace: None,
         };
         let _ = load_dataset(&tok, &opts);
     }

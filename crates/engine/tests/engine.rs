@@ -121,14 +121,18 @@ fn prefill_is_chunked_while_others_decode() {
     let (_d, l) = loaded();
     let long: Vec<u32> = (0..60).map(|i| ((i * 7 + 3) % 256) as u32).collect();
     let short: Vec<u32> = (0..4).map(|i| ((i * 11 + 5) % 256) as u32).collect();
-    let alone_short = run_all(&engine(&l, EngineConfig::default()), vec![req(&short, 30)]).remove(0);
+    // The short ones decode long enough (200 steps) that they are surely still decoding when the
+    // long one arrives, however the machine schedules this thread (30 steps were not, on a busy
+    // 2-core machine).
+    const SHORT_TOKENS: usize = 200;
+    let alone_short = run_all(&engine(&l, EngineConfig::default()), vec![req(&short, SHORT_TOKENS)]).remove(0);
     let alone_long = run_all(&engine(&l, EngineConfig::default()), vec![req(&long, 6)]).remove(0);
     // Two short requests start decoding; then the long one arrives.
     let staggered = |e: &Engine| {
         let mut rxs = Vec::new();
         for _ in 0..2 {
             let (tx, rx) = mpsc::channel();
-            e.submit(req(&short, 30), Box::new(tx)).unwrap();
+            e.submit(req(&short, SHORT_TOKENS), Box::new(tx)).unwrap();
             rxs.push(rx);
         }
         let firsts: Vec<Event> = rxs.iter().map(|rx| rx.recv().unwrap()).collect();

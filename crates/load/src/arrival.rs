@@ -5,6 +5,7 @@ use inferbench_core::spec::{ArrivalKind, RampStrategy, RampUp};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Gamma};
+use std::sync::Arc;
 
 /// What shapes the arrival process.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,16 @@ pub struct ArrivalConfig {
     pub duration_s: Option<f64>,
     /// RNG seed.
     pub seed: u64,
+    /// Given send times (a replayed trace), in seconds from the start; overrides everything
+    /// else, and the sequence ends with them.
+    pub offsets: Option<Arc<[f64]>>,
+}
+
+impl ArrivalConfig {
+    /// Whether requests are timed (a rate, a ramp or a trace) rather than all due at once.
+    pub fn is_timed(&self) -> bool {
+        self.rate.is_some() || self.ramp.is_some() || self.offsets.is_some()
+    }
 }
 
 /// An endless sequence of scheduled offsets in seconds, the first at 0.
@@ -61,6 +72,11 @@ impl Iterator for Arrivals {
     type Item = f64;
 
     fn next(&mut self) -> Option<f64> {
+        if let Some(offsets) = &self.cfg.offsets {
+            let t = offsets.get(self.index as usize).copied();
+            self.index += 1;
+            return t;
+        }
         let t = self.next_s;
         let gap = match self.rate_at(t, self.index) {
             None => 0.0,
@@ -84,7 +100,22 @@ mod tests {
     use super::*;
 
     fn cfg(rate: Option<f64>) -> ArrivalConfig {
-        ArrivalConfig { rate, burstiness: 1.0, kind: ArrivalKind::Poisson, ramp: None, total: None, duration_s: None, seed: 1 }
+        ArrivalConfig {
+            rate,
+            burstiness: 1.0,
+            kind: ArrivalKind::Poisson,
+            ramp: None,
+            total: None,
+            duration_s: None,
+            seed: 1,
+            offsets: None,
+        }
+    }
+
+    #[test]
+    fn given_offsets_are_the_arrivals_and_end_the_sequence() {
+        let a = Arrivals::new(ArrivalConfig { offsets: Some(vec![0.0, 0.5, 0.5, 2.0].into()), ..cfg(Some(100.0)) });
+        assert_eq!(a.collect::<Vec<_>>(), vec![0.0, 0.5, 0.5, 2.0]);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 use crate::arrival::{ArrivalConfig, Arrivals};
 use crate::client::{Requester, Slot};
 use inferbench_core::RequestRecord;
-use inferbench_data::{ChatMessage, Prompt};
+use inferbench_data::{ChatMessage, Prompt, TraceSet};
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,12 +65,43 @@ pub struct RunOutcome {
     pub peak_in_flight: u64,
 }
 
+/// What the run sends: prompts built before the run, or a trace whose prompts are built as they
+/// are sent (a million long prompts would not fit in memory).
+#[derive(Debug, Clone)]
+pub enum Prompts {
+    /// Prompts ready to send; units of work repeat when the run outlasts them.
+    Built(Arc<[Prompt]>),
+    /// A replayed trace: request `i` is the trace's request `i`.
+    Trace(Arc<TraceSet>),
+}
+
+impl From<Vec<Prompt>> for Prompts {
+    fn from(v: Vec<Prompt>) -> Self {
+        Prompts::Built(v.into())
+    }
+}
+
+impl From<Arc<[Prompt]>> for Prompts {
+    fn from(v: Arc<[Prompt]>) -> Self {
+        Prompts::Built(v)
+    }
+}
+
+impl Prompts {
+    fn is_empty(&self) -> bool {
+        match self {
+            Prompts::Built(p) => p.is_empty(),
+            Prompts::Trace(t) => t.is_empty(),
+        }
+    }
+}
+
 /// Runs the plan. Records arrive on `tx` as requests complete; `stop` ends scheduling early
 /// (in-flight requests then get `plan.grace` to finish before they are cancelled and recorded
 /// as such).
 pub async fn run_load(
     req: Arc<Requester>,
-    prompts: Arc<[Prompt]>,
+    prompts: Prompts,
     plan: LoadProfile,
     tx: mpsc::UnboundedSender<RunEvent>,
     stop: CancellationToken,
@@ -77,6 +109,7 @@ pub async fn run_load(
     assert!(!prompts.is_empty(), "run_load needs at least one prompt");
     let hard = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let work = Arc::new(Work::new(prompts));
 
     if plan.warmup_requests > 0 {
         tracing::info!(requests = plan.warmup_requests, "warm-up: sending requests that are not measured");
@@ -90,10 +123,10 @@ pub async fn run_load(
                 },
                 _ = stop.cancelled() => break,
             };
-            let (req, prompts, tx, hard) = (req.clone(), prompts.clone(), tx.clone(), hard.clone());
+            let (req, work, tx, hard) = (req.clone(), work.clone(), tx.clone(), hard.clone());
             tracker.spawn(async move {
                 let slot = Slot { id: i, scheduled_ns: 0, gate_ns: 0, warmup: true };
-                let rec = req.send(slot, &prompts[i as usize % prompts.len()], epoch, &hard).await;
+                let rec = req.send(slot, &work.one(i), epoch, &hard).await;
                 drop(permit);
                 let _ = tx.send(RunEvent::Warmup(Box::new(rec)));
             });
@@ -127,8 +160,7 @@ pub async fn run_load(
         "measuring"
     );
     let epoch = Instant::now();
-    let work = Arc::new(Work::new(prompts));
-    let scheduled = if plan.arrivals.rate.is_none() && plan.arrivals.ramp.is_none() {
+    let scheduled = if !plan.arrivals.is_timed() {
         closed_loop(&tracker, &req, &work, &plan, epoch, &tx, &stop, &hard)
     } else {
         open_loop(tracker.clone(), req.clone(), work, &plan, epoch, tx, stop.clone(), hard.clone()).await
@@ -180,7 +212,7 @@ fn closed_loop(
                 // request is due at the start and the lag is how long the client took to send it.
                 let due_ns = if capped { now.duration_since(epoch).as_nanos() as u64 } else { 0 };
                 let slot = Slot::new(i, due_ns, due_ns);
-                if !run_job(&req, work.job(i), slot, epoch, &hard, &tx).await {
+                if !run_job(&req, &work.job(i), slot, epoch, &hard, &tx).await {
                     break;
                 }
             }
@@ -228,25 +260,40 @@ async fn open_loop(
 /// conversation (consecutive prompts numbered turn 0, 1, 2, ...).
 #[derive(Debug)]
 struct Work {
-    prompts: Arc<[Prompt]>,
+    prompts: Prompts,
     jobs: Vec<Range<usize>>,
 }
 
 impl Work {
-    fn new(prompts: Arc<[Prompt]>) -> Self {
-        let mut jobs: Vec<Range<usize>> = Vec::with_capacity(prompts.len());
-        for (i, p) in prompts.iter().enumerate() {
-            match (p.turn, jobs.last_mut()) {
-                (Some(t), Some(last)) if t > 0 => last.end = i + 1,
-                _ => jobs.push(i..i + 1),
+    fn new(prompts: Prompts) -> Self {
+        let mut jobs: Vec<Range<usize>> = Vec::new();
+        if let Prompts::Built(built) = &prompts {
+            jobs.reserve(built.len());
+            for (i, p) in built.iter().enumerate() {
+                match (p.turn, jobs.last_mut()) {
+                    (Some(t), Some(last)) if t > 0 => last.end = i + 1,
+                    _ => jobs.push(i..i + 1),
+                }
             }
         }
         Self { prompts, jobs }
     }
 
-    /// The prompts of unit `i` (units repeat when the run outlasts them).
-    fn job(&self, i: u64) -> &[Prompt] {
-        &self.prompts[self.jobs[i as usize % self.jobs.len()].clone()]
+    /// The prompts of unit `i` (units repeat when the run outlasts them); a trace's request is
+    /// built here, in the request's own task.
+    fn job(&self, i: u64) -> Cow<'_, [Prompt]> {
+        match &self.prompts {
+            Prompts::Built(p) => Cow::Borrowed(&p[self.jobs[i as usize % self.jobs.len()].clone()]),
+            Prompts::Trace(t) => Cow::Owned(vec![t.prompt(i as usize)]),
+        }
+    }
+
+    /// A single prompt for warm-up request `i`.
+    fn one(&self, i: u64) -> Cow<'_, Prompt> {
+        match &self.prompts {
+            Prompts::Built(p) => Cow::Borrowed(&p[i as usize % p.len()]),
+            Prompts::Trace(t) => Cow::Owned(t.prompt(i as usize)),
+        }
     }
 }
 
@@ -360,7 +407,7 @@ fn schedule(
         let (req, work, tx, hard) = (req.clone(), work.clone(), tx.clone(), hard.clone());
         tracker.spawn_on(
             async move {
-                run_job(&req, work.job(i), slot, epoch, &hard, &tx).await;
+                run_job(&req, &work.job(i), slot, epoch, &hard, &tx).await;
                 drop(permit);
             },
             handle,

@@ -162,12 +162,14 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
 /// The client sent below 95 % of the rate its arrival process scheduled: the run's latencies then
 /// describe the client as much as the server. `None` when it kept up, or had no rate to keep.
 pub fn delivery_warning(r: &BenchmarkResult) -> Option<String> {
-    r.spec.request_rate?;
+    if r.spec.request_rate.is_none() && r.spec.dataset.trace_format.is_none() {
+        return None;
+    }
     let ratio = r.summary.delivery.rate_ratio()?;
     (ratio < 0.95).then(|| {
         format!(
             "the client delivered {:.1} % of the scheduled request rate ({:.2} of {:.2} req/s); latencies describe the client, not \
-             only the server (give the client more CPU, or lower --request-rate)",
+             only the server (give the client more CPU, or lower --request-rate or --trace-speedup)",
             ratio * 100.0,
             r.summary.delivery.achieved_rate,
             r.summary.delivery.scheduled_rate

@@ -16,3 +16,4 @@ mod serving;
 mod sweep;
 mod timeouts;
 mod tls;
+mod trace;
