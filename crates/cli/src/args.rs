@@ -210,7 +210,8 @@ pub struct RunArgs {
     pub warmup_connections: u64,
     /// Prefix of the X-Request-Id header sent with every request (vLLM's flag); the header is
     /// PREFIX plus the record's id, so server logs and packet captures name the request.
-    /// An empty prefix sends no header.
+    /// An empty prefix sends no header; `uuid` sends UUID-shaped ids holding the record's id
+    /// (llama-cpp-python's server answers any other X-Request-Id with an empty HTTP 400).
     #[arg(long, default_value = "inferbench-", help_heading = "Target")]
     pub request_id_prefix: String,
     /// Seed for prompts and arrivals: the same seed gives the same workload.

@@ -277,7 +277,13 @@ pub fn check_failures(s: &inferbench_core::Summary, max: Option<f64>) -> Result<
     }
     let kinds = || s.failures.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ");
     if s.completed == 0 {
-        anyhow::bail!("every request failed ({}: {}); the results are written", s.failed, kinds());
+        // Seen against llama-cpp-python's server, which refuses any X-Request-Id that is not a UUID.
+        let hint = if s.failures.keys().all(|k| k == "http_400") {
+            "; when a server refuses every request, try --request-id-prefix uuid (or \"\" to send no X-Request-Id)"
+        } else {
+            ""
+        };
+        anyhow::bail!("every request failed ({}: {}); the results are written{hint}", s.failed, kinds());
     }
     let rate = s.failed as f64 / total as f64;
     match max {
@@ -285,5 +291,25 @@ pub fn check_failures(s: &inferbench_core::Summary, max: Option<f64>) -> Result<
             Err(crate::gate(format!("{:.1}% of requests failed ({}), above --max-error-rate {:.1}%", rate * 100.0, kinds(), m * 100.0)))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_failed_is_an_error_with_the_kinds_and_a_hint_for_blanket_400s() {
+        let mut s = inferbench_core::Summary { failed: 3, ..Default::default() };
+        s.failures.insert("http_400".into(), 3);
+        let e = check_failures(&s, None).unwrap_err().to_string();
+        assert!(e.contains("every request failed (3: http_400 x3)") && e.contains("--request-id-prefix uuid"), "{e}");
+        s.failures.insert("timeout".into(), 1);
+        s.failed = 4;
+        let e = check_failures(&s, None).unwrap_err().to_string();
+        assert!(!e.contains("--request-id-prefix"), "{e}");
+        s.completed = 96;
+        assert!(check_failures(&s, Some(0.05)).is_ok());
+        assert!(check_failures(&s, Some(0.01)).is_err());
     }
 }

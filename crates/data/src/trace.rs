@@ -1,7 +1,7 @@
 //! Trace replay: production request logs (Mooncake, Azure LLM inference, BurstGPT) read into
 //! arrival offsets and exact prompt and output lengths. A trace can hold a million requests of
 //! thousands of tokens each, so prompts are not built up front: [`TraceSet::prompt`] builds one
-//! when it is sent, from single-token words drawn by a seed, in a few microseconds per thousand
+//! when it is sent, from single-token words drawn by a seed, in under 25 µs per thousand
 //! tokens. For Mooncake, each `hash_id` is one 512-token block drawn from a seed of its own, so
 //! requests with equal hash ids share exactly those prompt blocks, as the traced requests did.
 

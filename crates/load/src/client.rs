@@ -524,6 +524,11 @@ impl Requester {
         let start = Instant::now();
         let gauge = self.in_flight.enter();
         let request = match &self.request_id_prefix {
+            Some(pre) if pre == UUID_REQUEST_IDS => {
+                let id = request_id(pre, slot.id, prompt.turn, slot.warmup);
+                request_bytes(&self.head_prefix, Some(format_args!("{id}")), &body)
+            }
+            // Formatted straight into the request: no String per request on the common path.
             Some(pre) => match (slot.warmup, prompt.turn) {
                 (true, _) => request_bytes(&self.head_prefix, Some(format_args!("{pre}warmup-{}", slot.id)), &body),
                 (false, Some(t)) if t > 0 => request_bytes(&self.head_prefix, Some(format_args!("{pre}{}-{t}", slot.id)), &body),
@@ -698,12 +703,50 @@ fn error_message(body: &[u8]) -> String {
     let msg = v.as_ref().and_then(|v| {
         v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).or(v["detail"].as_str()).map(str::to_owned)
     });
-    msg.unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned())
+    match msg {
+        Some(m) => m,
+        None if body.iter().all(u8::is_ascii_whitespace) => "(the answer had no body)".to_owned(),
+        None => String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned(),
+    }
+}
+
+/// The `--request-id-prefix` value that sends UUID-shaped ids instead of `PREFIX<id>`: some
+/// servers (llama-cpp-python's) answer any other `X-Request-Id` with an empty HTTP 400.
+pub const UUID_REQUEST_IDS: &str = "uuid";
+
+/// The `X-Request-Id` of request `id` (turn `turn` of a session, or a warm-up request): `PREFIX<id>`,
+/// `PREFIX<id>-<turn>`, `PREFIX warmup-<id>`; with [`UUID_REQUEST_IDS`], a version-4-shaped UUID
+/// holding the same facts (`00000000-0000-4000-8TTT-IIIIIIIIIIII`, variant `b` for warm-up), so a
+/// capture can still be paired with the records.
+pub fn request_id(prefix: &str, id: u64, turn: Option<u32>, warmup: bool) -> String {
+    let turn = turn.filter(|&t| t > 0);
+    if prefix == UUID_REQUEST_IDS {
+        let variant = if warmup { 0xb000 } else { 0x8000 } | (turn.unwrap_or(0) & 0x0fff) as u64;
+        return format!("00000000-0000-4000-{variant:04x}-{:012x}", id & 0xffff_ffff_ffff);
+    }
+    match (warmup, turn) {
+        (true, _) => format!("{prefix}warmup-{id}"),
+        (false, Some(t)) => format!("{prefix}{id}-{t}"),
+        (false, None) => format!("{prefix}{id}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_by_prefix_or_as_uuids() {
+        assert_eq!(request_id("inferbench-", 7, None, false), "inferbench-7");
+        assert_eq!(request_id("p", 7, Some(2), false), "p7-2");
+        assert_eq!(request_id("p", 7, Some(0), false), "p7");
+        assert_eq!(request_id("p", 7, None, true), "pwarmup-7");
+        assert_eq!(request_id("uuid", 7, None, false), "00000000-0000-4000-8000-000000000007");
+        assert_eq!(request_id("uuid", 0x1234, Some(3), false), "00000000-0000-4000-8003-000000001234");
+        assert_eq!(request_id("uuid", 7, None, true), "00000000-0000-4000-b000-000000000007");
+        assert_eq!(error_message(b""), "(the answer had no body)");
+        assert_eq!(error_message(br#"{"detail":"no"}"#), "no");
+    }
 
     #[test]
     fn urls_are_validated() {

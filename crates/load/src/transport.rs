@@ -231,6 +231,8 @@ impl Dialer {
             let why = e.to_string();
             let hint = if why.contains("not valid for name") {
                 " (use a host name the certificate names, or --insecure)"
+            } else if why.contains("CaUsedAsEndEntity") {
+                " (the server presents a CA certificate as its own: reissue it with basicConstraints CA:FALSE, or --insecure)"
             } else if why.contains("certificate") {
                 " (--ca-cert FILE trusts a private CA; --insecure skips the check)"
             } else {

@@ -130,6 +130,34 @@ async fn a_certificate_for_another_name_is_refused_even_with_its_ca() {
 }
 
 #[tokio::test]
+async fn a_ca_certificate_served_as_the_servers_own_is_named() {
+    // What `openssl req -x509` makes by default: basicConstraints CA:TRUE.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let mut ca = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut ca, cert.pem().as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = acceptor.accept(tcp).await;
+        }
+    });
+    let tls = TlsOptions { ca_cert: Some(ca.path().to_owned()), insecure: false };
+    let e = fetch(&target(&format!("https://localhost:{port}"), tls, ProxyEnv::default())).await.unwrap_err();
+    assert!(e.contains("CaUsedAsEndEntity") && e.contains("CA:FALSE"), "{e}");
+}
+
+#[tokio::test]
 async fn https_goes_through_the_environments_connect_proxy() {
     let server = tls_server().await;
     let (proxy, tunnels) = connect_proxy(server.port).await;

@@ -57,10 +57,7 @@ pub struct Truth {
 
 /// The request id the client sent for `r` (see `Requester::with_request_id_prefix`).
 pub fn request_id(prefix: &str, r: &RequestRecord) -> String {
-    match r.turn {
-        Some(t) if t > 0 => format!("{prefix}{}-{t}", r.id),
-        _ => format!("{prefix}{}", r.id),
-    }
+    inferbench_load::client::request_id(prefix, r.id, r.turn, false)
 }
 
 /// Pairs records with exchanges by request id and measures the client against the wire.
