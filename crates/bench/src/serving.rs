@@ -226,8 +226,15 @@ impl Serving {
     /// The run's tokenizer, loaded once. `auto` stands for the one the server names, when this
     /// client can load it, else cl100k_base (the server's `/tokenize`, where it has one, then
     /// checks the counts); the spec is set to the one used.
-    fn tokenizer(&mut self, named: Option<&str>) -> Result<Tokenizer, BenchError> {
+    fn tokenizer(&mut self, named: Option<&str>, model: &str) -> Result<Tokenizer, BenchError> {
         if self.spec.tokenizer == spec::AUTO_TOKENIZER {
+            // llama.cpp's servers name the model by the path they loaded it from: when that path is
+            // a model on this machine, its tokenizer is the server's.
+            let local = std::path::Path::new(model);
+            let by_path = named.is_none()
+                && local.is_absolute()
+                && ((local.is_file() && model.ends_with(".gguf")) || local.join("tokenizer.json").is_file());
+            let named = if by_path { Some(model) } else { named };
             if let Some(t) = named {
                 match Tokenizer::by_name(t) {
                     Ok(tok) => {
@@ -338,7 +345,7 @@ impl Serving {
             (self.observer)(&Event::Note(&said));
         }
         self.spec.model = model.clone();
-        let tokenizer = self.tokenizer(server.tokenizer.as_deref())?;
+        let tokenizer = self.tokenizer(server.tokenizer.as_deref(), &model)?;
         let loaded = if self.opts.reuse_prompts {
             cached_dataset(&tokenizer, &self.spec.tokenizer, &self.dataset)?
         } else {

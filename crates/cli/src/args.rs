@@ -300,7 +300,8 @@ pub struct DatasetArgs {
     #[arg(long, help_heading = "Workload")]
     pub disable_shuffle: bool,
     /// Tokenizer for prompt generation and for counting when the server reports no usage:
-    /// auto (the one the server names at /v1/models, as `inferbench serve` does, else
+    /// auto (the one the server names at /v1/models, as `inferbench serve` does; or the model
+    /// the server names by a local .gguf or directory path, as llama.cpp's servers do; else
     /// cl100k_base), cl100k_base, o200k_base or gpt2 (bundled), a Hugging Face tokenizer.json
     /// file or model directory, or a .gguf model file (its embedded tokenizer). A chat template
     /// that comes with it (tokenizer_config.json or GGUF) counts openai-chat prompts as the model

@@ -379,3 +379,68 @@ fn run_without_a_tokenizer_counts_as_our_server_does() {
     );
     r.assert_ok();
 }
+
+/// A server in the manner of llama.cpp's: `/v1/models` names the model by the path it loaded and
+/// names no tokenizer; completions answer with usage; no `/tokenize`.
+fn path_naming_server(model: &str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let models = serde_json::json!({"object": "list", "data": [{"id": model, "object": "model"}]}).to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let models = models.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    reader.read_exact(&mut body).unwrap();
+                    let (status, answer) = if line.starts_with("GET /v1/models") {
+                        ("200 OK", models.clone())
+                    } else if line.starts_with("POST /v1/completions") {
+                        let r = r#"{"choices":[{"text":" a b","index":0,"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":2}}"#;
+                        ("200 OK", r.to_string())
+                    } else {
+                        ("404 Not Found", r#"{"detail":"Not Found"}"#.to_string())
+                    };
+                    let head = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", answer.len());
+                    if out.write_all(head.as_bytes()).and_then(|_| out.write_all(answer.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_server_naming_its_model_by_a_local_path_lends_its_tokenizer() {
+    let _m = machine_shared();
+    let (_d, model) = tiny_model();
+    let url = path_naming_server(&model);
+    let flags = ["--no-stream", "--random-input-len", "8", "--random-output-len", "2", "--num-prompts", "2"];
+    let r = run(&url, &flags);
+    let j = r.assert_ok().json();
+    assert_eq!(j["spec"]["tokenizer"], model.as_str(), "auto took the GGUF the server named");
+    // A path that is not on this machine: the fallback, as before.
+    let url = path_naming_server("/nonexistent/model.gguf");
+    let j = run(&url, &flags).assert_ok().json();
+    assert_eq!(j["spec"]["tokenizer"], "cl100k_base");
+}
