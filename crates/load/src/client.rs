@@ -335,15 +335,34 @@ pub async fn preflight(client: &HttpClient, target: &HttpTarget, model: Option<&
 /// requirement.
 pub async fn server_token_count(client: &HttpClient, target: &HttpTarget, model: &str, texts: &[&str]) -> Option<u64> {
     let mut total = 0;
+    // vLLM's form first; llama.cpp's server reads `content` and answers vLLM's form with no
+    // tokens (and no `count`), so an empty answer to a non-empty text switches to its form.
+    let mut llama_form = false;
     for t in texts {
-        let body = serde_json::json!({"model": model, "prompt": t, "add_special_tokens": false});
-        let (status, answer) = post_json(client, target, "/tokenize", &body).await.ok()?;
-        if status != 200 {
-            tracing::debug!(status, "no usable /tokenize on the server; prompt lengths are not cross-checked");
-            return None;
+        loop {
+            let body = if llama_form {
+                serde_json::json!({"content": t, "add_special": false})
+            } else {
+                serde_json::json!({"model": model, "prompt": t, "add_special_tokens": false})
+            };
+            let (status, answer) = post_json(client, target, "/tokenize", &body).await.ok()?;
+            if status != 200 {
+                tracing::debug!(status, "no usable /tokenize on the server; prompt lengths are not cross-checked");
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&answer).ok()?;
+            let n = v["count"].as_u64().or_else(|| v["tokens"].as_array().map(|a| a.len() as u64))?;
+            if n == 0 && !t.is_empty() && v.get("count").is_none() {
+                if llama_form {
+                    tracing::debug!("/tokenize counts no tokens in either form; prompt lengths are not cross-checked");
+                    return None;
+                }
+                llama_form = true;
+                continue;
+            }
+            total += n;
+            break;
         }
-        let v: serde_json::Value = serde_json::from_slice(&answer).ok()?;
-        total += v["count"].as_u64().or_else(|| v["tokens"].as_array().map(|a| a.len() as u64))?;
     }
     Some(total)
 }
