@@ -360,7 +360,7 @@ impl Serving {
         }
         let dataset_stats = DatasetStats { available: loaded.available, skipped: loaded.skipped, oversampled: loaded.oversampled };
         if let Some(t) = &loaded.trace {
-            let span = t.offsets().last().copied().unwrap_or(0.0);
+            let span = t.span_s();
             (self.observer)(&Event::Note(&format!(
                 "replaying {} of the trace's {} requests over {span:.1} s (read in {:.2} s)",
                 t.len(),

@@ -12,7 +12,6 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
     outln!("dataset:           {}{}", spec.name, spec.path.as_ref().map_or(String::new(), |p| format!(" ({p})")));
     outln!("tokenizer:         {} (tables ready in {:.2} s)", r.tokenizer, r.tokenizer_s);
     if let Some(t) = &ds.trace {
-        let offsets = t.offsets();
         outln!(
             "loaded in:         {:.3} s ({:.0} requests/s): parsed, windowed and scheduled",
             r.load_s,
@@ -22,7 +21,7 @@ pub fn run(a: DatasetCmdArgs) -> Result<()> {
             "trace:             {} requests of the file's {}, over {:.1} s of replay; {} prompt tokens in all, built as each request is sent",
             t.len(),
             t.lines,
-            offsets.last().copied().unwrap_or(0.0),
+            t.span_s(),
             t.input_tokens()
         );
         outln!("statistics below:  the first {} requests", ds.prompts.len());

@@ -96,6 +96,11 @@ impl TraceSet {
         self.rows.iter().map(|r| r.t).collect()
     }
 
+    /// Seconds from the first send to the last (the rows are in time order).
+    pub fn span_s(&self) -> f64 {
+        self.rows.last().map_or(0.0, |r| r.t)
+    }
+
     /// Total prompt tokens of the replay.
     pub fn input_tokens(&self) -> u64 {
         self.rows.iter().map(|r| r.input as u64).sum()
@@ -420,6 +425,7 @@ mod tests {
         o.speedup = 2.0;
         let set = read_trace(&t, &o).unwrap();
         assert_eq!(set.offsets(), vec![0.0, 0.25, 1.5], "ms, rebased to the first, halved");
+        assert_eq!(set.span_s(), 1.5);
         let p: Vec<Prompt> = (0..3).map(|i| set.prompt(i)).collect();
         for (p, (input, output)) in p.iter().zip([(1100, 5), (1300, 9), (600, 1)]) {
             assert_eq!((p.input_tokens, p.output_tokens), (input, output));
