@@ -43,11 +43,11 @@ pub fn collect(mut rx: mpsc::UnboundedReceiver<RunEvent>, mut acc: Accumulator, 
                     warmups += 1;
                     sinks.iter_mut().for_each(|s| s.warmup(&r));
                 }
-                RunEvent::MeasureStart => {
+                RunEvent::MeasureStart(epoch) => {
                     cpu_at_start = proc::cpu_seconds();
-                    measure_start = Some(Instant::now());
-                    acc.measure_start();
-                    sinks.iter_mut().for_each(|s| s.measure_start());
+                    measure_start = Some(epoch);
+                    acc.measure_start(epoch);
+                    sinks.iter_mut().for_each(|s| s.measure_start(epoch));
                 }
                 RunEvent::Record(r) => {
                     let _ = acc.record(&r);

@@ -4,6 +4,7 @@
 
 use crate::collector::{collect, Collected};
 use crate::error::{BenchError, Context};
+use crate::monitoring::{MonitorOptions, Monitoring, Scrape};
 use crate::observer::{silent, Event, Observer};
 use crate::spec::FALLBACK_TOKENIZER;
 use crate::{proc, spec};
@@ -60,6 +61,10 @@ pub struct RunOptions {
     pub reset_prefix_cache: bool,
     /// Count every n-th request's tokens on the client as well as the server (0: never).
     pub reconcile_every: u64,
+    /// Server metrics, GPU, host, alerts.
+    pub monitor: MonitorOptions,
+    /// Our own live metrics (`--metrics-port`), fed by every run that has them.
+    pub live: Option<crate::live::LiveMetrics>,
 }
 
 /// How far the server's prompt-token counts may stray from the client's before a run stops.
@@ -85,6 +90,8 @@ impl Default for RunOptions {
             save_detailed: false,
             reset_prefix_cache: false,
             reconcile_every: inferbench_load::client::DEFAULT_RECONCILE_EVERY,
+            monitor: MonitorOptions::default(),
+            live: None,
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct ResultPaths {
     pub csv: PathBuf,
     /// Per-request JSONL.
     pub records: PathBuf,
+    /// The monitors' samples, JSONL, on the run's clock.
+    pub timeseries: PathBuf,
 }
 
 impl Output {
@@ -127,6 +136,7 @@ impl Output {
             json: self.dir.join(format!("{}.json", self.stem)),
             csv: self.dir.join(format!("{}.csv", self.stem)),
             records: self.dir.join(format!("{}.records.jsonl", self.stem)),
+            timeseries: self.dir.join(format!("{}.timeseries.jsonl", self.stem)),
         }
     }
 }
@@ -395,6 +405,21 @@ impl Serving {
                 RecordWriter::create(&p.records, &header.run_id).map_err(|e| BenchError::invalid(format!("--result-dir: {e}")))?,
             ));
         }
+        let tls = TlsOptions { ca_cert: self.spec.ca_cert.as_ref().map(PathBuf::from), insecure: self.spec.insecure };
+        let scrape = Scrape::new(&self.opts.monitor.server_metrics, &self.target.base_url, self.opts.api_key.as_deref(), &tls)?;
+        let monitoring = Monitoring::start(
+            &self.opts.monitor,
+            scrape,
+            paths.as_ref().map(|p| p.timeseries.clone()),
+            self.observer.clone(),
+            self.cancel.clone(),
+        )?;
+        let gauge = requester.clone();
+        sinks.push(Box::new(monitoring.sink(Arc::new(move || gauge.in_flight()), self.spec.max_concurrency)));
+        if let Some(live) = &self.opts.live {
+            let gauge = requester.clone();
+            sinks.push(Box::new(live.sink(Arc::new(move || gauge.in_flight()))));
+        }
         let per_request = Arc::new(std::sync::Mutex::new(PerRequestCollector::new(self.opts.save_detailed)));
         sinks.push(Box::new(PerRequestSink(per_request.clone())));
         sinks.append(&mut self.sinks);
@@ -424,6 +449,9 @@ impl Serving {
             }
             None => prompts.into(),
         };
+        if self.spec.warmup_requests == 0 {
+            let _ = tokio::task::spawn_blocking(monitoring.baseline_taker()).await;
+        }
         let outcome = run_load(requester, work, profile, tx, self.cancel.clone()).await;
         ticking.cancel();
         let _ = ticker.await;
@@ -433,6 +461,7 @@ impl Serving {
             return Err(BenchError::failed("the collector thread panicked"));
         };
         summary.max_concurrent_requests = outcome.peak_in_flight;
+        let (monitors, monitor_errors) = monitoring.finish(Some(summary.total_output_tokens));
         header.end();
         tracing::info!(completed = summary.completed, failed = summary.failed, interrupted = outcome.interrupted, "run finished");
         let result = BenchmarkResult {
@@ -447,12 +476,14 @@ impl Serving {
             warmup_excluded: warmups,
             dataset: dataset_stats,
             interrupted: outcome.interrupted,
+            monitors: (!monitors.is_empty() || monitors.timeseries_file.is_some()).then_some(monitors),
             per_request: std::mem::take(&mut *per_request.lock().unwrap_or_else(|e| e.into_inner())).finish(),
         };
         // Every file is attempted; what failed is reported once, with the result kept.
         let measured = result.summary.completed + result.summary.failed;
         let mut unsaved: Vec<String> =
             sink_errors.into_iter().map(|e| format!("{e}; {measured} requests were measured (the summary counts them all)")).collect();
+        unsaved.extend(monitor_errors);
         if let Some(p) = &paths {
             if let Err(e) = write_json(&p.json, &result) {
                 unsaved.push(e.to_string());

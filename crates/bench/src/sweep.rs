@@ -294,7 +294,13 @@ impl Sweeper<'_> {
             let wall_s = started.elapsed().as_secs_f64();
             self.runs_done += 1;
             self.interrupted |= result.interrupted;
+            let stopped_by_alert = result
+                .monitors
+                .as_ref()
+                .and_then(|m| m.alerts.iter().find(|a| a.aborted))
+                .map(|a| format!("{} at {:.1} s", a.rule, a.at_s));
             runs.push(StepRun {
+                stopped_by_alert,
                 result: file,
                 run_id: result.header.run_id.clone(),
                 overhead_s: (wall_s - result.summary.duration_s).max(0.0),

@@ -62,6 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     let summary: Summary = acc.finish();
     let result = BenchmarkResult {
+        monitors: None,
         per_request: Default::default(),
         header: Header::now(ResultKind::Run, ToolInfo { name: "synth_run".into(), version: String::new(), commit: None }),
         spec: RunSpec::default(),

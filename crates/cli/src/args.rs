@@ -279,6 +279,51 @@ pub struct RunArgs {
     /// shape the workload are then taken from the file, output flags from the command line).
     #[arg(long, help_heading = "Target")]
     pub spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+}
+
+/// What is watched besides the requests: the server's metrics, GPUs, this machine, alerts.
+#[derive(Clone, Debug, Args)]
+pub struct MonitorArgs {
+    /// The server's Prometheus page, scraped every --metrics-interval: `auto` (the target's
+    /// /metrics, if it answers), `off`, or a URL. Gauges become time series, counters window
+    /// deltas, latency histograms the server's own percentiles for this run.
+    #[arg(long, value_name = "auto|off|URL", default_value = "auto", num_args = 0..=1, default_missing_value = "auto", help_heading = "Monitoring")]
+    pub server_metrics: String,
+    /// Seconds between scrapes of the server's metrics.
+    #[arg(long, default_value_t = 1.0, help_heading = "Monitoring")]
+    pub metrics_interval: f64,
+    /// Seconds between readings of the GPUs (NVML) and of this machine.
+    #[arg(long, default_value_t = 1.0, help_heading = "Monitoring")]
+    pub gpu_monitor_interval: f64,
+    /// GPU indices to watch, comma-separated (default: all; `none`: no GPU monitoring).
+    #[arg(long, value_name = "LIST", help_heading = "Monitoring")]
+    pub gpus: Option<String>,
+    /// Also write the GPU section alone to this file (benchmark_results_gpu.json).
+    #[arg(long, value_name = "FILE", help_heading = "Monitoring")]
+    pub gpu_results_file: Option<PathBuf>,
+    /// A local server process whose CPU and memory are watched.
+    #[arg(long, value_name = "PID", help_heading = "Monitoring")]
+    pub server_pid: Option<u32>,
+    /// Do not read this machine's CPU, memory, network and RAPL energy.
+    #[arg(long, help_heading = "Monitoring")]
+    pub no_host_monitor: bool,
+    /// An alert checked during the run on a rolling window (repeatable): METRIC>VALUE or
+    /// METRIC<VALUE, e.g. 'p95_ttft_ms>5000', 'p95_latency>5s', 'error_rate>1%',
+    /// 'kv_cache_usage>95%', 'memory_usage>95%', 'output_throughput<100'. Each fires once.
+    #[arg(long, value_name = "RULE", help_heading = "Monitoring")]
+    pub alert: Vec<String>,
+    /// Seconds of recent requests the alerts are judged on.
+    #[arg(long, default_value_t = 10.0, help_heading = "Monitoring")]
+    pub alert_window: f64,
+    /// Stop the run when an alert fires: everything measured is written, and the exit code is 3.
+    #[arg(long, help_heading = "Monitoring")]
+    pub abort_on_alert: bool,
+    /// Serve the run's own live metrics in Prometheus text at http://127.0.0.1:PORT/metrics
+    /// (requests by outcome, in flight, tokens, TTFT / ITL / E2EL histograms), for Grafana.
+    #[arg(long, value_name = "PORT", help_heading = "Monitoring")]
+    pub metrics_port: Option<u16>,
 }
 
 /// Where prompts come from (shared by `run` and `dataset`).
@@ -578,6 +623,18 @@ pub struct EngineBenchArgs {
     /// A label carried into the result file, KEY=VALUE (repeatable).
     #[arg(long, help_heading = "Report")]
     pub label: Vec<String>,
+    /// GPU indices to watch, comma-separated (default: all; `none`: no GPU monitoring).
+    #[arg(long, value_name = "LIST", help_heading = "Monitoring")]
+    pub gpus: Option<String>,
+    /// Seconds between readings of the GPUs (NVML) and of this machine.
+    #[arg(long, default_value_t = 1.0, help_heading = "Monitoring")]
+    pub gpu_monitor_interval: f64,
+    /// Also write the GPU section alone to this file (benchmark_results_gpu.json).
+    #[arg(long, value_name = "FILE", help_heading = "Monitoring")]
+    pub gpu_results_file: Option<PathBuf>,
+    /// Do not read this machine's CPU, memory, network and RAPL energy.
+    #[arg(long, help_heading = "Monitoring")]
+    pub no_host_monitor: bool,
 }
 
 /// A level name, or a filter with `=` (`inferbench_load=debug,warn`).

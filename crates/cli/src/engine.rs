@@ -67,7 +67,22 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
         None => BenchConfig::default(),
     };
     apply(&mut cfg, &a);
-    let (report, files) = EngineBench::new(cfg)?.labels(crate::labels(&a.label)?).observe(crate::run::printer(false)).run().await?;
+    let monitor = crate::args::MonitorArgs {
+        server_metrics: "off".into(),
+        metrics_interval: 1.0,
+        gpu_monitor_interval: a.gpu_monitor_interval,
+        gpus: a.gpus.clone(),
+        gpu_results_file: a.gpu_results_file.clone(),
+        server_pid: None,
+        no_host_monitor: a.no_host_monitor,
+        alert: Vec::new(),
+        alert_window: 10.0,
+        abort_on_alert: false,
+        metrics_port: None,
+    }
+    .options()?;
+    let (report, files) =
+        EngineBench::new(cfg)?.labels(crate::labels(&a.label)?).monitor(monitor).observe(crate::run::printer(false)).run().await?;
     out!("{}", inferbench_report::text::engine(&report));
     for f in &files.written {
         outln!("wrote {}", f.display());

@@ -33,7 +33,7 @@ impl ProgressSink {
 }
 
 impl RecordSink for ProgressSink {
-    fn measure_start(&mut self) {
+    fn measure_start(&mut self, _epoch: std::time::Instant) {
         self.pb.reset_elapsed();
     }
     fn record(&mut self, r: &RequestRecord) -> Result<(), SinkError> {

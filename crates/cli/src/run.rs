@@ -160,6 +160,8 @@ impl RunArgs {
             max_response_bytes: self.max_response_bytes,
             allow_tokenizer_mismatch: self.allow_tokenizer_mismatch,
             ready_check_timeout: inferbench_bench::spec::seconds("ready_check_timeout_sec", self.ready_check_timeout_sec, false)?,
+            monitor: self.monitor.options()?,
+            live: self.monitor.live(self.quiet)?,
             ..RunOptions::default()
         })
     }
@@ -260,7 +262,16 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
         }
         if let Some(p) = paths {
             outln!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
+            if p.timeseries.exists() {
+                outln!("         {}", p.timeseries.display());
+            }
         }
+    }
+    if let Some(a) = result.monitors.as_ref().and_then(|m| m.alerts.iter().find(|a| a.aborted)) {
+        return Err(crate::gate(format!(
+            "stopped by --abort-on-alert: {} held at {:.1} s (value {:.3}); what was measured is written",
+            a.rule, a.at_s, a.value
+        )));
     }
     // An interrupted run exits 130 whatever it measured.
     if !result.interrupted {
@@ -291,6 +302,67 @@ pub fn check_failures(s: &inferbench_core::Summary, max: Option<f64>) -> Result<
             Err(crate::gate(format!("{:.1}% of requests failed ({}), above --max-error-rate {:.1}%", rate * 100.0, kinds(), m * 100.0)))
         }
         _ => Ok(()),
+    }
+}
+
+impl crate::args::MonitorArgs {
+    /// Starts serving our own live metrics when `--metrics-port` asks for them.
+    pub fn live(&self, quiet: bool) -> Result<Option<inferbench_bench::live::LiveMetrics>> {
+        let Some(port) = self.metrics_port else { return Ok(None) };
+        let live = inferbench_bench::live::LiveMetrics::default();
+        let addr = live.serve(port).map_err(|e| usage(format!("--metrics-port {port}: cannot listen on 127.0.0.1:{port}: {e}")))?;
+        if !quiet {
+            eprintln!("note: live metrics at http://{addr}/metrics");
+        }
+        Ok(Some(live))
+    }
+
+    /// The monitors these flags ask for.
+    pub fn options(&self) -> Result<inferbench_bench::monitoring::MonitorOptions> {
+        use inferbench_bench::monitoring::{MonitorOptions, ServerMetrics};
+        let secs = |flag: &str, v: f64| {
+            if v.is_finite() && v >= 0.01 {
+                Ok(std::time::Duration::from_secs_f64(v))
+            } else {
+                Err(flag_err(flag, &v.to_string(), "expected seconds, at least 0.01"))
+            }
+        };
+        let server_metrics = match self.server_metrics.trim() {
+            "auto" | "" => ServerMetrics::Auto,
+            "off" | "none" => ServerMetrics::Off,
+            u if u.starts_with("http://") || u.starts_with("https://") => ServerMetrics::Url(u.to_owned()),
+            u => return Err(flag_err("--server-metrics", u, "expected auto, off, or an http:// or https:// URL")),
+        };
+        let (gpu, gpus) = match self.gpus.as_deref().map(str::trim) {
+            None => (true, None),
+            Some("none" | "off") => (false, None),
+            Some(list) => {
+                let ids = list
+                    .split(',')
+                    .map(|x| x.trim().parse::<u32>().map_err(|_| flag_err("--gpus", list, format!("'{x}' is not a GPU index"))))
+                    .collect::<Result<Vec<_>>>()?;
+                (true, Some(ids))
+            }
+        };
+        let alerts =
+            self.alert.iter().map(|r| inferbench_monitor::Rule::parse(r).map_err(|e| usage(e.to_string()))).collect::<Result<Vec<_>>>()?;
+        if self.abort_on_alert && alerts.is_empty() {
+            return Err(usage("--abort-on-alert needs at least one --alert"));
+        }
+        Ok(MonitorOptions {
+            server_metrics,
+            metrics_interval: secs("--metrics-interval", self.metrics_interval)?,
+            gpu,
+            gpus,
+            gpu_interval: secs("--gpu-monitor-interval", self.gpu_monitor_interval)?,
+            gpu_source: None,
+            host: !self.no_host_monitor,
+            server_pid: self.server_pid,
+            alerts,
+            alert_window: secs("--alert-window", self.alert_window)?,
+            abort_on_alert: self.abort_on_alert,
+            gpu_results_file: self.gpu_results_file.clone(),
+        })
     }
 }
 

@@ -57,8 +57,15 @@ pub async fn run(a: SweepArgs, stop: crate::Interrupt) -> Result<bool> {
         outln!("\n{}", sweep_table(&s));
         outln!("{}", inferbench_report::text::sweep_conclusions(&s));
         if let Some(p) = path {
-            outln!("Sweep:   {}\nRuns:    {}/{stem}-*.{{json,csv,records.jsonl}}", p.display(), a.run.result_dir.display());
+            outln!(
+                "Sweep:   {}\nRuns:    {}/{stem}-*.{{json,csv,records.jsonl,timeseries.jsonl}}",
+                p.display(),
+                a.run.result_dir.display()
+            );
         }
+    }
+    if let Some(a) = s.steps.iter().flat_map(|x| &x.runs).find_map(|r| r.stopped_by_alert.as_ref()) {
+        return Err(crate::gate(format!("stopped by --abort-on-alert: {a}; what was measured is written")));
     }
     let interrupted = s.stopped.as_deref() == Some("interrupted");
     if !interrupted && s.steps.iter().all(|x| x.runs.iter().all(|r| r.summary.completed == 0 && r.summary.failed > 0)) {

@@ -306,6 +306,9 @@ pub struct EngineResult {
     pub errors: Vec<String>,
     /// Each target and how it fared.
     pub targets: Vec<TargetCheck>,
+    /// GPU power and energy, host resources and CPU energy over the whole benchmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitors: Option<crate::monitor::MonitorReport>,
 }
 
 /// One format of the quantization comparison.

@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod comparison;
 pub mod engine_bench;
 pub mod grade;
+pub mod monitor;
 pub mod record;
 pub mod result;
 pub mod schema;

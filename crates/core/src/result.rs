@@ -163,6 +163,9 @@ pub struct BenchmarkResult {
     pub dataset: DatasetStats,
     /// True when the run was interrupted (Ctrl-C) and the summary covers what finished.
     pub interrupted: bool,
+    /// What the monitors saw: server metrics, GPU, host, steady state, alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitors: Option<crate::monitor::MonitorReport>,
     /// vLLM's per-request arrays, at the top level as vLLM writes them.
     #[serde(flatten, default)]
     pub per_request: crate::vllm::PerRequest,

@@ -5,15 +5,16 @@
 
 use crate::record::RequestRecord;
 use crate::summary::Accumulator;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A sink's failure; the run goes on without that sink and reports the first error.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Receives a run's records as they complete. Called from one thread, in completion order.
 pub trait RecordSink: Send {
-    /// Warm-up is over: measured records follow, and the run's clock starts.
-    fn measure_start(&mut self) {}
+    /// Warm-up is over: measured records follow, and the run's clock starts at `epoch` (every
+    /// record's `*_ns` counts from it).
+    fn measure_start(&mut self, _epoch: Instant) {}
     /// A warm-up request finished (not measured).
     fn warmup(&mut self, _record: &RequestRecord) {}
     /// A measured request finished.
@@ -38,8 +39,8 @@ impl RecordSink for Accumulator {
 }
 
 impl<S: RecordSink + ?Sized> RecordSink for Box<S> {
-    fn measure_start(&mut self) {
-        (**self).measure_start()
+    fn measure_start(&mut self, epoch: Instant) {
+        (**self).measure_start(epoch)
     }
     fn warmup(&mut self, record: &RequestRecord) {
         (**self).warmup(record)

@@ -272,6 +272,9 @@ pub struct StepRun {
     /// True when the run was cut short by an interrupt: its step cannot meet the SLOs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The alert that stopped the run (`--abort-on-alert`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by_alert: Option<String>,
 }
 
 /// The figures a sweep table shows for a step, each a mean over repeats with its interval.

@@ -15,7 +15,8 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    /// An empty histogram over these bucket bounds.
+    pub fn new(bounds: &'static [f64]) -> Self {
         Self { bounds, counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(), sum_us: AtomicU64::new(0), count: AtomicU64::new(0) }
     }
 
@@ -34,7 +35,8 @@ impl Histogram {
         self.count.load(Relaxed)
     }
 
-    fn write(&self, out: &mut String, name: &str, help: &str, labels: &str) {
+    /// Appends the histogram in Prometheus text (`labels` without braces).
+    pub fn write(&self, out: &mut String, name: &str, help: &str, labels: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cum = 0;
         for (b, c) in self.bounds.iter().zip(&self.counts) {
@@ -48,10 +50,14 @@ impl Histogram {
     }
 }
 
-const TTFT_BUCKETS: &[f64] =
+/// vLLM's TTFT buckets (seconds).
+pub const TTFT_BUCKETS: &[f64] =
     &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0];
-const ITL_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
-const E2E_BUCKETS: &[f64] = &[0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0];
+/// vLLM's inter-token latency buckets (seconds).
+pub const ITL_BUCKETS: &[f64] =
+    &[0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
+/// vLLM's end-to-end latency buckets (seconds).
+pub const E2E_BUCKETS: &[f64] = &[0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0];
 
 /// Counters and histograms the scheduler updates as it works.
 #[derive(Debug)]

@@ -502,6 +502,11 @@ impl Requester {
         self.in_flight.peak.load(Ordering::Relaxed)
     }
 
+    /// Requests in flight now (sent, not yet ended).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.now.load(Ordering::Relaxed)
+    }
+
     /// Starts a new peak from the requests in flight now (warm-up is over).
     pub fn reset_peak(&self) {
         self.in_flight.peak.store(self.in_flight.now.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -45,8 +45,8 @@ pub struct LoadProfile {
 pub enum RunEvent {
     /// A warm-up request finished (not measured).
     Warmup(Box<RequestRecord>),
-    /// Warm-up is over; measured time starts now.
-    MeasureStart,
+    /// Warm-up is over; measured time starts at this instant, the epoch of every record's `*_ns`.
+    MeasureStart(Instant),
     /// A measured request finished.
     Record(Box<RequestRecord>),
     /// A periodic tick, sent by the pipeline's clock (never by the load loop), so sinks that
@@ -151,7 +151,8 @@ pub async fn run_load(
         }
     }
     req.reset_peak();
-    let _ = tx.send(RunEvent::MeasureStart);
+    let epoch = Instant::now();
+    let _ = tx.send(RunEvent::MeasureStart(epoch));
     tracing::info!(
         num_prompts = ?plan.num_prompts,
         duration_s = ?plan.duration.map(|d| d.as_secs_f64()),
@@ -159,7 +160,6 @@ pub async fn run_load(
         rate = ?plan.arrivals.rate,
         "measuring"
     );
-    let epoch = Instant::now();
     let scheduled = if !plan.arrivals.is_timed() {
         closed_loop(&tracker, &req, &work, &plan, epoch, &tx, &stop, &hard)
     } else {

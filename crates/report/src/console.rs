@@ -155,8 +155,86 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     if r.interrupted {
         row(&mut out, "Interrupted:", "yes (partial results)");
     }
+    if let Some(m) = &r.monitors {
+        monitor_rows(&mut out, m, s);
+    }
     let _ = writeln!(out, "{}", "=".repeat(50));
     out
+}
+
+/// The monitors' figures: steady state, the server's own view, GPU and CPU energy, alerts.
+fn monitor_rows(out: &mut String, m: &inferbench_core::monitor::MonitorReport, s: &inferbench_core::Summary) {
+    if let Some(st) = &m.steady_state {
+        heading(out, "Steady state", '-');
+        row(out, "Window (s):", format!("{:.1} to {:.1} at {} in flight", st.start_s, st.end_s, st.target_in_flight));
+        row(out, "Output token throughput (tok/s):", format!("{:.2} (whole run {:.2})", st.output_throughput, s.output_throughput));
+        if let Some(t) = st.ttft_ms {
+            row(out, "TTFT median / P99 (ms):", format!("{:.2} / {:.2}", t.p50, t.p99));
+        }
+    }
+    if let Some(sv) = &m.server {
+        let kind = sv.server_kind.as_deref().unwrap_or("unknown names");
+        heading(out, &format!(" Server metrics ({kind}) "), '-');
+        if let Some(g) = sv.generation_tokens {
+            row(out, "Generated tokens, server / client:", format!("{g:.0} / {}", sv.client_output_tokens));
+        }
+        for (name, label) in [("running", "Running, mean / max:"), ("waiting", "Waiting, mean / max:")] {
+            if let Some(g) = sv.gauges.get(name) {
+                row(out, label, format!("{:.1} / {:.0}", g.mean, g.max));
+            }
+        }
+        if let Some(g) = sv.gauges.get("kv_cache_usage") {
+            row(out, "KV-cache usage, peak:", format!("{:.1} %", g.max * 100.0));
+        }
+        if let Some(h) = sv.prefix_cache_hit_rate {
+            row(out, "Prefix-cache hit rate (this run):", format!("{:.1} %", h * 100.0));
+        }
+        if let Some(a) = sv.spec_decode_acceptance {
+            row(out, "Speculative acceptance:", format!("{:.1} %", a * 100.0));
+        }
+        if let Some(p) = sv.counters.get("preemptions").filter(|p| **p > 0.0) {
+            row(out, "Preemptions:", p);
+        }
+        for (name, label) in
+            [("ttft", "Server TTFT median / P99 (ms):"), ("itl", "Server ITL median / P99 (ms):"), ("e2e", "Server E2E median / P99 (ms):")]
+        {
+            if let Some(l) = sv.latency.get(name) {
+                row(out, label, format!("{:.2} / {:.2}", l.p50_ms, l.p99_ms));
+            }
+        }
+        if sv.failed_scrapes > 0 || sv.skipped_lines > 0 {
+            row(out, "Scrapes failed / lines skipped:", format!("{} / {}", sv.failed_scrapes, sv.skipped_lines));
+        }
+    }
+    if let Some(g) = &m.gpu {
+        heading(out, " GPU ", '-');
+        for d in &g.devices {
+            let line = format!(
+                "{:.0} W avg, {:.0} W peak, {:.0} J, {:.0} % util, {:.1} GiB peak, {:.0} C",
+                d.avg_power_w, d.peak_power_w, d.energy_j, d.avg_utilization_pct, d.peak_memory_gib, d.peak_temperature_c
+            );
+            row(out, &format!("GPU {} ({}):", d.index, d.name), line);
+        }
+        if let Some(j) = g.joules_per_output_token {
+            row(out, "GPU energy per output token (J):", format!("{j:.4} ({:.1} tok/J)", 1.0 / j));
+        }
+    }
+    if let Some(h) = &m.host {
+        heading(out, " Host ", '-');
+        row(out, "CPU busy, mean / peak (%):", format!("{:.1} / {:.1}", h.cpu_pct.mean, h.cpu_pct.max));
+        if let Some(p) = &h.server_process {
+            let rss = p.rss_bytes.max / f64::from(1 << 20);
+            row(out, &format!("Server pid {}: CPU mean, RSS peak:", p.pid), format!("{:.0} % of a core, {rss:.0} MiB", p.cpu_pct.mean));
+        }
+        if let Some(e) = &h.cpu_energy {
+            let per = e.joules_per_output_token.map_or_else(String::new, |j| format!(", {j:.4} J/token"));
+            row(out, "CPU package energy (RAPL):", format!("{:.1} J, {:.1} W{per}", e.energy_j, e.avg_power_w));
+        }
+    }
+    for a in &m.alerts {
+        let stop = if a.aborted { " (run stopped)" } else { "" };
+        row(out, "ALERT:", format!("{} at {:.1} s, value {:.3}{stop}", a.rule, a.at_s, a.value));
+    }
 }
 
 /// The client sent below 95 % of the rate its arrival process scheduled: the run's latencies then
@@ -263,6 +341,7 @@ mod tests {
             warmup_excluded: 0,
             dataset: Default::default(),
             interrupted: false,
+            monitors: None,
             per_request: Default::default(),
         }
     }

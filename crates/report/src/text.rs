@@ -134,7 +134,47 @@ pub fn engine(r: &EngineResult) -> String {
             let _ = writeln!(s, "  {:<32} {:>10.2} {op} {:<10.2} {}", c.key, c.value, c.limit, if c.pass { "pass" } else { "FAIL" });
         }
     }
+    if let Some(m) = &r.monitors {
+        monitors(&mut s, m);
+    }
     s
+}
+
+/// The GPU and host sections of an engine benchmark.
+fn monitors(s: &mut String, m: &inferbench_core::monitor::MonitorReport) {
+    if let Some(g) = &m.gpu {
+        let _ = writeln!(s, "\nGPU ({:.1} s sampled)", g.duration_s);
+        for d in &g.devices {
+            let _ = writeln!(
+                s,
+                "  GPU {} {}: {:.0} W avg, {:.0} W peak, {:.1} J ({}), {:.0} % util, {:.2} GiB peak ({:.0} %), {:.0} C peak",
+                d.index,
+                d.name,
+                d.avg_power_w,
+                d.peak_power_w,
+                d.energy_j,
+                d.energy_source,
+                d.avg_utilization_pct,
+                d.peak_memory_gib,
+                d.peak_memory_pct,
+                d.peak_temperature_c
+            );
+        }
+        if let Some(j) = g.joules_per_output_token {
+            let _ =
+                writeln!(s, "  {:.1} J for {} output tokens: {j:.4} J/token, {:.1} tokens/J", g.total_energy_j, g.output_tokens, 1.0 / j);
+        }
+    }
+    if let Some(h) = &m.host {
+        let _ = writeln!(s, "\nHost: CPU busy {:.0} % mean, {:.0} % peak", h.cpu_pct.mean, h.cpu_pct.max);
+        if let Some(p) = &h.server_process {
+            let _ = writeln!(s, "  this process: {:.0} % of a core mean, {:.0} MiB RSS peak", p.cpu_pct.mean, p.rss_bytes.max / 1048576.0);
+        }
+        if let Some(e) = &h.cpu_energy {
+            let per = e.joules_per_output_token.map_or_else(String::new, |j| format!(", {j:.4} J/token"));
+            let _ = writeln!(s, "  CPU package (RAPL): {:.1} J, {:.1} W{per}", e.energy_j, e.avg_power_w);
+        }
+    }
 }
 
 /// `inferbench 0.1.0 (abc123)`.

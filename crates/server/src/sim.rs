@@ -9,6 +9,7 @@
 
 use crate::generator::{Fault, GenError, GenEvent, GenRequest, Generator};
 use inferbench_data::Tokenizer;
+use inferbench_engine::prometheus::Histogram;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -139,7 +140,24 @@ struct Counters {
     prompt_tokens: AtomicU64,
     generation_tokens: AtomicU64,
     success: AtomicU64,
+    prefix_queries: AtomicU64,
+    prefix_hits: AtomicU64,
     faults: [AtomicU64; 4],
+}
+
+/// The simulator's latency histograms, with vLLM's names and buckets.
+#[derive(Debug)]
+struct Latencies {
+    ttft: Histogram,
+    itl: Histogram,
+    e2e: Histogram,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        use inferbench_engine::prometheus::{E2E_BUCKETS, ITL_BUCKETS, TTFT_BUCKETS};
+        Self { ttft: Histogram::new(TTFT_BUCKETS), itl: Histogram::new(ITL_BUCKETS), e2e: Histogram::new(E2E_BUCKETS) }
+    }
 }
 
 const FAULT_NAMES: [&str; 4] = ["error", "disconnect", "stall", "malformed"];
@@ -151,6 +169,7 @@ pub struct Simulator {
     tokenizer: Tokenizer,
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
+    latencies: Arc<Latencies>,
     /// Chained hashes of the prompt blocks seen (with `prefix_caching`).
     prefix_cache: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
@@ -162,7 +181,7 @@ impl Simulator {
         let tokenizer = Tokenizer::by_name(&cfg.tokenizer).map_err(|e| e.to_string())?;
         tokenizer.single_token_words();
         let gate = Arc::new(Semaphore::new(cfg.max_num_seqs.min(Semaphore::MAX_PERMITS)));
-        Ok(Self { cfg, tokenizer, gate, counters: Arc::default(), prefix_cache: Default::default() })
+        Ok(Self { cfg, tokenizer, gate, counters: Arc::default(), latencies: Arc::default(), prefix_cache: Default::default() })
     }
 
     /// How many leading tokens of `prompt` the prefix cache holds (whole blocks), adding its
@@ -250,6 +269,10 @@ impl Generator for Simulator {
         }
         let prompt_tokens = self.tokenizer.count(&req.prompt) as u32;
         let cached_tokens = self.cfg.prefix_caching.then(|| self.cached_prefix(&req.prompt));
+        if let Some(hit) = cached_tokens {
+            c.prefix_queries.fetch_add(u64::from(prompt_tokens), Relaxed);
+            c.prefix_hits.fetch_add(u64::from(hit), Relaxed);
+        }
         let out = req.max_tokens.max(req.min_tokens).max(1);
         // The context must hold the prompt and the whole output, as the engine server checks.
         if u64::from(prompt_tokens) + u64::from(out) > u64::from(self.cfg.max_model_len) {
@@ -280,6 +303,7 @@ impl Generator for Simulator {
         let (tx, rx) = mpsc::channel(32);
         let tokenizer = self.tokenizer.clone();
         let (gate, counters, cfg) = (self.gate.clone(), self.counters.clone(), self.cfg.clone());
+        let lat = self.latencies.clone();
         tokio::spawn(async move {
             let (_permit, start) = match gate.clone().try_acquire_owned() {
                 Ok(p) => (p, arrived),
@@ -300,6 +324,7 @@ impl Generator for Simulator {
             let mut deadline = start + ms(cfg.ttft_for(prompt_tokens - cached_tokens.unwrap_or(0)));
             let words = tokenizer.single_token_words();
             let mut word = h;
+            let mut last = arrived;
             for i in 0..out {
                 if i > 0 {
                     deadline += ms(cfg.itl_at(counters.running.load(Relaxed)));
@@ -329,9 +354,17 @@ impl Generator for Simulator {
                 if tx.send(GenEvent::Token(text)).await.is_err() {
                     return; // client went away
                 }
+                let now = Instant::now();
+                if i == 0 {
+                    lat.ttft.observe(now - arrived);
+                } else {
+                    lat.itl.observe(now - last);
+                }
+                last = now;
                 counters.generation_tokens.fetch_add(1, Relaxed);
             }
             counters.success.fetch_add(1, Relaxed);
+            lat.e2e.observe(arrived.elapsed());
             let skew = cfg.miscount_usage;
             let (prompt_tokens, completion_tokens) = (prompt_tokens + skew, out + skew);
             let _ = tx.send(GenEvent::Finish { reason: "length", prompt_tokens, completion_tokens, cached_tokens }).await;
@@ -360,9 +393,16 @@ impl Generator for Simulator {
             ("vllm:prompt_tokens_total", "counter", "Prompt tokens admitted.", c.prompt_tokens.load(Relaxed)),
             ("vllm:generation_tokens_total", "counter", "Tokens generated.", c.generation_tokens.load(Relaxed)),
             ("vllm:request_success_total", "counter", "Requests finished normally.", c.success.load(Relaxed)),
+            ("vllm:prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", c.prefix_queries.load(Relaxed)),
+            ("vllm:prefix_cache_hits_total", "counter", "Prompt tokens the prefix cache served.", c.prefix_hits.load(Relaxed)),
         ] {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{model_name=\"{m}\"}} {v}");
         }
+        let labels = format!("model_name=\"{m}\"");
+        let l = &self.latencies;
+        l.ttft.write(&mut s, "vllm:time_to_first_token_seconds", "Time from arrival to the first token.", &labels);
+        l.itl.write(&mut s, "vllm:inter_token_latency_seconds", "Time between consecutive tokens of a request.", &labels);
+        l.e2e.write(&mut s, "vllm:e2e_request_latency_seconds", "Time from arrival to the last token.", &labels);
         let _ =
             writeln!(s, "# HELP inferbench_sim_faults_total Faults injected by the simulator.\n# TYPE inferbench_sim_faults_total counter");
         for (i, kind) in FAULT_NAMES.iter().enumerate() {

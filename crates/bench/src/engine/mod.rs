@@ -17,6 +17,7 @@ mod variants;
 pub use config::{load_config, parse_config, validate};
 
 use crate::error::{BenchError, Context};
+use crate::monitoring::{MonitorOptions, Monitoring, ServerMetrics};
 use crate::observer::{silent, Event, Observer};
 use inferbench_core::engine_bench::{BenchConfig, EngineResult};
 use inferbench_core::result::{Header, ResultKind};
@@ -36,6 +37,7 @@ pub struct EngineBench {
     observer: Observer,
     labels: BTreeMap<String, String>,
     write_files: bool,
+    monitor: MonitorOptions,
 }
 
 /// Where an engine benchmark's files went.
@@ -49,7 +51,9 @@ impl EngineBench {
     /// Checks the configuration.
     pub fn new(cfg: BenchConfig) -> Result<Self> {
         validate(&cfg)?;
-        Ok(Self { cfg, sinks: Vec::new(), observer: silent(), labels: BTreeMap::new(), write_files: true })
+        let monitor =
+            MonitorOptions { server_metrics: ServerMetrics::Off, server_pid: Some(std::process::id()), ..MonitorOptions::default() };
+        Ok(Self { cfg, sinks: Vec::new(), observer: silent(), labels: BTreeMap::new(), write_files: true, monitor })
     }
 
     /// Adds a sink for every timed request's record.
@@ -67,6 +71,13 @@ impl EngineBench {
     /// Labels carried into the result header.
     pub fn labels(mut self, labels: BTreeMap<String, String>) -> Self {
         self.labels = labels;
+        self
+    }
+
+    /// GPU and host monitoring (on by default; the engine runs in this process, so the host
+    /// section's server process is this one).
+    pub fn monitor(mut self, opts: MonitorOptions) -> Self {
+        self.monitor = MonitorOptions { server_metrics: ServerMetrics::Off, server_pid: Some(std::process::id()), ..opts };
         self
     }
 
@@ -107,7 +118,35 @@ impl EngineBench {
             self.sinks.insert(0, Box::new(w));
             files.written.push(p);
         }
-        let mut result = bench(&cfg, path, name, Recorder::new(std::mem::take(&mut self.sinks)), &self.observer)?;
+        let series = self.write_files.then(|| with_ext(&stem, "timeseries.jsonl"));
+        let monitoring =
+            Monitoring::start(&self.monitor, None, series.clone(), self.observer.clone(), tokio_util::sync::CancellationToken::new())?;
+        self.sinks.push(Box::new(monitoring.sink(std::sync::Arc::new(|| 0), None)));
+        let mut result = match bench(&cfg, path, name, Recorder::new(std::mem::take(&mut self.sinks)), &self.observer) {
+            Ok(r) => r,
+            Err(e) => {
+                // Refused before anything was measured (a length past the context, say): no
+                // records file holding only its header is left behind.
+                for p in &files.written {
+                    if std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() <= 1) {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+                let _ = monitoring.finish(None);
+                if let Some(p) = &series {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
+            }
+        };
+        let (monitors, errors) = monitoring.finish(None);
+        result.errors.extend(errors);
+        if let Some(p) = series.filter(|_| monitors.timeseries_file.is_some()) {
+            files.written.push(p);
+        }
+        // Sections run one after another: an in-flight steady state means nothing here.
+        let monitors = inferbench_core::monitor::MonitorReport { steady_state: None, ..monitors };
+        result.monitors = (!monitors.is_empty()).then_some(monitors);
         result.header.run_id = run_id;
         result.header.labels = self.labels;
         if !cfg.report.include_system_info {
@@ -302,6 +341,7 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
         metrics,
         targets,
         errors,
+        monitors: None,
     })
 }
 

@@ -44,8 +44,9 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder feeding `sinks`; its clock starts now.
     pub fn new(mut sinks: Vec<Box<dyn RecordSink>>) -> Self {
-        sinks.iter_mut().for_each(|s| s.measure_start());
-        Self { epoch: Instant::now(), inner: Mutex::new(Inner { next_id: 0, sinks, kept: Vec::new() }) }
+        let epoch = Instant::now();
+        sinks.iter_mut().for_each(|s| s.measure_start(epoch));
+        Self { epoch, inner: Mutex::new(Inner { next_id: 0, sinks, kept: Vec::new() }) }
     }
 
     fn add(&self, t0: Instant, tokens: &[Instant], input: usize, category: &str) -> Result<()> {

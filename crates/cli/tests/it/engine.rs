@@ -42,6 +42,13 @@ fn run_against_the_engine_gets_exact_lengths_and_metrics() {
     assert_eq!(j["total_output_tokens"], 96);
     assert_eq!(j["total_input_tokens"], 12 * 16);
     assert_eq!(j["model_id"], "tiny");
+    // The engine's own metrics over the run: its token count for this run only, and a series.
+    let server = &j["monitors"]["server"];
+    assert_eq!(server["generation_tokens"], 96.0, "{server}");
+    assert!(server["gauges"]["kv_cache_usage"]["samples"].as_u64() >= Some(1), "{server}");
+    assert_eq!(server["latency"]["ttft"]["count"], 12);
+    let ts = std::fs::read_to_string(r.file("timeseries.jsonl")).unwrap();
+    assert!(ts.lines().any(|l| l.contains("\"source\":\"server\"") && l.contains("kv_cache_usage")), "{ts}");
     // Chat goes through the model's chat template.
     let r = run(
         &srv.url,

@@ -314,7 +314,7 @@ fn an_endless_line_is_an_overflow_not_unbounded_memory() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         use std::io::{Read, Write};
-        for s in listener.incoming().take(4) {
+        for s in listener.incoming().take(8) {
             let Ok(mut s) = s else { continue };
             let mut head = [0u8; 4096];
             let n = s.read(&mut head).unwrap_or(0);

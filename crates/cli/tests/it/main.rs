@@ -12,6 +12,7 @@ mod hardening;
 mod harness;
 mod interrupt;
 mod library;
+mod monitor;
 mod serving;
 mod sweep;
 mod timeouts;

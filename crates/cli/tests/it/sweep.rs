@@ -247,6 +247,7 @@ fn plan_matches_a_hand_calculation() {
                 load: c,
                 stats: StepStats::of(&[&s], Dimension::Concurrency),
                 runs: vec![StepRun {
+                    stopped_by_alert: None,
                     result: format!("x-c{c}.json"),
                     run_id: String::new(),
                     summary: s,
