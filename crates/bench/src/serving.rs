@@ -407,8 +407,12 @@ impl Serving {
         }
         let tls = TlsOptions { ca_cert: self.spec.ca_cert.as_ref().map(PathBuf::from), insecure: self.spec.insecure };
         let scrape = Scrape::new(&self.opts.monitor.server_metrics, &self.target.base_url, self.opts.api_key.as_deref(), &tls)?;
+        let mut monitor = self.opts.monitor.clone();
+        if self.opts.server_in_process && monitor.server_pid.is_none() {
+            monitor.server_pid = Some(std::process::id()); // the demo: the server is this process
+        }
         let monitoring = Monitoring::start(
-            &self.opts.monitor,
+            &monitor,
             scrape,
             paths.as_ref().map(|p| p.timeseries.clone()),
             self.observer.clone(),
