@@ -411,13 +411,8 @@ impl Serving {
         if self.opts.server_in_process && monitor.server_pid.is_none() {
             monitor.server_pid = Some(std::process::id()); // the demo: the server is this process
         }
-        let monitoring = Monitoring::start(
-            &monitor,
-            scrape,
-            paths.as_ref().map(|p| p.timeseries.clone()),
-            self.observer.clone(),
-            self.cancel.clone(),
-        )?;
+        let monitoring =
+            Monitoring::start(&monitor, scrape, paths.as_ref().map(|p| p.timeseries.clone()), self.observer.clone(), self.cancel.clone())?;
         let gauge = requester.clone();
         sinks.push(Box::new(monitoring.sink(Arc::new(move || gauge.in_flight()), self.spec.max_concurrency)));
         if let Some(live) = &self.opts.live {
