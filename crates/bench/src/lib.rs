@@ -20,6 +20,7 @@ pub mod compare;
 pub mod dataset;
 pub mod engine;
 mod error;
+pub mod html;
 pub mod live;
 pub mod models;
 pub mod monitoring;

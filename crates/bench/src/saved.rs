@@ -54,6 +54,68 @@ pub fn records_beside(path: &Path, run_id: &str) -> Result<Option<Vec<RequestRec
     Ok(Some(records))
 }
 
+/// Streams the records beside a result file (`x.json` → `x.records.jsonl`) through `f`, 64k lines
+/// at a time parsed in parallel, so a million-request run never sits in memory whole. `Ok(None)`
+/// when there is no records file; refused like [`records_beside`] when it is another run's.
+pub fn for_each_record_beside(path: &Path, run_id: &str, mut f: impl FnMut(&RequestRecord)) -> Result<Option<u64>, BenchError> {
+    use rayon::prelude::*;
+    use std::io::BufRead;
+    let rec_path: PathBuf = path.with_extension("records.jsonl");
+    let file = match std::fs::File::open(&rec_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(BenchError::failed(format!("cannot read {}: {e}", rec_path.display()))),
+    };
+    let mut lines = std::io::BufReader::with_capacity(1 << 20, file).lines();
+    let (mut n, mut line_no, mut first) = (0u64, 0usize, true);
+    loop {
+        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(1 << 16);
+        for l in lines.by_ref() {
+            line_no += 1;
+            let l = l.map_err(|e| BenchError::failed(format!("cannot read {}: {e}", rec_path.display())))?;
+            if first {
+                first = false;
+                if let Some(id) = header_run_id(&l) {
+                    if !run_id.is_empty() && id != run_id {
+                        return Err(BenchError::invalid(format!(
+                            "{} is from run {id}, but {} is from run {run_id}: they are not one run's files",
+                            rec_path.display(),
+                            path.display()
+                        )));
+                    }
+                    continue;
+                }
+            }
+            if !l.trim().is_empty() {
+                chunk.push((line_no, l));
+            }
+            if chunk.len() == chunk.capacity() {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(Some(n));
+        }
+        let last = chunk.len() < chunk.capacity();
+        let parsed: Vec<Result<RequestRecord, serde_json::Error>> = chunk.par_iter().map(|(_, l)| serde_json::from_str(l)).collect();
+        let m = parsed.len();
+        for (k, (r, (i, _))) in parsed.into_iter().zip(&chunk).enumerate() {
+            match r {
+                Ok(r) => {
+                    n += 1;
+                    f(&r);
+                }
+                // A torn last line: the writer was stopped mid-line.
+                Err(_) if last && k + 1 == m => tracing::warn!("{}:{i}: skipping a torn last line", rec_path.display()),
+                Err(e) => return Err(BenchError::invalid(format!("{}:{i}: bad record: {e}", rec_path.display()))),
+            }
+        }
+        if last {
+            return Ok(Some(n));
+        }
+    }
+}
+
 /// The run id of a records file's first line, if it has one.
 fn header_run_id(line: &str) -> Option<String> {
     if !line.contains("\"run_id\"") {

@@ -63,6 +63,25 @@ pub enum Command {
     /// Load a dataset as `run` would and describe it: counts, token lengths, categories, load time.
     #[command(after_long_help = crate::examples::DATASET)]
     Dataset(DatasetCmdArgs),
+    /// Re-render saved results (runs, sweeps, engine benchmarks, comparisons, plans) as text,
+    /// Markdown, CSV, JSON or a self-contained HTML page with charts.
+    #[command(after_long_help = crate::examples::REPORT)]
+    Report(ReportArgs),
+}
+
+/// `inferbench report`.
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    /// Result files (JSON) written by run, sweep, engine, compare or plan.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// text, md, csv, json or html. HTML of a run reads the records and time series beside it.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Where to write: a file for one input, a directory for several [default: standard
+    /// output; for html, beside each input as <name>.html].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }
 
 /// Inter-arrival distribution.
@@ -256,6 +275,11 @@ pub struct RunArgs {
     /// Keep each request's generated text in the per-request JSONL.
     #[arg(long, help_heading = "Output")]
     pub save_generated_text: bool,
+    /// Also write a self-contained HTML report beside the JSON (<name>.html): latency
+    /// histograms and CDFs, throughput and in-flight over time, a per-request timeline, the
+    /// monitors' series (a sweep: latency against throughput with the knee marked).
+    #[arg(long, help_heading = "Output")]
+    pub html: bool,
     /// Also write llm-d's Benchmark Report v0.2 of the run to this file (JSON), the format
     /// llm-d-benchmark's analysis tools and dashboards read.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -635,6 +659,10 @@ pub struct EngineBenchArgs {
     /// Do not read this machine's CPU, memory, network and RAPL energy.
     #[arg(long, help_heading = "Monitoring")]
     pub no_host_monitor: bool,
+    /// Also write the report as a self-contained HTML page beside the JSON (heat maps of the
+    /// latency grid, the section tables).
+    #[arg(long, help_heading = "Report")]
+    pub html: bool,
 }
 
 /// A level name, or a filter with `=` (`inferbench_load=debug,warn`).
@@ -681,9 +709,14 @@ pub struct CompareArgs {
     /// dataset, turns, lengths, rate, concurrency, sampling, seed...), warned about loudly.
     #[arg(long)]
     pub allow_different_workloads: bool,
-    /// Also write the comparison as JSON here (readable by `report`-style tools).
+    /// Also write the comparison as JSON here (`inferbench report` renders it again).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Also write the comparison as HTML beside --output (<name>.html): the two runs' latency
+    /// CDFs overlaid when their records are beside them, and the table with changes, speedups
+    /// and significance.
+    #[arg(long, requires = "output")]
+    pub html: bool,
     /// A label carried into the comparison file, KEY=VALUE (repeatable).
     #[arg(long)]
     pub label: Vec<String>,

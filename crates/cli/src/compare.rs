@@ -33,6 +33,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if let Some(p) = &a.output {
         inferbench_bench::saved::write(p, &SavedResult::Compare(Box::new(c.clone())))?;
         outln!("Comparison: {}", p.display());
+        if a.html {
+            outln!("HTML:       {}", crate::report::html_beside(p)?.display());
+        }
     }
     match &c.gate {
         Some(g) if !g.passed() => Err(crate::gate(format!("regression: {}", g.failures.join("; ")))),

@@ -87,6 +87,12 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
     for f in &files.written {
         outln!("wrote {}", f.display());
     }
+    if a.html {
+        match files.written.iter().find(|f| f.extension().is_some_and(|e| e == "json")) {
+            Some(j) => outln!("wrote {}", crate::report::html_beside(j)?.display()),
+            None => eprintln!("warning: --html needs the JSON report (report.format json); no HTML written"),
+        }
+    }
     if !report.errors.is_empty() {
         anyhow::bail!("{} (the other results are written)", report.errors.join("; "));
     }

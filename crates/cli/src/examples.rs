@@ -65,6 +65,16 @@ pub const DATASET: &str = concat!(
     exit_codes!()
 );
 
+/// `inferbench report`.
+pub const REPORT: &str = concat!(
+    "Examples:
+  inferbench report results/run.json --format html          (writes results/run.html)
+  inferbench report results/*.json --format md -o reports/
+  inferbench report results/sweep.sweep.json                (the sweep's table and conclusions)
+",
+    exit_codes!()
+);
+
 /// `inferbench serve`.
 pub const SERVE: &str = concat!(
     "Examples:

@@ -26,6 +26,7 @@ mod examples;
 mod model;
 mod plan;
 mod progress;
+mod report;
 mod run;
 mod serve;
 mod sweep;
@@ -146,6 +147,7 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         }
         Command::Compare(a) => compare::run(a).map(|()| Done::Ok),
         Command::Plan(a) => plan::run(a).map(|()| Done::Ok),
+        Command::Report(a) => report::run(&a).map(|()| Done::Ok),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }

@@ -260,11 +260,17 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
         if !result.summary.categories.is_empty() {
             outln!("{}", categories_table(&result.summary));
         }
-        if let Some(p) = paths {
+        if let Some(p) = &paths {
             outln!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
             if p.timeseries.exists() {
                 outln!("         {}", p.timeseries.display());
             }
+        }
+    }
+    if let Some(p) = paths.as_ref().filter(|_| a.html) {
+        let html = crate::report::html_beside(&p.json)?;
+        if !a.quiet {
+            outln!("HTML:    {}", html.display());
         }
     }
     if let Some(a) = result.monitors.as_ref().and_then(|m| m.alerts.iter().find(|a| a.aborted)) {

@@ -53,6 +53,12 @@ pub async fn run(a: SweepArgs, stop: crate::Interrupt) -> Result<bool> {
         .with_sinks(Arc::new(move |s| vec![Box::new(ProgressSink::new(show, s.num_prompts, s.duration_s)) as Box<dyn RecordSink>]));
     let path = sweep.sweep_path();
     let s = sweep.run().await?;
+    if let Some(p) = path.as_ref().filter(|_| a.run.html) {
+        let html = crate::report::html_beside(p)?;
+        if !a.run.quiet {
+            outln!("HTML:    {}", html.display());
+        }
+    }
     if !a.run.quiet {
         outln!("\n{}", sweep_table(&s));
         outln!("{}", inferbench_report::text::sweep_conclusions(&s));

@@ -109,3 +109,93 @@ pub fn engine_latency_csv(rep: &EngineResult) -> Result<String, String> {
     }
     finish(w)
 }
+
+fn rows(header: &[&str], rows: Vec<Vec<String>>) -> Result<String, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(|e| e.to_string())?;
+    for r in rows {
+        w.write_record(&r).map_err(|e| e.to_string())?;
+    }
+    finish(w)
+}
+
+/// A sweep: one row per step, with each estimate's mean and 95 % half-width.
+pub fn sweep(r: &inferbench_core::sweep::SweepResult) -> Result<String, String> {
+    let e = |x: &inferbench_core::sweep::Estimate| [x.mean.to_string(), x.ci95.to_string()];
+    let body = r
+        .steps
+        .iter()
+        .map(|s| {
+            let st = &s.stats;
+            let mut row = vec![s.load.to_string(), s.runs.len().to_string()];
+            for x in [&st.request_throughput, &st.output_throughput, &st.ttft_median_ms, &st.tpot_median_ms, &st.success_rate] {
+                row.extend(e(x));
+            }
+            row.push(s.slo.iter().all(|c| c.met).to_string());
+            row.push((r.knee == Some(s.load)).to_string());
+            row.push((r.slo_limit == Some(s.load)).to_string());
+            row
+        })
+        .collect();
+    rows(
+        &[
+            "load",
+            "runs",
+            "request_throughput",
+            "request_throughput_ci95",
+            "output_throughput",
+            "output_throughput_ci95",
+            "ttft_median_ms",
+            "ttft_median_ms_ci95",
+            "tpot_median_ms",
+            "tpot_median_ms_ci95",
+            "success_rate",
+            "success_rate_ci95",
+            "slos_met",
+            "knee",
+            "slo_limit",
+        ],
+        body,
+    )
+}
+
+/// A comparison: one row per metric.
+pub fn compare(r: &inferbench_core::comparison::CompareResult) -> Result<String, String> {
+    let body = r
+        .rows
+        .iter()
+        .map(|x| {
+            vec![
+                x.group.clone(),
+                x.key.clone(),
+                x.metric.clone(),
+                x.baseline.to_string(),
+                x.candidate.to_string(),
+                x.change().to_string(),
+                x.speedup().to_string(),
+                x.p.map_or_else(String::new, |p| p.to_string()),
+                x.verdict(r.alpha).to_owned(),
+            ]
+        })
+        .collect();
+    rows(&["group", "key", "metric", "baseline", "candidate", "change", "speedup", "p", "verdict"], body)
+}
+
+/// A plan: one row per SLO choice (the plan's own first).
+pub fn plan(r: &inferbench_core::capacity::CapacityPlan) -> Result<String, String> {
+    let body = std::iter::once(&r.plan)
+        .chain(&r.what_if)
+        .map(|c| {
+            let p = c.plan.as_ref();
+            vec![
+                c.slos.clone(),
+                c.load.map_or_else(String::new, |l| l.to_string()),
+                p.map_or_else(String::new, |p| p.replicas.to_string()),
+                p.map_or_else(String::new, |p| p.utilisation.to_string()),
+                p.and_then(|p| p.cost.as_ref()).map_or_else(String::new, |c| c.per_hour.to_string()),
+                p.and_then(|p| p.cost.as_ref()).map_or_else(String::new, |c| c.per_million_tokens.to_string()),
+            ]
+        })
+        .collect();
+    rows(&["slos", "load_per_replica", "replicas", "utilisation", "cost_per_hour", "cost_per_million_tokens"], body)
+}

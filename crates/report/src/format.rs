@@ -15,6 +15,8 @@ pub enum Format {
     Csv,
     /// The saved JSON.
     Json,
+    /// One self-contained HTML page with charts.
+    Html,
 }
 
 impl std::str::FromStr for Format {
@@ -25,7 +27,8 @@ impl std::str::FromStr for Format {
             "md" | "markdown" => Ok(Format::Markdown),
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
-            _ => Err(format!("unknown format '{s}' (text, md, csv, json)")),
+            "html" => Ok(Format::Html),
+            _ => Err(format!("unknown format '{s}' (text, md, csv, json, html)")),
         }
     }
 }
@@ -44,6 +47,15 @@ pub struct MarkdownWriter;
 pub struct CsvWriter;
 /// JSON.
 pub struct JsonWriter;
+/// HTML (a run's summary alone: its charts need the records beside it, which
+/// `inferbench_bench::html` reads).
+pub struct HtmlWriter;
+
+impl Writer for HtmlWriter {
+    fn render(&self, r: &SavedResult) -> Result<String, String> {
+        Ok(crate::html::render(r))
+    }
+}
 
 impl Writer for TextWriter {
     fn render(&self, r: &SavedResult) -> Result<String, String> {
@@ -72,7 +84,9 @@ impl Writer for CsvWriter {
         match r {
             SavedResult::Run(x) => csv::run(x),
             SavedResult::Engine(x) => csv::engine_latency_csv(x),
-            other => Err(format!("CSV is written for runs and engine results, not for {}", other.kind().described())),
+            SavedResult::Sweep(x) => csv::sweep(x),
+            SavedResult::Compare(x) => csv::compare(x),
+            SavedResult::Plan(x) => csv::plan(x),
         }
     }
 }
@@ -95,5 +109,6 @@ pub fn writer(f: Format) -> Box<dyn Writer> {
         Format::Markdown => Box::new(MarkdownWriter),
         Format::Csv => Box::new(CsvWriter),
         Format::Json => Box::new(JsonWriter),
+        Format::Html => Box::new(HtmlWriter),
     }
 }

@@ -6,8 +6,10 @@ pub mod console;
 pub mod csv;
 pub mod files;
 pub mod format;
+pub mod html;
 pub mod llmd;
 pub mod markdown;
+pub mod svg;
 pub mod table;
 pub mod text;
 

@@ -174,6 +174,20 @@ fn engine_bench_reports_latency_memory_throughput_and_checks_targets() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "a missed target exits 3: {err}");
     assert!(err.contains("1 of 2 targets failed: min_tokens_per_second"), "{err}");
+    // Every format of the engine result through `report`; the HTML has the latency heat maps.
+    for (fmt, has) in [("text", "Latency"), ("md", "Latency"), ("csv", "input_tokens"), ("html", "id=\"heat-ttft\"")] {
+        let o = Command::new(BIN)
+            .arg("report")
+            .arg(out.join("engine-tiny.json"))
+            .args(["--format", fmt, "-o"])
+            .arg(out.join("r.out"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{fmt}: {}", String::from_utf8_lossy(&o.stderr));
+        let doc = std::fs::read_to_string(out.join("r.out")).unwrap();
+        assert!(doc.contains(has), "{fmt}: {doc}");
+    }
+    std::fs::remove_file(out.join("r.out")).unwrap();
     let j: Value = crate::harness::validated(&out.join("engine-tiny.json"));
     assert_eq!(j["latency"].as_array().unwrap().len(), 2);
     assert_eq!(j["latency"][1]["input_tokens"], 16);

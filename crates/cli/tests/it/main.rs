@@ -10,6 +10,7 @@ mod engine;
 mod faults;
 mod hardening;
 mod harness;
+mod html;
 mod interrupt;
 mod library;
 mod monitor;
