@@ -67,6 +67,69 @@ pub enum Command {
     /// Markdown, CSV, JSON or a self-contained HTML page with charts.
     #[command(after_long_help = crate::examples::REPORT)]
     Report(ReportArgs),
+    /// The results store (SQLite): every result written is indexed; `import` indexes files
+    /// written before.
+    #[command(subcommand)]
+    Store(StoreCmd),
+    /// A metric over time for one workload, from the results store, with runs that moved beyond
+    /// the noise of the runs before them flagged (seed 002's trend report).
+    #[command(after_long_help = crate::examples::HISTORY)]
+    History(HistoryArgs),
+}
+
+/// Where results are indexed. Default: $INFERBENCH_STORE, else the user's data directory
+/// (~/.local/share/inferbench/results.sqlite).
+#[derive(Clone, Debug, Args, Default)]
+pub struct StoreArgs {
+    /// The results database (SQLite) to record in.
+    #[arg(long, value_name = "PATH", help_heading = "Store")]
+    pub store: Option<PathBuf>,
+    /// Do not record this result in the results database.
+    #[arg(long, help_heading = "Store", conflicts_with = "store")]
+    pub no_store: bool,
+}
+
+/// `inferbench store`.
+#[derive(Clone, Debug, Subcommand)]
+pub enum StoreCmd {
+    /// Index every result file under a directory (runs, sweeps, engine, compare, plan).
+    Import {
+        /// The directory (searched recursively).
+        dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `inferbench history`.
+#[derive(Clone, Debug, Args)]
+pub struct HistoryArgs {
+    /// The metric: ttft_p99, tpot_p50, e2el_mean, output_throughput, request_goodput, ...
+    #[arg(long)]
+    pub metric: String,
+    /// Only runs of this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only runs with this label, KEY=VALUE (repeatable).
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// The workload fingerprint to follow [default: the newest matching run's].
+    #[arg(long, value_name = "FP")]
+    pub workload: Option<String>,
+    /// Previous runs the noise is measured on.
+    #[arg(long, default_value_t = 5)]
+    pub window: usize,
+    /// Standard deviations from their mean beyond which a run is flagged.
+    #[arg(long, default_value_t = 3.0)]
+    pub sigmas: f64,
+    /// And the least change from their mean that is flagged, e.g. 5% or 0.05.
+    #[arg(long, default_value = "5%", value_parser = crate::compare::parse_fraction)]
+    pub min_change: f64,
+    /// Also write the trend as an HTML chart here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `inferbench report`.
@@ -305,6 +368,8 @@ pub struct RunArgs {
     pub spec: Option<PathBuf>,
     #[command(flatten)]
     pub monitor: MonitorArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// What is watched besides the requests: the server's metrics, GPUs, this machine, alerts.
@@ -663,6 +728,8 @@ pub struct EngineBenchArgs {
     /// latency grid, the section tables).
     #[arg(long, help_heading = "Report")]
     pub html: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// A level name, or a filter with `=` (`inferbench_load=debug,warn`).
@@ -720,6 +787,8 @@ pub struct CompareArgs {
     /// A label carried into the comparison file, KEY=VALUE (repeatable).
     #[arg(long)]
     pub label: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Flags of `inferbench sweep`: every `run` flag, plus the loads and the stop rules.

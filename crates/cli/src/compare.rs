@@ -33,6 +33,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if let Some(p) = &a.output {
         inferbench_bench::saved::write(p, &SavedResult::Compare(Box::new(c.clone())))?;
         outln!("Comparison: {}", p.display());
+        crate::store::record(&a.store, std::slice::from_ref(p));
         if a.html {
             outln!("HTML:       {}", crate::report::html_beside(p)?.display());
         }

@@ -87,6 +87,8 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
     for f in &files.written {
         outln!("wrote {}", f.display());
     }
+    let json: Vec<std::path::PathBuf> = files.written.iter().filter(|f| f.extension().is_some_and(|e| e == "json")).cloned().collect();
+    crate::store::record(&a.store, &json);
     if a.html {
         match files.written.iter().find(|f| f.extension().is_some_and(|e| e == "json")) {
             Some(j) => outln!("wrote {}", crate::report::html_beside(j)?.display()),

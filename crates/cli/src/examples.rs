@@ -75,6 +75,16 @@ pub const REPORT: &str = concat!(
     exit_codes!()
 );
 
+/// `inferbench history`.
+pub const HISTORY: &str = concat!(
+    "Examples:
+  inferbench history --metric ttft_p99
+  inferbench history --metric output_throughput --model my-model --label team=perf --html trend.html
+  inferbench store import results/          (index results written before)
+",
+    exit_codes!()
+);
+
 /// `inferbench serve`.
 pub const SERVE: &str = concat!(
     "Examples:

@@ -29,6 +29,7 @@ mod progress;
 mod report;
 mod run;
 mod serve;
+mod store;
 mod sweep;
 
 use anyhow::Result;
@@ -148,6 +149,8 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         Command::Compare(a) => compare::run(a).map(|()| Done::Ok),
         Command::Plan(a) => plan::run(a).map(|()| Done::Ok),
         Command::Report(a) => report::run(&a).map(|()| Done::Ok),
+        Command::Store(c) => store::run(&c).map(|()| Done::Ok),
+        Command::History(a) => store::history(&a).map(|()| Done::Ok),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }

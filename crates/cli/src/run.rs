@@ -267,6 +267,9 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
             }
         }
     }
+    if let Some(p) = paths.as_ref().filter(|p| p.json.exists()) {
+        crate::store::record(&a.store, std::slice::from_ref(&p.json));
+    }
     if let Some(p) = paths.as_ref().filter(|_| a.html) {
         let html = crate::report::html_beside(&p.json)?;
         if !a.quiet {

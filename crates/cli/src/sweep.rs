@@ -53,6 +53,13 @@ pub async fn run(a: SweepArgs, stop: crate::Interrupt) -> Result<bool> {
         .with_sinks(Arc::new(move |s| vec![Box::new(ProgressSink::new(show, s.num_prompts, s.duration_s)) as Box<dyn RecordSink>]));
     let path = sweep.sweep_path();
     let s = sweep.run().await?;
+    if let Some(p) = &path {
+        let dir = p.parent().unwrap_or(std::path::Path::new("."));
+        let mut files: Vec<std::path::PathBuf> =
+            s.steps.iter().flat_map(|x| &x.runs).filter(|r| !r.result.is_empty()).map(|r| dir.join(&r.result)).collect();
+        files.push(p.clone());
+        crate::store::record(&a.run.store, &files);
+    }
     if let Some(p) = path.as_ref().filter(|_| a.run.html) {
         let html = crate::report::html_beside(p)?;
         if !a.run.quiet {

@@ -239,6 +239,18 @@ pub fn workload_json(spec: &RunSpec) -> serde_json::Value {
     v
 }
 
+/// A short, stable name for a workload: FNV-1a (64 bits, hex) of [`workload_json`]. Runs with
+/// the same fingerprint sent the same prompts on the same schedule, so their figures form a trend.
+pub fn workload_fingerprint(spec: &RunSpec) -> String {
+    let text = workload_json(spec).to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// The default per-request timeout: 6 hours, as vLLM's benchmark (a long generation on a slow
 /// server is a measurement, not a failure).
 pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 6.0 * 3600.0;

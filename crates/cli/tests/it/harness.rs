@@ -16,12 +16,23 @@ static MACHINE: RwLock<()> = RwLock::new(());
 
 /// Every test starts by taking this: shared for most, exclusive for timing-sensitive ones.
 pub fn machine_shared() -> RwLockReadGuard<'static, ()> {
+    own_store();
     MACHINE.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The machine to this test alone (no other simulator or client of this binary runs).
 pub fn machine_alone() -> RwLockWriteGuard<'static, ()> {
+    own_store();
     MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The tests' results go to a store of their own under target/, never the user's.
+pub fn own_store() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-store/results.sqlite");
+        std::env::set_var("INFERBENCH_STORE", p);
+    });
 }
 
 /// A simulator process, killed on drop.
@@ -41,6 +52,7 @@ impl Sim {
     /// Starts `inferbench serve --port 0` with these flags (a simulator or a model) and waits
     /// for its URL.
     pub fn serve(flags: &[&str]) -> Sim {
+        own_store();
         let mut child = Command::new(BIN)
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .args(flags)
@@ -163,6 +175,7 @@ pub fn records_run_id(p: &Path) -> String {
 
 /// The standard client flags for tests: result files named r.* in a fresh directory.
 pub fn run_cmd(url: &str, flags: &[&str]) -> (Command, tempfile::TempDir) {
+    own_store();
     let dir = tempfile::tempdir().unwrap();
     let mut c = Command::new(BIN);
     c.args(["run", "--base-url", url, "--disable-tqdm", "--result-filename", "r", "--result-dir"]).arg(dir.path()).args(flags);
