@@ -909,4 +909,6 @@ pub struct DemoArgs {
     /// Directory for results.
     #[arg(long, default_value = "results")]
     pub result_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

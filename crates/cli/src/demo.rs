@@ -84,6 +84,7 @@ pub async fn run(a: DemoArgs, interrupt: crate::Interrupt) -> Result<bool> {
         out!("{}", render_summary(&result, &ConsoleOptions::default()));
         if let Some(p) = paths {
             outln!("Results: {}\n         {}\n         {}", p.json.display(), p.csv.display(), p.records.display());
+            crate::store::record(&a.store, std::slice::from_ref(&p.json));
         }
         interrupted |= result.interrupted;
         results.push((format!("c={c}"), result));

@@ -30,6 +30,12 @@ fn runs_are_recorded_and_imported() {
     let h = store_cmd(&db2, &["history", "--metric", "ttft_p99"]);
     let text = String::from_utf8_lossy(&h.stdout);
     assert!(h.status.success() && text.contains(j["run_id"].as_str().unwrap()), "{text}");
+    // The trend as HTML: the chart is there.
+    let page = dir.path().join("trend.html");
+    let h = store_cmd(&db2, &["history", "--metric", "e2el_p99", "--html", page.to_str().unwrap()]);
+    assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"trend\"") && html.contains(">e2el_p99</text>"), "{html}");
     // A misspelt metric names the stored ones.
     let bad = store_cmd(&db2, &["history", "--metric", "ttft_p999"]);
     let err = String::from_utf8_lossy(&bad.stderr);
