@@ -95,6 +95,6 @@ pub async fn run(a: DemoArgs, interrupt: crate::Interrupt) -> Result<bool> {
     server.shutdown().await?;
     let rows: Vec<(String, &_)> = results.iter().map(|(l, r)| (l.clone(), r)).collect();
     outln!("\n{}", runs_table(&rows));
-    outln!("Results in {}/demo-{label}-c*.{{json,csv,records.jsonl}}", a.result_dir.display());
+    outln!("Results in {}/demo-{label}-c*.{{json,csv,records.jsonl,timeseries.jsonl}}", a.result_dir.display());
     Ok(interrupted)
 }
