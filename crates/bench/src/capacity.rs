@@ -5,7 +5,6 @@ use crate::error::BenchError;
 use inferbench_core::capacity::{plan_replicas, sustainable, Capacity, CapacityPlan, PlanChoice, Target};
 use inferbench_core::result::{Header, ResultKind};
 use inferbench_core::sweep::{SloRule, SweepResult};
-use std::path::Path;
 
 /// What to plan for.
 #[derive(Debug, Clone, Default)]
@@ -46,9 +45,19 @@ fn choose(sweep: &SweepResult, rules: &[SloRule], min_success: f64, o: &PlanOpti
     Ok(PlanChoice { slos: describe(rules), load: Some(step.load), at_sweep_top: i + 1 == sweep.steps.len(), plan: Some(p) })
 }
 
-/// Plans from the sweep at `path`.
-pub fn plan(path: &Path, o: &PlanOptions) -> Result<CapacityPlan, BenchError> {
-    let sweep = crate::saved::read_sweep(path)?;
+/// Plans from the sweep at `paths[0]`, or from several runs of one workload at different loads
+/// (merged shards, say), assembled into a sweep.
+pub fn plan(paths: &[std::path::PathBuf], o: &PlanOptions) -> Result<CapacityPlan, BenchError> {
+    let (sweep, path) = match paths {
+        [one] if !matches!(crate::saved::read(one)?, inferbench_core::SavedResult::Run(_)) => (crate::saved::read_sweep(one)?, one.clone()),
+        [] => return Err(BenchError::invalid("no results given")),
+        many => {
+            let s = crate::sweep::from_runs(many)?;
+            let names: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+            (s, std::path::PathBuf::from(names.join(",")))
+        }
+    };
+    let path = path.as_path();
     if sweep.steps.is_empty() {
         return Err(BenchError::invalid(format!("{}: the sweep has no steps", path.display())));
     }

@@ -3,7 +3,7 @@
 //! and sampling never stall the async workers that timestamp tokens.
 
 use crate::proc;
-use inferbench_core::summary::Accumulator;
+use inferbench_core::summary::{Accumulator, AccumulatorState};
 use inferbench_core::{RecordSink, Summary};
 use inferbench_load::RunEvent;
 use std::time::Instant;
@@ -20,10 +20,17 @@ pub struct Collected {
     /// The first error of each sink that failed; that sink was fed no more records, the others
     /// went on.
     pub sink_errors: Vec<String>,
+    /// The accumulator's mergeable state, when asked for (a shard), or why it could not be made.
+    pub state: Option<Result<AccumulatorState, String>>,
 }
 
 /// Consumes events until every sender is gone.
-pub fn collect(mut rx: mpsc::UnboundedReceiver<RunEvent>, mut acc: Accumulator, mut sinks: Vec<Box<dyn RecordSink>>) -> Collected {
+pub fn collect(
+    mut rx: mpsc::UnboundedReceiver<RunEvent>,
+    mut acc: Accumulator,
+    mut sinks: Vec<Box<dyn RecordSink>>,
+    want_state: bool,
+) -> Collected {
     let mut warmups = 0;
     let mut cpu_at_start = proc::cpu_seconds();
     let mut measure_start: Option<Instant> = None;
@@ -81,5 +88,6 @@ pub fn collect(mut rx: mpsc::UnboundedReceiver<RunEvent>, mut acc: Accumulator, 
         }
     }
     let sink_errors = failed.into_iter().flatten().collect();
-    Collected { summary: acc.finish(), warmups, cpu_at_start, sink_errors }
+    let state = want_state.then(|| acc.state(0).map_err(|e| e.to_string()));
+    Collected { summary: acc.finish(), warmups, cpu_at_start, sink_errors, state }
 }

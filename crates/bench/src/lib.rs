@@ -22,6 +22,7 @@ pub mod engine;
 mod error;
 pub mod html;
 pub mod live;
+pub mod merge;
 pub mod models;
 pub mod monitoring;
 pub mod observer;

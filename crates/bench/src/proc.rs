@@ -59,6 +59,26 @@ pub fn ensure_open_files(needed: u64, what: &str) -> Result<(), crate::BenchErro
     Ok(())
 }
 
+/// What the kernel says of the wall clock's discipline (`adjtimex`, read only: mode 0 changes
+/// nothing). Shards on several machines are placed on one timeline by their wall clocks, so the
+/// result says how far those can be trusted.
+pub fn clock_sync() -> inferbench_core::shard::ClockSync {
+    // SAFETY: a zeroed timex with modes 0 asks for the clock's state and writes only into it.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    if state < 0 {
+        return inferbench_core::shard::ClockSync::default();
+    }
+    // STA_NANO: the offset is in nanoseconds, else microseconds.
+    let offset_us = if tx.status & libc::STA_NANO != 0 { tx.offset as f64 / 1e3 } else { tx.offset as f64 };
+    inferbench_core::shard::ClockSync {
+        synchronized: state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0,
+        offset_us: Some(offset_us),
+        est_error_us: Some(tx.esterror as f64),
+        max_error_us: Some(tx.maxerror as f64),
+    }
+}
+
 /// Returns freed heap memory to the OS, so a resident-memory delta measured next is the new
 /// allocation's own and not a reuse of what an earlier model left behind.
 pub fn release_free_memory() {

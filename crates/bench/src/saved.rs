@@ -58,6 +58,12 @@ pub fn records_beside(path: &Path, run_id: &str) -> Result<Option<Vec<RequestRec
 /// at a time parsed in parallel, so a million-request run never sits in memory whole. `Ok(None)`
 /// when there is no records file; refused like [`records_beside`] when it is another run's.
 pub fn for_each_record_beside(path: &Path, run_id: &str, mut f: impl FnMut(&RequestRecord)) -> Result<Option<u64>, BenchError> {
+    for_each_owned_record_beside(path, run_id, |r| f(&r))
+}
+
+/// [`for_each_record_beside`], handing each record over (a merge moves it onto another clock
+/// without copying it).
+pub fn for_each_owned_record_beside(path: &Path, run_id: &str, mut f: impl FnMut(RequestRecord)) -> Result<Option<u64>, BenchError> {
     use rayon::prelude::*;
     use std::io::BufRead;
     let rec_path: PathBuf = path.with_extension("records.jsonl");
@@ -66,16 +72,28 @@ pub fn for_each_record_beside(path: &Path, run_id: &str, mut f: impl FnMut(&Requ
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(BenchError::failed(format!("cannot read {}: {e}", rec_path.display()))),
     };
-    let mut lines = std::io::BufReader::with_capacity(1 << 20, file).lines();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let (mut n, mut line_no, mut first) = (0u64, 0usize, true);
+    const CHUNK: usize = 1 << 16;
+    // Line buffers are reused from chunk to chunk: no allocation per line once warm.
+    let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
+    let mut nums: Vec<usize> = vec![0; CHUNK];
     loop {
-        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(1 << 16);
-        for l in lines.by_ref() {
+        let mut filled = 0;
+        while filled < CHUNK {
+            if bufs.len() == filled {
+                bufs.push(Vec::with_capacity(512));
+            }
+            let buf = &mut bufs[filled];
+            buf.clear();
+            let got = reader.read_until(b'\n', buf).map_err(|e| BenchError::failed(format!("cannot read {}: {e}", rec_path.display())))?;
+            if got == 0 {
+                break;
+            }
             line_no += 1;
-            let l = l.map_err(|e| BenchError::failed(format!("cannot read {}: {e}", rec_path.display())))?;
             if first {
                 first = false;
-                if let Some(id) = header_run_id(&l) {
+                if let Some(id) = std::str::from_utf8(buf).ok().and_then(header_run_id) {
                     if !run_id.is_empty() && id != run_id {
                         return Err(BenchError::invalid(format!(
                             "{} is from run {id}, but {} is from run {run_id}: they are not one run's files",
@@ -86,28 +104,26 @@ pub fn for_each_record_beside(path: &Path, run_id: &str, mut f: impl FnMut(&Requ
                     continue;
                 }
             }
-            if !l.trim().is_empty() {
-                chunk.push((line_no, l));
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-            if chunk.len() == chunk.capacity() {
-                break;
-            }
+            nums[filled] = line_no;
+            filled += 1;
         }
-        if chunk.is_empty() {
+        if filled == 0 {
             return Ok(Some(n));
         }
-        let last = chunk.len() < chunk.capacity();
-        let parsed: Vec<Result<RequestRecord, serde_json::Error>> = chunk.par_iter().map(|(_, l)| serde_json::from_str(l)).collect();
-        let m = parsed.len();
-        for (k, (r, (i, _))) in parsed.into_iter().zip(&chunk).enumerate() {
+        let last = filled < CHUNK;
+        let parsed: Vec<Result<RequestRecord, serde_json::Error>> = bufs[..filled].par_iter().map(|l| serde_json::from_slice(l)).collect();
+        for (k, r) in parsed.into_iter().enumerate() {
             match r {
                 Ok(r) => {
                     n += 1;
-                    f(&r);
+                    f(r);
                 }
                 // A torn last line: the writer was stopped mid-line.
-                Err(_) if last && k + 1 == m => tracing::warn!("{}:{i}: skipping a torn last line", rec_path.display()),
-                Err(e) => return Err(BenchError::invalid(format!("{}:{i}: bad record: {e}", rec_path.display()))),
+                Err(_) if last && k + 1 == filled => tracing::warn!("{}:{}: skipping a torn last line", rec_path.display(), nums[k]),
+                Err(e) => return Err(BenchError::invalid(format!("{}:{}: bad record: {e}", rec_path.display(), nums[k]))),
             }
         }
         if last {

@@ -9,14 +9,15 @@ use crate::observer::{silent, Event, Observer};
 use crate::spec::FALLBACK_TOKENIZER;
 use crate::{proc, spec};
 use inferbench_core::result::{ClientUsage, Header, ResultKind};
+use inferbench_core::shard::{Shard, ShardInfo};
 use inferbench_core::spec::DatasetStats;
 use inferbench_core::summary::Accumulator;
 use inferbench_core::vllm::PerRequestCollector;
 use inferbench_core::{BenchmarkResult, RecordSink, RunSpec};
 use inferbench_data::{load_dataset, Dataset, DatasetOptions, Tokenizer};
 use inferbench_load::{
-    http_client, preflight, run_load, ClientError, HttpTarget, Prompts, ProxyEnv, RequestTemplate, Requester, ServerInfo, Timeouts,
-    TlsOptions,
+    http_client, preflight, run_load, ClientError, HttpTarget, Prompts, ProxyEnv, RequestTemplate, Requester, ServerInfo, ShardPlan,
+    Timeouts, TlsOptions,
 };
 use inferbench_report::{write_csv_summary, write_json, RecordWriter};
 use std::collections::BTreeMap;
@@ -65,6 +66,10 @@ pub struct RunOptions {
     pub monitor: MonitorOptions,
     /// Our own live metrics (`--metrics-port`), fed by every run that has them.
     pub live: Option<crate::live::LiveMetrics>,
+    /// Run one shard of the spec's global schedule (`--shard I/N`); see `inferbench_core::shard`.
+    pub shard: Option<Shard>,
+    /// Start measuring at this wall-clock instant (`--start-at`), for shards started together.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// How far the server's prompt-token counts may stray from the client's before a run stops.
@@ -92,6 +97,8 @@ impl Default for RunOptions {
             reconcile_every: inferbench_load::client::DEFAULT_RECONCILE_EVERY,
             monitor: MonitorOptions::default(),
             live: None,
+            shard: None,
+            start_at: None,
         }
     }
 }
@@ -116,6 +123,8 @@ pub struct ResultPaths {
     pub records: PathBuf,
     /// The monitors' samples, JSONL, on the run's clock.
     pub timeseries: PathBuf,
+    /// A shard's accumulator state, for merges without records.
+    pub state: PathBuf,
 }
 
 impl Output {
@@ -137,6 +146,7 @@ impl Output {
             csv: self.dir.join(format!("{}.csv", self.stem)),
             records: self.dir.join(format!("{}.records.jsonl", self.stem)),
             timeseries: self.dir.join(format!("{}.timeseries.jsonl", self.stem)),
+            state: self.dir.join(format!("{}.state.json", self.stem)),
         }
     }
 }
@@ -398,7 +408,7 @@ impl Serving {
         let mut sinks: Vec<Box<dyn RecordSink>> = Vec::new();
         if let Some(p) = &paths {
             // A rerun under the same name must never leave the old summary beside new records.
-            for old in [&p.json, &p.csv] {
+            for old in [&p.json, &p.csv, &p.state] {
                 let _ = std::fs::remove_file(old);
             }
             sinks.push(Box::new(
@@ -423,10 +433,11 @@ impl Serving {
         sinks.push(Box::new(PerRequestSink(per_request.clone())));
         sinks.append(&mut self.sinks);
         let acc = Accumulator::new(&spec::summary_options(&self.spec)?).without_peak_events();
+        let want_state = self.opts.shard.is_some();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let collector = std::thread::Builder::new()
             .name("inferbench-collector".into())
-            .spawn(move || collect(rx, acc, sinks))
+            .spawn(move || collect(rx, acc, sinks, want_state))
             .ctx("cannot start the collector")?;
         let ticking = CancellationToken::new();
         let ticker = {
@@ -441,6 +452,11 @@ impl Serving {
             })
         };
         let mut profile = spec::load_profile(&self.spec, self.opts.grace, self.abort.clone());
+        profile.start_at = self.opts.start_at;
+        if let Some(shard) = self.opts.shard {
+            profile.shard = Some(ShardPlan { shard, global_cap: self.spec.max_concurrency });
+            profile.max_concurrency = self.spec.max_concurrency.map(|c| shard.slots(c) as usize);
+        }
         let work = match trace {
             Some(t) => {
                 profile.arrivals.offsets = Some(t.offsets().into());
@@ -456,13 +472,14 @@ impl Serving {
         let _ = ticker.await;
         let cpu_end = proc::cpu_seconds();
         let collected = tokio::task::spawn_blocking(move || collector.join()).await;
-        let Ok(Ok(Collected { mut summary, warmups, cpu_at_start, sink_errors })) = collected else {
+        let Ok(Ok(Collected { mut summary, warmups, cpu_at_start, sink_errors, state })) = collected else {
             return Err(BenchError::failed("the collector thread panicked"));
         };
         summary.max_concurrent_requests = outcome.peak_in_flight;
         let (monitors, monitor_errors) = monitoring.finish(Some(summary.total_output_tokens));
         header.end();
         tracing::info!(completed = summary.completed, failed = summary.failed, interrupted = outcome.interrupted, "run finished");
+        let global_cap = self.spec.max_concurrency;
         let result = BenchmarkResult {
             header,
             spec: self.spec,
@@ -476,6 +493,21 @@ impl Serving {
             dataset: dataset_stats,
             interrupted: outcome.interrupted,
             monitors: (!monitors.is_empty() || monitors.timeseries_file.is_some()).then_some(monitors),
+            shard: self.opts.shard.map(|shard| ShardInfo {
+                shard,
+                max_concurrency: global_cap.map(|c| shard.slots(c)),
+                scheduled: outcome.scheduled,
+                epoch_unix_ns: outcome.epoch_unix_ns,
+                start_at_unix_ns: self
+                    .opts
+                    .start_at
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos() as u64),
+                late_ms: outcome.late_ns.map(|ns| ns as f64 / 1e6),
+                clock: proc::clock_sync(),
+                state_file: paths.as_ref().map(|p| p.state.file_name().unwrap_or_default().to_string_lossy().into_owned()),
+            }),
+            merged: None,
             per_request: std::mem::take(&mut *per_request.lock().unwrap_or_else(|e| e.into_inner())).finish(),
         };
         // Every file is attempted; what failed is reported once, with the result kept.
@@ -484,6 +516,17 @@ impl Serving {
             sink_errors.into_iter().map(|e| format!("{e}; {measured} requests were measured (the summary counts them all)")).collect();
         unsaved.extend(monitor_errors);
         if let Some(p) = &paths {
+            match state {
+                None => {}
+                Some(Err(e)) => unsaved.push(format!("{}: {e}", p.state.display())),
+                Some(Ok(mut st)) => {
+                    st.peak_in_flight = outcome.peak_in_flight;
+                    let bytes = serde_json::to_vec(&st).unwrap_or_default();
+                    if let Err(e) = inferbench_report::files::write_atomic(&p.state, &bytes) {
+                        unsaved.push(format!("{}: {e}", p.state.display()));
+                    }
+                }
+            }
             if let Err(e) = write_json(&p.json, &result) {
                 unsaved.push(e.to_string());
             }

@@ -231,6 +231,8 @@ pub fn load_profile(spec: &RunSpec, grace: Duration, abort: tokio_util::sync::Ca
         warmup_connections: spec.warmup_connections as usize,
         grace,
         abort,
+        shard: None,
+        start_at: None,
     }
 }
 

@@ -364,6 +364,88 @@ pub fn midpoint(dim: Dimension, lo: f64, hi: f64) -> Option<f64> {
     (mid > lo && mid < hi).then_some(mid)
 }
 
+/// A sweep assembled from separate run results of one workload at several loads (merged shards,
+/// say, or runs made one by one): what `plan` and `report` read when no `sweep` made them. Runs at
+/// the same load become repeats of one step. The runs must share everything but the load: a
+/// concurrency (`max_concurrency` set, infinite rate) or a request rate in every run.
+pub fn from_runs(paths: &[PathBuf]) -> Result<SweepResult, BenchError> {
+    let mut runs = Vec::new();
+    for p in paths {
+        match crate::saved::read(p)? {
+            inferbench_core::SavedResult::Run(r) => runs.push((p, *r)),
+            other => {
+                return Err(BenchError::invalid(format!(
+                    "{}: {}; give one sweep, or several runs of one workload at different loads",
+                    p.display(),
+                    other.kind().described()
+                )))
+            }
+        }
+    }
+    let Some((first_path, first)) = runs.first() else { return Err(BenchError::invalid("no results given")) };
+    let dimension = if runs.iter().all(|(_, r)| r.spec.max_concurrency.is_some() && r.spec.request_rate.is_none()) {
+        Dimension::Concurrency
+    } else if runs.iter().all(|(_, r)| r.spec.request_rate.is_some()) {
+        Dimension::Rate
+    } else {
+        return Err(BenchError::invalid(
+            "the runs do not vary one load: each needs --max-concurrency with an infinite rate, or each a --request-rate",
+        ));
+    };
+    let load_of = |r: &inferbench_core::BenchmarkResult| match dimension {
+        Dimension::Concurrency => r.spec.max_concurrency.unwrap_or(0) as f64,
+        Dimension::Rate => r.spec.request_rate.unwrap_or(0.0),
+    };
+    let workload = |r: &inferbench_core::BenchmarkResult| {
+        let mut s = r.spec.clone();
+        (s.max_concurrency, s.request_rate, s.num_prompts, s.duration_s, s.seed) = (None, None, None, None, 0);
+        serde_json::to_value(s).unwrap_or_default()
+    };
+    let base = workload(first);
+    let mut by_load: std::collections::BTreeMap<u64, (f64, Vec<StepRun>)> = std::collections::BTreeMap::new();
+    for (p, r) in &runs {
+        if let Some(d) = crate::merge::first_difference("", &base, &workload(r)) {
+            return Err(BenchError::invalid(format!(
+                "{} and {} are not one workload at two loads: {d}",
+                first_path.display(),
+                p.display()
+            )));
+        }
+        let load = load_of(r);
+        by_load.entry(load.to_bits()).or_insert((load, Vec::new())).1.push(StepRun {
+            result: p.display().to_string(),
+            run_id: r.header.run_id.clone(),
+            summary: r.summary.clone(),
+            wall_s: r.summary.duration_s,
+            overhead_s: 0.0,
+            interrupted: r.interrupted,
+            stopped_by_alert: None,
+        });
+    }
+    let mut loads: Vec<(f64, Vec<StepRun>)> = by_load.into_values().collect();
+    loads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let spec = SweepSpec {
+        dimension,
+        loads: loads.iter().map(|(l, _)| *l).collect(),
+        run: first.spec.clone(),
+        slos: Vec::new(),
+        min_success_rate: 0.99,
+        stop_on_slo: false,
+        stop_latency_factor: None,
+        repeat: loads.iter().map(|(_, r)| r.len()).max().unwrap_or(1),
+        same_seed: false,
+        cooldown_s: 0.0,
+        refine: 0,
+        cv_warn: 0.1,
+    };
+    let mut header = Header::now(ResultKind::Sweep, crate::tool_info());
+    header.labels = first.header.labels.clone();
+    let steps = loads.into_iter().map(|(load, rs)| make_step(load, rs, &spec)).collect::<Result<Vec<_>, _>>()?;
+    let mut s = SweepResult { header, sweep: spec, steps, knee: None, slo_limit: None, stopped: None };
+    analyse(&mut s);
+    Ok(s)
+}
+
 fn make_step(load: f64, runs: Vec<StepRun>, sp: &SweepSpec) -> Result<SweepStep, BenchError> {
     let summaries: Vec<_> = runs.iter().map(|r| &r.summary).collect();
     let stats = StepStats::of(&summaries, sp.dimension);

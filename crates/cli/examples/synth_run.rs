@@ -2,20 +2,13 @@
 //! `synth_run OUT_STEM N SCALE SEED`. Latencies are drawn from a fixed lognormal-ish shape and
 //! multiplied by SCALE, so two files with scales 1.0 and 1.1 differ by a planted 10 %.
 
-use inferbench_core::record::{Outcome, RequestRecord, TokenSource};
 use inferbench_core::result::{BenchmarkResult, ClientUsage, ToolInfo};
 use inferbench_core::spec::DatasetStats;
 use inferbench_core::{Header, ResultKind, RunSpec, Summary, SummaryOptions};
 use std::io::Write;
 
-/// SplitMix64: a tiny deterministic generator, so the example needs no extra dependency.
-fn next(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-}
+#[path = "common/synth.rs"]
+mod synth;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -30,31 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Sends every 1 ms; TTFT around 40 ms, 16 tokens 8 ms apart, each with some spread.
         let sent = t;
         t += 1_000_000;
-        let ttft = (40e6 * scale * (0.7 + 0.6 * next(&mut state))) as u64;
-        let itl: Vec<u64> = (0..15).map(|_| (8e6 * scale * (0.8 + 0.4 * next(&mut state))) as u64).collect();
-        let first = sent + ttft;
-        let end = first + itl.iter().sum::<u64>();
-        let r = RequestRecord {
-            id,
-            scheduled_ns: sent,
-            gate_ns: sent,
-            sent_ns: sent,
-            connect_ns: 0,
-            reused: Some(true),
-            first_token_ns: Some(first),
-            end_ns: end,
-            itl_ns: itl,
-            input_tokens: 256,
-            output_tokens: 16,
-            token_source: TokenSource::Server,
-            cached_tokens: None,
-            client_count: None,
-            requested_output_tokens: None,
-            outcome: Outcome::Success,
-            category: None,
-            turn: None,
-            generated_text: None,
-        };
+        let r = synth::request(id, sent, scale, &mut state);
         serde_json::to_writer(&mut out, &r)?;
         out.write_all(b"\n")?;
         acc.add(&r);
@@ -63,6 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary: Summary = acc.finish();
     let result = BenchmarkResult {
         monitors: None,
+        shard: None,
+        merged: None,
         per_request: Default::default(),
         header: Header::now(ResultKind::Run, ToolInfo { name: "synth_run".into(), version: String::new(), commit: None }),
         spec: RunSpec::default(),

@@ -75,6 +75,115 @@ pub enum Command {
     /// the noise of the runs before them flagged (seed 002's trend report).
     #[command(after_long_help = crate::examples::HISTORY)]
     History(HistoryArgs),
+    /// Merge the shards of one run (`run --shard I/N`) into one result: counters summed,
+    /// throughput over the union of the shards' windows, percentiles from the union of their
+    /// records (from their merged histograms when records are gone, with the error bound).
+    #[command(after_long_help = crate::examples::MERGE)]
+    Merge(MergeArgs),
+    /// Run a benchmark as a Kubernetes Indexed Job: render the manifests, or run the rendered
+    /// pods' commands here as local processes.
+    #[command(subcommand, after_long_help = crate::examples::K8S)]
+    K8s(K8sCmd),
+}
+
+/// `inferbench merge`.
+#[derive(Clone, Debug, Args)]
+pub struct MergeArgs {
+    /// Shard result files, or directories holding them (other files there are ignored).
+    #[arg(required = true, value_name = "FILES|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Where the merged result goes (JSON; a CSV row is written beside it).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Wait up to this many seconds for every shard's result to appear (a merge Job started
+    /// beside its shards).
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<f64>,
+    /// Merge the shards' accumulator states even when their records are there (faster; the
+    /// percentiles are then within 0.1 %).
+    #[arg(long)]
+    pub from_state: bool,
+    /// Also write the HTML report beside the merged result.
+    #[arg(long)]
+    pub html: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `inferbench k8s`.
+#[derive(Clone, Debug, Subcommand)]
+pub enum K8sCmd {
+    /// Write the manifests: a ConfigMap with the spec, an Indexed Job of N shards, a merge Job,
+    /// a claim for the shared results volume, and a kustomization. The target's API key comes
+    /// from a Secret by reference, never from the manifests.
+    Render(Box<K8sRenderArgs>),
+    /// Run rendered manifests' pods as local processes, with the environment Kubernetes would
+    /// give them (JOB_COMPLETION_INDEX, the mounted files), then their merge.
+    RunLocal(K8sRunLocalArgs),
+}
+
+/// `inferbench k8s render`.
+#[derive(Clone, Debug, Args)]
+pub struct K8sRenderArgs {
+    /// How many shards (pods) share the load.
+    #[arg(long)]
+    pub shards: u64,
+    /// The container image with inferbench in it (see deploy/Dockerfile).
+    #[arg(long)]
+    pub image: String,
+    /// The namespace of every object.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// The name the objects are given (and prefixed with).
+    #[arg(long, default_value = "inferbench")]
+    pub name: String,
+    /// When the shards start measuring (RFC 3339 or Unix seconds); default: 5 minutes after
+    /// rendering, printed. Apply the manifests before then.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// A Secret holding the target's API key, NAME or NAME:KEY (key default: api-key); it
+    /// reaches the pods as OPENAI_API_KEY and is never written into the manifests.
+    #[arg(long, value_name = "NAME[:KEY]")]
+    pub api_key_secret: Option<String>,
+    /// An existing ReadWriteMany claim for the results; default: one is rendered.
+    #[arg(long, value_name = "NAME")]
+    pub pvc: Option<String>,
+    /// The rendered claim's size.
+    #[arg(long, default_value = "10Gi")]
+    pub storage: String,
+    /// The rendered claim's storage class (must support ReadWriteMany).
+    #[arg(long)]
+    pub storage_class: Option<String>,
+    /// CPU and memory each shard pod requests (and is limited to).
+    #[arg(long, default_value = "2")]
+    pub cpu: String,
+    /// Memory each shard pod requests (and is limited to).
+    #[arg(long, default_value = "2Gi")]
+    pub memory: String,
+    /// Where the manifests go (a directory; `kubectl apply -k DIR` applies them).
+    #[arg(long, short, default_value = "k8s")]
+    pub output: PathBuf,
+    /// The run's flags, after `--`: what `inferbench run` would take (workload, target, output
+    /// options). --api-key is refused: use --api-key-secret.
+    #[arg(last = true, value_name = "RUN FLAGS")]
+    pub run: Vec<String>,
+}
+
+/// `inferbench k8s run-local`.
+#[derive(Clone, Debug, Args)]
+pub struct K8sRunLocalArgs {
+    /// The rendered directory (from `k8s render`).
+    pub dir: PathBuf,
+    /// Where the pods' volumes live here (the shared results volume becomes WORK/results).
+    #[arg(long, default_value = "k8s-local")]
+    pub work: PathBuf,
+    /// Start the shards at this time instead of the rendered one (RFC 3339, Unix seconds, or
+    /// +SECONDS from now).
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
 }
 
 /// Where results are indexed. Default: $INFERBENCH_STORE, else the user's data directory
@@ -366,6 +475,17 @@ pub struct RunArgs {
     /// shape the workload are then taken from the file, output flags from the command line).
     #[arg(long, help_heading = "Target")]
     pub spec: Option<PathBuf>,
+    /// Run one shard of the global schedule, I/N (I from 0): every shard derives the same arrival
+    /// times and prompts from the spec and seed and sends the requests whose ordinal is its own;
+    /// --max-concurrency is split so the shards' caps sum to it. Merge the shards with
+    /// `inferbench merge`. See docs/scale.md.
+    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    pub shard: Option<inferbench_core::shard::Shard>,
+    /// Start measuring at this wall-clock time (RFC 3339, e.g. 2026-12-03T18:00:00Z, or Unix
+    /// seconds), so shards on several machines begin together. The result records how late the
+    /// start was and the clock's synchronisation.
+    #[arg(long, value_name = "TIME", help_heading = "Scale-out")]
+    pub start_at: Option<String>,
     #[command(flatten)]
     pub monitor: MonitorArgs,
     #[command(flatten)]
@@ -840,8 +960,10 @@ pub struct SweepArgs {
 /// Flags of `inferbench plan`.
 #[derive(Clone, Debug, Args)]
 pub struct PlanArgs {
-    /// A sweep result (`*.sweep.json` from `inferbench sweep`).
-    pub sweep: PathBuf,
+    /// A sweep result (`*.sweep.json` from `inferbench sweep`), or several run results of one
+    /// workload at different concurrencies or rates (merged shards, runs made one by one).
+    #[arg(required = true, value_name = "SWEEP|RUNS")]
+    pub sweep: Vec<PathBuf>,
     /// SLO a replica must meet, as in `sweep --slo` (ttft:p99:500). Default: the sweep's own SLOs.
     #[arg(long = "slo")]
     pub slo: Vec<String>,

@@ -85,6 +85,32 @@ pub const HISTORY: &str = concat!(
     exit_codes!()
 );
 
+/// `inferbench merge`.
+pub const MERGE: &str = concat!(
+    "Examples:
+  # four shards of one global schedule, started together, then merged
+  T=$(( $(date +%s) + 10 ))
+  for i in 0 1 2 3; do
+    inferbench run --request-rate 200 --num-prompts 2000 --shard $i/4 --start-at $T \\
+        --result-dir shards --result-filename shard-$i &
+  done; wait
+  inferbench merge shards/ -o merged.json --html
+  inferbench merge shards/ -o merged.json --from-state   (without the records: percentiles within 0.1 %)
+",
+    exit_codes!()
+);
+
+/// `inferbench k8s`.
+pub const K8S: &str = concat!(
+    "Examples:
+  inferbench k8s render --shards 8 --image ghcr.io/me/inferbench:0.1 --namespace bench \\
+      --api-key-secret openai-key -- --base-url http://vllm:8000 --request-rate 400 --duration 300
+  kubectl apply -k k8s/            (then: kubectl -n bench logs job/inferbench-merge)
+  inferbench k8s run-local k8s/ --start-at +5     (the same pods, here, as processes)
+",
+    exit_codes!()
+);
+
 /// `inferbench serve`.
 pub const SERVE: &str = concat!(
     "Examples:

@@ -23,6 +23,8 @@ mod dataset;
 mod demo;
 mod engine;
 mod examples;
+mod k8s;
+mod merge;
 mod model;
 mod plan;
 mod progress;
@@ -151,6 +153,8 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         Command::Report(a) => report::run(&a).map(|()| Done::Ok),
         Command::Store(c) => store::run(&c).map(|()| Done::Ok),
         Command::History(a) => store::history(&a).map(|()| Done::Ok),
+        Command::Merge(a) => tokio::task::spawn_blocking(move || merge::run(&a)).await?.map(|()| Done::Ok),
+        Command::K8s(c) => k8s::run(c).await.map(|()| Done::Ok),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }

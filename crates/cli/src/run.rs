@@ -162,6 +162,8 @@ impl RunArgs {
             ready_check_timeout: inferbench_bench::spec::seconds("ready_check_timeout_sec", self.ready_check_timeout_sec, false)?,
             monitor: self.monitor.options()?,
             live: self.monitor.live(self.quiet)?,
+            shard: self.shard,
+            start_at: self.start_at.as_deref().map(|t| start_time(t, self.quiet)).transpose()?,
             ..RunOptions::default()
         })
     }
@@ -174,6 +176,37 @@ impl RunArgs {
             ..ConsoleOptions::default()
         }
     }
+}
+
+/// A wall-clock time: RFC 3339 (`2026-12-03T18:00:00Z`), Unix seconds, or `+SECONDS` from now.
+pub fn parse_time(flag: &str, s: &str) -> Result<std::time::SystemTime> {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let t = s.trim();
+    let secs = |x: &str| x.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    if let Some(rel) = t.strip_prefix('+') {
+        return secs(rel)
+            .map(|v| SystemTime::now() + Duration::from_secs_f64(v))
+            .ok_or_else(|| flag_err(flag, s, "after '+', a number of seconds from now"));
+    }
+    if let Some(v) = secs(t) {
+        return Ok(UNIX_EPOCH + Duration::from_secs_f64(v));
+    }
+    humantime::parse_rfc3339_weak(t)
+        .map_err(|e| flag_err(flag, s, format!("{e}; expected RFC 3339 (2026-12-03T18:00:00Z), Unix seconds, or +SECONDS")))
+}
+
+/// `--start-at`: at most a day ahead (a later time is a typo, not a plan), said when it is ahead.
+fn start_time(t: &str, quiet: bool) -> Result<std::time::SystemTime> {
+    let at = parse_time("--start-at", t)?;
+    if let Ok(ahead) = at.duration_since(std::time::SystemTime::now()) {
+        if ahead > std::time::Duration::from_secs(86_400) {
+            return Err(flag_err("--start-at", t, format!("{:.1} days from now; at most a day ahead", ahead.as_secs_f64() / 86_400.0)));
+        }
+        if !quiet {
+            eprintln!("note: measuring starts at {} ({:.1} s from now)", humantime::format_rfc3339_millis(at), ahead.as_secs_f64());
+        }
+    }
+    Ok(at)
 }
 
 /// A spec from a file: a bare spec, or any saved run (its `spec`).
@@ -232,7 +265,9 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
     let paths = bench.paths();
     let s = bench.spec();
     let sessions = s.dataset.name == "multi-turn";
-    let pb = ProgressSink::new(!(a.disable_tqdm || a.quiet), s.num_prompts.filter(|_| !sessions), s.duration_s);
+    // A shard's bar counts its own share of the requests.
+    let total = s.num_prompts.filter(|_| !sessions).map(|n| a.shard.map_or(n, |sh| sh.owned_below(n, s.max_concurrency)));
+    let pb = ProgressSink::new(!(a.disable_tqdm || a.quiet), total, s.duration_s);
     let (result, unsaved) = match bench.with_sink(pb).cancel_on(stop.stop).abort_on(stop.abort).observe(printer(a.quiet)).run().await {
         Ok(r) => (r, None),
         // Measured but not all saved (a full disk): the summary still reaches the console.
@@ -267,7 +302,17 @@ pub async fn run(a: &RunArgs, stop: crate::Interrupt) -> Result<BenchmarkResult>
             }
         }
     }
-    if let Some(p) = paths.as_ref().filter(|p| p.json.exists()) {
+    if let Some(info) = &result.shard {
+        if !a.quiet {
+            let late = info.late_ms.map_or(String::new(), |l| format!(", started {l:.1} ms after --start-at"));
+            outln!(
+                "Shard {} of the global schedule ({} units of work{late}): merge every shard with `inferbench merge`",
+                info.shard,
+                info.scheduled
+            );
+        }
+    } else if let Some(p) = paths.as_ref().filter(|p| p.json.exists()) {
+        // Shards are recorded once merged, not one by one.
         crate::store::record(&a.store, std::slice::from_ref(&p.json));
     }
     if let Some(p) = paths.as_ref().filter(|_| a.html) {

@@ -42,6 +42,11 @@ fn spec(a: &SweepArgs) -> Result<SweepSpec> {
 
 /// Runs the sweep; `Ok(true)` when interrupted.
 pub async fn run(a: SweepArgs, stop: crate::Interrupt) -> Result<bool> {
+    if a.run.shard.is_some() || a.run.start_at.is_some() {
+        return Err(crate::usage(
+            "--shard and --start-at split one run across processes; a sweep is not sharded (shard each of its steps with `run`)",
+        ));
+    }
     let sp = spec(&a)?;
     let stem = a.run.result_filename.clone().unwrap_or_else(|| inferbench_bench::sweep::default_stem(sp.dimension));
     let opts = SweepOptions { run: a.run.options(Some(stem.clone()))? };

@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod record;
 pub mod result;
 pub mod schema;
+pub mod shard;
 pub mod significance;
 pub mod sink;
 pub mod slo;

@@ -171,6 +171,18 @@ impl RequestRecord {
         self.sent_ns.saturating_sub(self.connect_ns)
     }
 
+    /// Moves the record's instants `ns` later: a shard's records onto the merged run's clock,
+    /// whose epoch is the earliest shard's. Durations (connect, ITL) are unchanged.
+    pub fn shift(&mut self, ns: u64) {
+        self.scheduled_ns += ns;
+        self.gate_ns += ns;
+        self.sent_ns += ns;
+        self.end_ns += ns;
+        if let Some(f) = &mut self.first_token_ns {
+            *f += ns;
+        }
+    }
+
     /// Time to first token from the request's start, connect included, in ms (vLLM's TTFT).
     pub fn ttft_ms(&self) -> Option<f64> {
         self.first_token_ns.map(|t| ns_to_ms(t.saturating_sub(self.start_ns())))

@@ -166,6 +166,12 @@ pub struct BenchmarkResult {
     /// What the monitors saw: server metrics, GPU, host, steady state, alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitors: Option<crate::monitor::MonitorReport>,
+    /// Present when this run is one shard of a global schedule (`--shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
+    /// Present when this result was merged from shards (`inferbench merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<crate::shard::MergeInfo>,
     /// vLLM's per-request arrays, at the top level as vLLM writes them.
     #[serde(flatten, default)]
     pub per_request: crate::vllm::PerRequest,

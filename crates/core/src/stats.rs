@@ -166,6 +166,89 @@ impl Samples {
     }
 }
 
+/// A sample set as a shard hands it to a merge: the running moments and every sample in an HDR
+/// histogram (3 significant digits), serialised in HdrHistogram's V2 format, deflated, base64.
+/// A few kilobytes whatever the number of samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplesState {
+    /// Number of samples.
+    pub count: u64,
+    /// Running mean.
+    pub mean: f64,
+    /// Running sum of squared deviations.
+    pub m2: f64,
+    /// Smallest sample.
+    pub min: Option<f64>,
+    /// Largest sample.
+    pub max: Option<f64>,
+    /// The histogram (empty with no samples).
+    pub hist: String,
+}
+
+/// Why a saved state cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("accumulator state: {0}")]
+pub struct StateError(pub String);
+
+/// The relative error of a percentile read from the histograms (3 significant digits).
+pub const HIST_RELATIVE_ERROR: f64 = 1e-3;
+
+impl Samples {
+    /// The mergeable state of this set (exact samples are moved into a histogram copy).
+    pub fn state(&self) -> Result<SamplesState, StateError> {
+        use base64::Engine;
+        use hdrhistogram::serialization::Serializer;
+        let hist = if self.count == 0 {
+            String::new()
+        } else {
+            let h = match &self.hist {
+                Some(h) => h.clone(),
+                None => {
+                    let mut copy = Self { values: self.values.clone(), hist: None, ..Self::with_exact_cap(0) };
+                    copy.spill()
+                }
+            };
+            let mut bytes = Vec::new();
+            hdrhistogram::serialization::V2DeflateSerializer::new()
+                .serialize(&h, &mut bytes)
+                .map_err(|e| StateError(format!("encoding a histogram: {e:?}")))?;
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
+        Ok(SamplesState {
+            count: self.count,
+            mean: self.mean,
+            m2: self.m2,
+            min: (self.count > 0).then_some(self.min),
+            max: (self.count > 0).then_some(self.max),
+            hist,
+        })
+    }
+
+    /// A set rebuilt from its state: its percentiles come from the histogram from now on.
+    pub fn from_state(s: &SamplesState) -> Result<Self, StateError> {
+        use base64::Engine;
+        let mut out = Self::default();
+        if s.count == 0 {
+            return Ok(out);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&s.hist).map_err(|e| StateError(format!("histogram: {e}")))?;
+        let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| StateError(format!("histogram: {e:?}")))?;
+        h.auto(true);
+        if h.len() != s.count {
+            return Err(StateError(format!("histogram holds {} samples where the count says {}", h.len(), s.count)));
+        }
+        out.hist = Some(h);
+        out.count = s.count;
+        out.mean = s.mean;
+        out.m2 = s.m2;
+        out.min = s.min.unwrap_or(0.0);
+        out.max = s.max.unwrap_or(0.0);
+        Ok(out)
+    }
+}
+
 fn record(h: &mut Histogram<u64>, v: f64) {
     // auto-resizing histogram: recording cannot fail for finite non-negative values.
     let _ = h.record((v * HIST_SCALE).round() as u64);

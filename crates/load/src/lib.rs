@@ -15,5 +15,5 @@ pub use arrival::{ArrivalConfig, Arrivals};
 pub use backend::{Backend, RequestTemplate, TemplateOptions};
 pub use client::{http_client, preflight, server_token_count, ClientError, HttpClient, HttpTarget, Requester, ServerInfo, Slot};
 pub use http1::Timeouts;
-pub use runner::{run_load, LoadProfile, Prompts, RunEvent, RunOutcome};
+pub use runner::{run_load, LoadProfile, Prompts, RunEvent, RunOutcome, ShardPlan};
 pub use transport::{ProxyEnv, TlsOptions};

@@ -8,13 +8,14 @@
 
 use crate::arrival::{ArrivalConfig, Arrivals};
 use crate::client::{Requester, Slot};
+use inferbench_core::shard::Shard;
 use inferbench_core::RequestRecord;
 use inferbench_data::{ChatMessage, Prompt, TraceSet};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,6 +39,31 @@ pub struct LoadProfile {
     pub grace: Duration,
     /// Cuts the grace period short: in-flight requests are cancelled at once (a second Ctrl-C).
     pub abort: CancellationToken,
+    /// This process runs one shard of the global schedule; `max_concurrency` is then already
+    /// the shard's part of the global cap.
+    pub shard: Option<ShardPlan>,
+    /// Measured time starts at this wall-clock instant (a synchronised start of shards); a
+    /// process that gets there late starts at once and reports how late.
+    pub start_at: Option<SystemTime>,
+}
+
+/// A shard and the global concurrency cap that decides which ordinals are its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardPlan {
+    /// Which shard.
+    pub shard: Shard,
+    /// The global `--max-concurrency`.
+    pub global_cap: Option<u64>,
+}
+
+impl ShardPlan {
+    fn owns(&self, i: u64) -> bool {
+        self.shard.owns(i, self.global_cap)
+    }
+
+    fn nth(&self, k: u64) -> Option<u64> {
+        self.shard.nth(k, self.global_cap)
+    }
 }
 
 /// What the load loop reports to its consumer.
@@ -63,6 +89,10 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// The most measured requests in flight at once, between their send and end timestamps.
     pub peak_in_flight: u64,
+    /// The wall-clock instant of the epoch, ns since the Unix epoch (0 when measuring never began).
+    pub epoch_unix_ns: u64,
+    /// How late the epoch was against `start_at`, in ns (negative: early).
+    pub late_ns: Option<i64>,
 }
 
 /// What the run sends: prompts built before the run, or a trace whose prompts are built as they
@@ -135,14 +165,14 @@ pub async fn run_load(
         drain(&tracker, &stop, &hard, plan.grace, &plan.abort).await;
         tracker.reopen();
         if stop.is_cancelled() {
-            return RunOutcome { scheduled: 0, interrupted: true, peak_in_flight: 0 };
+            return RunOutcome::stopped();
         }
     }
 
     if plan.warmup_connections > 0 {
         let opened = tokio::select! {
             r = req.warm_connections(plan.warmup_connections) => r,
-            _ = stop.cancelled() => return RunOutcome { scheduled: 0, interrupted: true, peak_in_flight: 0 },
+            _ = stop.cancelled() => return RunOutcome::stopped(),
         };
         match opened {
             Ok(n) => tracing::info!(opened = n, idle = plan.warmup_connections, "warm-up: connections open"),
@@ -150,8 +180,21 @@ pub async fn run_load(
             Err(e) => tracing::warn!("could not open all {} warm-up connections: {e}", plan.warmup_connections),
         }
     }
+    if let Some(at) = plan.start_at {
+        tracing::info!(at = ?at, "waiting for the synchronised start");
+        let wait = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        if !sleep_until(Instant::now() + wait, &stop) {
+            return RunOutcome::stopped();
+        }
+    }
     req.reset_peak();
     let epoch = Instant::now();
+    let epoch_wall = SystemTime::now();
+    let epoch_unix_ns = epoch_wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let late_ns = plan.start_at.map(|at| match epoch_wall.duration_since(at) {
+        Ok(late) => late.as_nanos() as i64,
+        Err(early) => -(early.duration().as_nanos() as i64),
+    });
     let _ = tx.send(RunEvent::MeasureStart(epoch));
     tracing::info!(
         num_prompts = ?plan.num_prompts,
@@ -167,7 +210,19 @@ pub async fn run_load(
     };
     tracker.close();
     drain(&tracker, &stop, &hard, plan.grace, &plan.abort).await;
-    RunOutcome { scheduled: scheduled.load(Ordering::Relaxed), interrupted: stop.is_cancelled(), peak_in_flight: req.peak_in_flight() }
+    RunOutcome {
+        scheduled: scheduled.load(Ordering::Relaxed),
+        interrupted: stop.is_cancelled(),
+        peak_in_flight: req.peak_in_flight(),
+        epoch_unix_ns,
+        late_ns,
+    }
+}
+
+impl RunOutcome {
+    fn stopped() -> Self {
+        Self { scheduled: 0, interrupted: true, peak_in_flight: 0, epoch_unix_ns: 0, late_ns: None }
+    }
 }
 
 /// Infinite rate: every request is due at once, and `--max-concurrency` (or the request count)
@@ -186,23 +241,28 @@ fn closed_loop(
 ) -> Arc<AtomicU64> {
     let next = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
+    // A shard's own units of work below the global count (all of them when not sharded).
+    let own = |n: u64| plan.shard.map_or(n, |s| s.shard.owned_below(n, s.global_cap));
     let workers = match (plan.max_concurrency, plan.num_prompts) {
-        (Some(c), Some(n)) => (c as u64).min(n),
+        (Some(c), Some(n)) => (c as u64).min(own(n)),
         (Some(c), None) => c as u64,
-        (None, Some(n)) => n,
+        (None, Some(n)) => own(n),
         (None, None) => unreachable!("validated: an infinite rate needs a request count or a concurrency cap"),
     };
     for _ in 0..workers {
         let (req, work, tx, stop, hard, next, sent) =
             (req.clone(), work.clone(), tx.clone(), stop.clone(), hard.clone(), next.clone(), sent.clone());
-        let (limit, duration, capped) = (plan.num_prompts, plan.duration, plan.max_concurrency.is_some());
+        let (limit, duration, capped, shard) = (plan.num_prompts, plan.duration, plan.max_concurrency.is_some(), plan.shard);
         tracker.spawn(async move {
             while !stop.is_cancelled() {
                 let now = Instant::now();
                 if duration.is_some_and(|d| now - epoch >= d) {
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                // The k-th unit of work of this shard is global ordinal i: records carry i, so the
+                // shards' records together number 0 … n−1 exactly once.
+                let Some(i) = shard.map_or(Some(k), |s| s.nth(k)) else { break };
                 if limit.is_some_and(|n| i >= n) {
                     break;
                 }
@@ -376,11 +436,17 @@ fn schedule(
     hard: &CancellationToken,
 ) -> u64 {
     let mut arrivals = Arrivals::new(plan.arrivals.clone());
-    let mut i: u64 = 0;
+    let (mut i, mut sent): (u64, u64) = (0, 0);
     while plan.num_prompts.is_none_or(|n| i < n) {
         let Some(offset) = arrivals.next() else { break };
         if plan.duration.is_some_and(|d| offset >= d.as_secs_f64()) {
             break;
+        }
+        // Every shard draws the whole global sequence (so the arrival times are the same
+        // everywhere) and sends only its own ordinals.
+        if plan.shard.is_some_and(|s| !s.owns(i)) {
+            i += 1;
+            continue;
         }
         let at = epoch + Duration::from_secs_f64(offset);
         if !sleep_until(at, stop) {
@@ -413,8 +479,9 @@ fn schedule(
             handle,
         );
         i += 1;
+        sent += 1;
     }
-    i
+    sent
 }
 
 /// Sleeps until `at` in slices, so an interrupt is noticed within 50 ms. False when interrupted.

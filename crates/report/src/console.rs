@@ -94,7 +94,8 @@ pub fn render_summary(r: &BenchmarkResult, opts: &ConsoleOptions) -> String {
     row(&mut out, "Mean TTFT from scheduled send (ms):", ms(ts, ts.mean, 2));
     let d = &s.delivery;
     if let (Some(rate), Some(ratio)) = (r.spec.request_rate, d.rate_ratio()) {
-        let line = format!("{:.2} of {:.2} scheduled ({:.1} %; asked {rate})", d.achieved_rate, d.scheduled_rate, ratio * 100.0);
+        let whose = r.shard.as_ref().map_or(String::new(), |i| format!(" across {} shards", i.shard.count));
+        let line = format!("{:.2} of {:.2} scheduled ({:.1} %; asked {rate}{whose})", d.achieved_rate, d.scheduled_rate, ratio * 100.0);
         row(&mut out, "Achieved send rate (req/s):", line);
     }
     if s.completed + s.failed > 0 {
@@ -342,6 +343,8 @@ mod tests {
             dataset: Default::default(),
             interrupted: false,
             monitors: None,
+            shard: None,
+            merged: None,
             per_request: Default::default(),
         }
     }

@@ -231,7 +231,7 @@ pub fn validate_dir(dir: &Path) -> usize {
         if name.ends_with(".records.jsonl") {
             read_records(&p).iter().for_each(|r| check(&rv, r, &name));
             n += 1;
-        } else if name.ends_with(".json") {
+        } else if name.ends_with(".json") && !name.ends_with(".state.json") {
             validated(&p);
             n += 1;
         }

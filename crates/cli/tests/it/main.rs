@@ -15,6 +15,7 @@ mod interrupt;
 mod library;
 mod monitor;
 mod serving;
+mod shards;
 mod store;
 mod sweep;
 mod timeouts;
