@@ -118,7 +118,7 @@ pub const SERVE: &str = concat!(
   inferbench serve --sim --port 8000 --itl-ms 20 --max-num-seqs 8 --error-rate 0.01
   inferbench serve --port 8000
   inferbench serve --model SmolLM2-135M-Instruct --port 8000 --max-num-seqs 8 \\
-      --max-prefill-tokens-while-decoding 64
+      --max-prefill-tokens-while-decoding 16
 ",
     exit_codes!()
 );

@@ -22,11 +22,11 @@ pub struct EngineConfig {
     /// Tokens one step may process (decode tokens plus prefill chunks).
     pub max_num_batched_tokens: usize,
     /// Prefill tokens one step may take while other sequences are decoding (`None`: up to
-    /// `max_num_batched_tokens`). A step costs about as much per row as it carries, so a whole
-    /// prefill in one step stalls every decoding sequence for its length; small chunks spread
-    /// it over several steps and keep inter-token latency even, but on a CPU they cost
-    /// throughput (more weight passes, smaller and less efficient batches: measured in
-    /// `docs/architecture.md`), so the bound is opt-in.
+    /// `max_num_batched_tokens`), as long as at least as many decode as wait for prefill (see
+    /// `prefill_budget`). A step costs about as much per row as it carries, so a whole prefill
+    /// in one step stalls every decoding sequence for its length; small chunks spread it over
+    /// several steps and keep inter-token latency even, at a few per cent of throughput on a
+    /// CPU (measured in `docs/architecture.md`), so the bound is opt-in.
     pub max_prefill_tokens_while_decoding: Option<usize>,
     /// KV-cache budget in bytes; a request reserves `prompt + max_tokens` positions at admission.
     pub kv_cache_bytes: usize,
@@ -355,9 +355,8 @@ impl Scheduler {
                 budget -= 1;
             }
         }
-        if let (false, Some(bound)) = (plan.is_empty(), self.s.cfg.max_prefill_tokens_while_decoding) {
-            budget = budget.min(bound.max(1));
-        }
+        let prefilling = self.running.iter().filter(|q| q.tokens.len() - q.cache.len() > 1).count();
+        budget = prefill_budget(budget, plan.len(), prefilling, self.s.cfg.max_prefill_tokens_while_decoding);
         for (i, q) in self.running.iter().enumerate() {
             let pending = q.tokens.len() - q.cache.len();
             if pending > 1 && budget > 0 {
@@ -508,4 +507,33 @@ fn held_back(text: &str, stops: &[String]) -> usize {
         }
     }
     hold
+}
+/// Prefill tokens a step may take, of the `budget` left after `decoding` decode tokens, with
+/// `prefilling` sequences waiting for prefill. The bound protects the decoding streams'
+/// inter-token latency; when fewer streams decode than wait for prefill (a burst of arrivals), a
+/// whole-prefill step stalls few tokens and starts many streams at once, while chunking it would
+/// leave most slots idle for many small steps (where bounded prefill lost its throughput).
+fn prefill_budget(budget: usize, decoding: usize, prefilling: usize, bound: Option<usize>) -> usize {
+    match bound {
+        Some(b) if decoding > 0 && decoding >= prefilling => budget.min(b.max(1)),
+        _ => budget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefill_budget;
+
+    #[test]
+    fn the_bound_holds_while_as_many_stream_decode_as_wait() {
+        // 7 decoding, 1 prompt waiting: bounded. Nothing decoding: the whole budget.
+        assert_eq!(prefill_budget(505, 7, 1, Some(16)), 16);
+        assert_eq!(prefill_budget(512, 0, 8, Some(16)), 512);
+        // A burst: 1 decoding, 7 waiting: the whole budget; 4 and 4: bounded.
+        assert_eq!(prefill_budget(511, 1, 7, Some(16)), 511);
+        assert_eq!(prefill_budget(508, 4, 4, Some(16)), 16);
+        // No bound asked: the whole budget; a bound larger than what is left: what is left.
+        assert_eq!(prefill_budget(505, 7, 1, None), 505);
+        assert_eq!(prefill_budget(10, 7, 1, Some(16)), 10);
+    }
 }
