@@ -78,6 +78,12 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
     let t = s.history(&q, rule)?;
     if t.points.is_empty() {
         let names = s.metric_names()?;
+        if names.is_empty() {
+            return Err(usage(format!(
+                "the results store {} holds no results yet: run a benchmark, or index saved ones with `inferbench store import DIR`",
+                s.path().display()
+            )));
+        }
         if !names.contains(&a.metric) {
             return Err(usage(format!("no stored run has the metric '{}'; stored metrics: {}", a.metric, names.join(", "))));
         }

@@ -40,6 +40,10 @@ fn runs_are_recorded_and_imported() {
     let bad = store_cmd(&db2, &["history", "--metric", "ttft_p999"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(bad.status.code() == Some(2) && err.contains("ttft_p99"), "{err}");
+    // An empty store says so, and how to fill it.
+    let empty = store_cmd(&dir.path().join("empty.sqlite"), &["history", "--metric", "ttft_p99"]);
+    let err = String::from_utf8_lossy(&empty.stderr);
+    assert!(empty.status.code() == Some(2) && err.contains("holds no results yet") && err.contains("store import"), "{err}");
     // --no-store records nothing.
     let db3 = dir.path().join("none.sqlite");
     run(&sim.url, &["--num-prompts", "2", "--random-output-len", "2", "--no-store"]).assert_ok();
