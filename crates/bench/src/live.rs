@@ -93,6 +93,11 @@ impl LiveMetrics {
         LiveSink(self.clone())
     }
 
+    /// Requests in flight now, as the run in progress counts them (0 between runs).
+    pub fn in_flight(&self) -> u64 {
+        self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |f| f())
+    }
+
     /// The page.
     pub fn text(&self) -> String {
         let s = &self.0;

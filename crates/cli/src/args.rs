@@ -84,6 +84,36 @@ pub enum Command {
     /// pods' commands here as local processes.
     #[command(subcommand, after_long_help = crate::examples::K8S)]
     K8s(K8sCmd),
+    /// Serve the HTTP API and the web dashboard: launch runs, sweeps and engine benchmarks over
+    /// HTTP, queue them (one at a time, the queue kept in the results database), watch them live
+    /// (server-sent events), and read, compare and trend their results.
+    #[command(after_long_help = crate::examples::API)]
+    Api(ApiArgs),
+}
+
+/// Flags of `inferbench api`.
+#[derive(Clone, Debug, Args)]
+pub struct ApiArgs {
+    /// Address to listen on. Any address but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the chosen URL is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Bearer token every /api route then needs (`Authorization: Bearer <token>`), compared in
+    /// constant time and never logged. Required to listen on anything but loopback.
+    #[arg(long, env = "INFERBENCH_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where each benchmark's files go: <DIR>/<id>/result.json, .csv, .records.jsonl, .html.
+    #[arg(long, value_name = "DIR", default_value = "results/api")]
+    pub result_dir: PathBuf,
+    /// The results database: the queue and the index of results (default: the store every
+    /// command records in; see `inferbench history`).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Largest request body accepted, in bytes (413 past it).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
 }
 
 /// `inferbench merge`.

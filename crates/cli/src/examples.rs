@@ -100,6 +100,23 @@ pub const MERGE: &str = concat!(
     exit_codes!()
 );
 
+/// `inferbench api`.
+pub const API: &str = concat!(
+    "Examples:
+  inferbench api --port 8080
+  inferbench api --port 8080 --result-dir api-results --store api.sqlite
+
+Then open http://127.0.0.1:8080/ for the dashboard, or:
+  curl -X POST http://127.0.0.1:8080/api/v1/benchmarks \\
+      -d '{\"kind\": \"run\", \"server\": \"simulator\", \"spec\": {\"num_prompts\": 50, \"max_concurrency\": 8}}'
+  curl http://127.0.0.1:8080/api/v1/benchmarks            (the list; /{id} for one, /{id}/events to watch)
+  curl -X POST http://localhost:8080/api/benchmark -d '{\"model_name\": \"SmolLM2-135M-Instruct\", \"test_types\": [\"latency\", \"memory\"]}'
+The routes are in http://127.0.0.1:8080/api/openapi.json. With --token T (or INFERBENCH_API_TOKEN)
+it may listen on another address, and every /api route needs `Authorization: Bearer T`.
+",
+    exit_codes!()
+);
+
 /// `inferbench k8s`.
 pub const K8S: &str = concat!(
     "Examples:

@@ -17,6 +17,7 @@ macro_rules! outln {
     ($($t:tt)*) => { $crate::stdout_write(format_args!("{}\n", format_args!($($t)*))) };
 }
 
+mod api;
 mod args;
 mod compare;
 mod dataset;
@@ -155,6 +156,7 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         Command::History(a) => store::history(&a).map(|()| Done::Ok),
         Command::Merge(a) => tokio::task::spawn_blocking(move || merge::run(&a)).await?.map(|()| Done::Ok),
         Command::K8s(c) => k8s::run(c).await.map(|()| Done::Ok),
+        Command::Api(a) => api::run(a).await.map(|()| Done::Ok),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }

@@ -3,6 +3,7 @@
 //! transaction (a crash leaves the last committed state; a concurrent reader never sees half a
 //! row); the files stay the source of truth and `import` rebuilds the index from them.
 
+pub mod queue;
 pub mod trend;
 
 use inferbench_core::{MetricName, SavedResult};
@@ -217,6 +218,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        conn.execute_batch(queue::SCHEMA).map_err(sql)?;
         Ok(Store { conn, path: path.to_path_buf() })
     }
 

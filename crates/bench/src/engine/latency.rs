@@ -6,19 +6,24 @@ use super::{dist, Bench, Result};
 use inferbench_core::engine_bench::LatencyCell;
 use std::collections::BTreeMap;
 
-/// Runs the grid; adds per-cell, worst-TTFT and slowest-decode figures to `metrics`.
+/// Runs the grid; adds per-cell, worst-TTFT and slowest-decode figures to `metrics`. Once the
+/// benchmark is cancelled the grid stops: the cells finished are returned (the cell in progress
+/// is left out; its requests are in the records file).
 pub(super) fn run(b: &Bench<'_>, metrics: &mut BTreeMap<String, f64>) -> Result<Vec<LatencyCell>> {
     let cfg = &b.cfg.latency;
     let mut cells = Vec::new();
-    for &input in &cfg.input_lengths {
+    'grid: for &input in &cfg.input_lengths {
         for &output in &cfg.output_lengths {
             let p = b.prompt(input);
-            for _ in 0..cfg.warmup_runs {
-                run_together(&b.engine, std::slice::from_ref(&p), output, b.rec, "warmup")?;
-            }
             let mut it = Vec::new();
-            for _ in 0..cfg.test_runs {
-                it.extend(run_together(&b.engine, std::slice::from_ref(&p), output, b.rec, &format!("latency/in{input}_out{output}"))?);
+            for i in 0..cfg.warmup_runs + cfg.test_runs {
+                let label = if i < cfg.warmup_runs { "warmup".to_owned() } else { format!("latency/in{input}_out{output}") };
+                match run_together(&b.engine, std::slice::from_ref(&p), output, b.rec, &label) {
+                    Err(_) if b.rec.cancelled() => break 'grid,
+                    Err(e) => return Err(e),
+                    Ok(t) if i >= cfg.warmup_runs => it.extend(t),
+                    Ok(_) => {}
+                }
             }
             let cell = LatencyCell {
                 input_tokens: input,

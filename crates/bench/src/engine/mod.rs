@@ -38,6 +38,7 @@ pub struct EngineBench {
     labels: BTreeMap<String, String>,
     write_files: bool,
     monitor: MonitorOptions,
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Where an engine benchmark's files went.
@@ -53,7 +54,15 @@ impl EngineBench {
         validate(&cfg)?;
         let monitor =
             MonitorOptions { server_metrics: ServerMetrics::Off, server_pid: Some(std::process::id()), ..MonitorOptions::default() };
-        Ok(Self { cfg, sinks: Vec::new(), observer: silent(), labels: BTreeMap::new(), write_files: true, monitor })
+        Ok(Self {
+            cfg,
+            sinks: Vec::new(),
+            observer: silent(),
+            labels: BTreeMap::new(),
+            write_files: true,
+            monitor,
+            cancel: Default::default(),
+        })
     }
 
     /// Adds a sink for every timed request's record.
@@ -78,6 +87,14 @@ impl EngineBench {
     /// section's server process is this one).
     pub fn monitor(mut self, opts: MonitorOptions) -> Self {
         self.monitor = MonitorOptions { server_metrics: ServerMetrics::Off, server_pid: Some(std::process::id()), ..opts };
+        self
+    }
+
+    /// Stops measuring when `token` is cancelled (the API's `DELETE`): the section in progress
+    /// ends at its next request with a `cancelled` error, the rest are skipped the same way, and
+    /// the result holds what was measured.
+    pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = token;
         self
     }
 
@@ -122,23 +139,24 @@ impl EngineBench {
         let monitoring =
             Monitoring::start(&self.monitor, None, series.clone(), self.observer.clone(), tokio_util::sync::CancellationToken::new())?;
         self.sinks.push(Box::new(monitoring.sink(std::sync::Arc::new(|| 0), None)));
-        let mut result = match bench(&cfg, path, name, Recorder::new(std::mem::take(&mut self.sinks)), &self.observer) {
-            Ok(r) => r,
-            Err(e) => {
-                // Refused before anything was measured (a length past the context, say): no
-                // records file holding only its header is left behind.
-                for p in &files.written {
-                    if std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() <= 1) {
+        let mut result =
+            match bench(&cfg, path, name, Recorder::new(std::mem::take(&mut self.sinks)).cancel_on(self.cancel.clone()), &self.observer) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Refused before anything was measured (a length past the context, say): no
+                    // records file holding only its header is left behind.
+                    for p in &files.written {
+                        if std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() <= 1) {
+                            let _ = std::fs::remove_file(p);
+                        }
+                    }
+                    let _ = monitoring.finish(None);
+                    if let Some(p) = &series {
                         let _ = std::fs::remove_file(p);
                     }
+                    return Err(e);
                 }
-                let _ = monitoring.finish(None);
-                if let Some(p) = &series {
-                    let _ = std::fs::remove_file(p);
-                }
-                return Err(e);
-            }
-        };
+            };
         let (monitors, errors) = monitoring.finish(None);
         result.errors.extend(errors);
         if let Some(p) = series.filter(|_| monitors.timeseries_file.is_some()) {
@@ -261,9 +279,20 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
     (obs)(&Event::Progress(&format!("inferbench engine: {name} ({} weights, {threads} threads)", m.weight_format())));
     let b = Bench { cfg, engine, rec: &rec, ids, obs };
     let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
+    // A later section that fails does not lose the earlier ones: its error is reported with them.
+    // A cancelled benchmark keeps what it measured and skips the rest, saying so.
+    let mut errors: Vec<String> = Vec::new();
     let cells = latency::run(&b, &mut metrics)?;
-    let throughput = throughput::run(&b)?;
-    let memory = memory::run(&b, &m, rss0, rss_loaded, longest, &mut metrics)?;
+    let throughput = match throughput::run(&b) {
+        _ if rec.cancelled() => BTreeMap::new(),
+        r => r?,
+    };
+    let memory = if rec.cancelled() { BTreeMap::new() } else { memory::run(&b, &m, rss0, rss_loaded, longest, &mut metrics)? };
+    if rec.cancelled() {
+        errors.push(
+            "cancelled: the sections after the last finished one were not run (their requests so far are in the records file)".into(),
+        );
+    }
     let Bench { engine, ids, .. } = b;
     drop(engine);
     let chat_prompts = |n: usize| -> Vec<Vec<u32>> {
@@ -279,18 +308,21 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
             .map(|i| loaded.tokenizer.encode(&format!("<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", texts[i % texts.len()])))
             .collect()
     };
-    // A later section that fails does not lose the earlier ones: its error is reported with them.
-    let mut errors: Vec<String> = Vec::new();
-    let quantization = quantization::run(&cfg.quantization, path, &chat_prompts(cfg.quantization.prompts), &loaded.eos, threads, obs)
-        .unwrap_or_else(|e| {
-            errors.push(format!("quantization: {e}"));
-            Vec::new()
-        });
+    let cancelled = rec.cancelled();
+    let quantization = if cancelled {
+        Ok(Vec::new())
+    } else {
+        quantization::run(&cfg.quantization, path, &chat_prompts(cfg.quantization.prompts), &loaded.eos, threads, obs)
+    }
+    .unwrap_or_else(|e| {
+        errors.push(format!("quantization: {e}"));
+        Vec::new()
+    });
     for q in &quantization {
         metrics.insert(format!("decode_tokens_per_second_{}", q.format), q.decode_tokens_per_second);
         metrics.insert(format!("token_agreement_{}", q.format), q.token_agreement);
     }
-    let speculative = if cfg.speculative.enabled {
+    let speculative = if cfg.speculative.enabled && !cancelled {
         match speculative::run(&cfg.speculative, path, &chat_prompts(cfg.speculative.prompts), threads, obs) {
             Ok(r) => {
                 metrics.insert("speculative_speedup".into(), r.speedup);
@@ -305,7 +337,7 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
     } else {
         None
     };
-    let comparison = if cfg.comparison.enabled {
+    let comparison = if cfg.comparison.enabled && !cancelled {
         match variants::run(&cfg.comparison, path, &ids, threads, &rec, obs) {
             Ok(c) => {
                 metrics.insert("comparison_average_speedup".into(), c.average_speedup);

@@ -39,6 +39,7 @@ struct Inner {
 pub struct Recorder {
     epoch: Instant,
     inner: Mutex<Inner>,
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Recorder {
@@ -46,10 +47,25 @@ impl Recorder {
     pub fn new(mut sinks: Vec<Box<dyn RecordSink>>) -> Self {
         let epoch = Instant::now();
         sinks.iter_mut().for_each(|s| s.measure_start(epoch));
-        Self { epoch, inner: Mutex::new(Inner { next_id: 0, sinks, kept: Vec::new() }) }
+        Self { epoch, inner: Mutex::new(Inner { next_id: 0, sinks, kept: Vec::new() }), cancel: Default::default() }
+    }
+
+    /// Stops taking records once `token` is cancelled: the section measuring then ends with a
+    /// `cancelled` error and the next ones end at their first request; what was recorded stays.
+    pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// True once the benchmark was cancelled: sections stop at their next request.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     fn add(&self, t0: Instant, tokens: &[Instant], input: usize, category: &str) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(crate::BenchError::failed("cancelled"));
+        }
         let ns = |t: Instant| t.saturating_duration_since(self.epoch).as_nanos() as u64;
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let rec = RequestRecord {

@@ -27,8 +27,8 @@ fn shell(line: &str, dir: &Path) -> Command {
 /// until it says it is listening.
 fn run_line(line: &str, dir: &Path, limit: Duration) {
     let start = Instant::now();
-    if line.starts_with("inferbench serve") {
-        let line = line.replace("--port 8000", "--port 0");
+    if line.starts_with("inferbench serve") || line.starts_with("inferbench api") {
+        let line = line.replace("--port 8000", "--port 0").replace("--port 8080", "--port 0");
         let mut child = shell(&format!("exec {line}"), dir).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut banner = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut banner).unwrap();
@@ -100,6 +100,24 @@ fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
+/// A README block against `inferbench api`: one is started (its own store and results) on a
+/// free port standing for `http://localhost:8080`; its `inferbench api` line is that one; each
+/// `curl` must exit 0 with an answer that carries no error.
+fn run_api_block(block: &str, dir: &Path) {
+    let api = crate::api::Api::start(dir, &[]);
+    for (cmd, _) in commands(block) {
+        if cmd.starts_with("inferbench api") {
+            continue;
+        }
+        assert!(cmd.starts_with("curl "), "an api block runs curl: {cmd}");
+        let cmd = cmd.replace("http://localhost:8080", &api.url);
+        let o = shell(&cmd, dir).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && !out.contains("\"error\":\""), "`{cmd}`: {out}");
+        eprintln!("ok: {cmd}");
+    }
+}
+
 #[test]
 fn every_readme_command_block_runs_as_written() {
     let _m = machine_alone();
@@ -139,6 +157,12 @@ fn every_readme_command_block_runs_as_written() {
             "sim" => Some(sim.url.clone()),
             "engine" => Some(engine.get_or_insert_with(|| Sim::serve(&["--max-num-seqs", "4"])).url.clone()),
             "run" => None,
+            "api" => {
+                run_api_block(&block, dir.path());
+                ran += 1;
+                last_text = "";
+                continue;
+            }
             m if m.starts_with("skip:") && m.len() > 10 => {
                 skipped += 1;
                 continue;
@@ -166,7 +190,7 @@ fn every_help_example_runs_as_written() {
     }
     let mut ran = 0;
     // In this order, later examples read what earlier ones wrote.
-    for cmd in ["run", "sweep", "plan", "compare", "dataset", "serve", "model", "demo", "engine"] {
+    for cmd in ["run", "sweep", "plan", "compare", "dataset", "serve", "model", "demo", "engine", "api"] {
         let out = Command::new(BIN).args([cmd, "--help"]).env("COLUMNS", "100").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(help.contains("\nExit codes: 0 success"), "`{cmd} --help` does not give the exit codes");

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The browser, or `None` (then the test says so and passes only when CI did not ask for it).
-fn chromium() -> Option<&'static str> {
+pub(crate) fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
 }
 
-fn artefacts() -> PathBuf {
+pub(crate) fn artefacts() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artefacts");
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -48,7 +48,7 @@ fn open(browser: &str, page: &Path, shot: &str) -> (String, Vec<String>) {
     (String::from_utf8_lossy(&dom.stdout).into_owned(), errors)
 }
 
-fn browser_or_skip() -> Option<&'static str> {
+pub(crate) fn browser_or_skip() -> Option<&'static str> {
     let b = chromium();
     if b.is_none() {
         assert!(

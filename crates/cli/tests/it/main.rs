@@ -2,8 +2,11 @@
 //! random model, on 127.0.0.1.
 //! One test binary (modules below) keeps linking cheap.
 
+mod api;
 mod bad_input;
+mod cdp;
 mod compare;
+mod dashboard;
 mod datasets;
 mod docs;
 mod engine;
