@@ -77,8 +77,8 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops: the running benchmark is cancelled (what it measured is written), the server
-    /// stops accepting, and queued benchmarks stay queued for the next start.
+    /// Stops: the running benchmark is stopped and marked `interrupted` (what it measured is
+    /// written), the server stops accepting, and queued benchmarks stay queued for the next start.
     pub async fn shutdown(self) -> Result<(), ApiError> {
         self.shared.shutdown();
         let _ = self.stop.send(());

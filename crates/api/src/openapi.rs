@@ -98,6 +98,9 @@ pub fn document() -> Value {
             "/api/v1/benchmarks/{id}/{file}": {"parameters": [id_param(),
                 {"name": "file", "in": "path", "required": true, "schema": {"type": "string", "enum": ["report.html", "result.json", "result.csv", "records.jsonl", "events.jsonl"]}}],
                 "get": {"summary": "One of its files.", "responses": {"200": {"description": "The file."}, "404": err("Not written (yet).")}}},
+            "/api/v1alpha1/benchmarks": {"post": {"summary": "Seed 002's versioned route: the same as POST /api/v1/benchmarks (GET, and /{id}, /{id}/events and /{id}/{file} too).",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Submission"}}}},
+                "responses": created}},
             "/api/v1/compare": {"get": {"summary": "Compare two finished benchmarks (base, candidate): per-metric change and significance.",
                 "parameters": [
                     {"name": "base", "in": "query", "required": true, "schema": {"type": "string"}},

@@ -85,6 +85,11 @@ pub fn router(cfg: Config, shared: Arc<Shared>) -> Result<Router, ApiError> {
         .route("/api/v1/benchmarks/{id}", get(one).delete(cancel))
         .route("/api/v1/benchmarks/{id}/events", get(events))
         .route("/api/v1/benchmarks/{id}/{file}", get(file))
+        // Seed 002's versioned routes: the same benchmarks under /api/v1alpha1.
+        .route("/api/v1alpha1/benchmarks", get(list).post(create))
+        .route("/api/v1alpha1/benchmarks/{id}", get(one).delete(cancel))
+        .route("/api/v1alpha1/benchmarks/{id}/events", get(events))
+        .route("/api/v1alpha1/benchmarks/{id}/{file}", get(file))
         .route("/api/v1/compare", get(compare))
         .route("/api/v1/history", get(history))
         .route("/api/v1/metrics", get(metric_names))

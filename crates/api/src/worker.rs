@@ -164,13 +164,18 @@ async fn execute(shared: &Shared, store: &mut Store, job: Job) {
             result: None,
         }
     } else {
+        // Stopped by a DELETE: cancelled; by the API process stopping: interrupted.
+        let stopped = || if shared.stop.is_cancelled() { Status::Interrupted } else { Status::Cancelled };
         match run(&job, &dir, &live, secrets).await {
-            Ok(path) => {
-                let status = if live.cancel.is_cancelled() { Status::Cancelled } else { Status::Done };
-                Ended { status, error: None, result: Some(path) }
+            Ok(path) if live.cancel.is_cancelled() => {
+                let status = stopped();
+                let error =
+                    (status == Status::Interrupted).then(|| "the API was stopped while it ran; what it measured is kept".to_owned());
+                Ended { status, error, result: Some(path) }
             }
+            Ok(path) => Ended { status: Status::Done, error: None, result: Some(path) },
             Err(e) => {
-                let status = if live.cancel.is_cancelled() { Status::Cancelled } else { Status::Failed };
+                let status = if live.cancel.is_cancelled() { stopped() } else { Status::Failed };
                 Ended { status, error: Some(e), result: None }
             }
         }

@@ -21,6 +21,7 @@ pub mod dataset;
 pub mod engine;
 mod error;
 pub mod html;
+pub mod import;
 pub mod live;
 pub mod merge;
 pub mod models;

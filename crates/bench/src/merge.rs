@@ -109,6 +109,7 @@ pub fn merge(inputs: &[PathBuf], opts: &MergeOptions) -> Result<Merged, BenchErr
             max_late_ms,
         }),
         per_request: Default::default(),
+        imported: None,
     };
     Ok(Merged { result, notes })
 }

@@ -509,6 +509,7 @@ impl Serving {
             }),
             merged: None,
             per_request: std::mem::take(&mut *per_request.lock().unwrap_or_else(|e| e.into_inner())).finish(),
+            imported: None,
         };
         // Every file is attempted; what failed is reported once, with the result kept.
         let measured = result.summary.completed + result.summary.failed;

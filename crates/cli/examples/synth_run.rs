@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shard: None,
         merged: None,
         per_request: Default::default(),
+        imported: None,
         header: Header::now(ResultKind::Run, ToolInfo { name: "synth_run".into(), version: String::new(), commit: None }),
         spec: RunSpec::default(),
         summary,

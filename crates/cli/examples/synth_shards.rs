@@ -62,6 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
             merged: None,
             per_request: Default::default(),
+            imported: None,
         };
         std::fs::write(format!("{stem}.json"), serde_json::to_vec_pretty(&result.to_json())?)?;
     }

@@ -1,6 +1,6 @@
 //! `inferbench api`: the HTTP API and dashboard in the foreground until Ctrl-C / SIGTERM; the
-//! benchmark running then is cancelled (what it measured is written) and queued ones wait for
-//! the next start.
+//! benchmark running then is stopped and marked interrupted (what it measured is written), and
+//! queued ones wait for the next start.
 
 use crate::args::ApiArgs;
 use crate::usage;
@@ -37,7 +37,7 @@ pub async fn run(a: ApiArgs) -> Result<()> {
         outln!("  marked interrupted (running when the last API process stopped): {}", running.interrupted.join(", "));
     }
     crate::serve::shutdown_signal().await;
-    eprintln!("\nstopping: the running benchmark is cancelled and written; queued ones wait for the next start");
+    eprintln!("\nstopping: the running benchmark is stopped and written (marked interrupted); queued ones wait for the next start");
     running.shutdown().await?;
     Ok(())
 }

@@ -89,6 +89,42 @@ pub enum Command {
     /// (server-sent events), and read, compare and trend their results.
     #[command(after_long_help = crate::examples::API)]
     Api(ApiArgs),
+    /// Import another tool's results as ours (vllm bench serve, guidellm, inference-perf,
+    /// AIPerf): figures recomputed from its per-request data where it kept them, mapped from its
+    /// summary where not; what it did not measure is left empty. Then compare, report, plan
+    /// and history take them like our own.
+    #[command(after_long_help = crate::examples::IMPORT)]
+    Import(ImportArgs),
+}
+
+/// `inferbench import`.
+#[derive(Clone, Debug, Args)]
+pub struct ImportArgs {
+    /// The tool that wrote the files: vllm, guidellm, inference-perf or aiperf.
+    #[arg(long = "from", value_name = "TOOL")]
+    pub from: String,
+    /// Its result files: vLLM's --save-result JSON; guidellm's benchmarks.json; inference-perf's
+    /// summary_lifecycle_metrics.json (config.yaml beside it); AIPerf's profile_export_aiperf.json
+    /// (profile_export.jsonl beside it).
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Write the imported result to this file (one input file only).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Where imported results go otherwise, as imported-<tool>-<file stem>.json.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub result_dir: PathBuf,
+    /// guidellm: which of the file's benchmarks (1 is the first).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub benchmark: usize,
+    /// A label carried into the imported result, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Flags of `inferbench api`.

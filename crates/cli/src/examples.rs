@@ -117,6 +117,17 @@ it may listen on another address, and every /api route needs `Authorization: Bea
     exit_codes!()
 );
 
+/// `inferbench import`.
+pub const IMPORT: &str = concat!(
+    "Examples (peer/ holds other tools' result files):
+  inferbench import --from vllm peer/vllm/vllm.json
+  inferbench import --from aiperf peer/aiperf/profile_export_aiperf.json -o results/aiperf.json
+  inferbench import --from guidellm peer/guidellm/benchmarks.json --label tool=guidellm
+  inferbench import --from inference-perf peer/inference-perf/summary_lifecycle_metrics.json
+",
+    exit_codes!()
+);
+
 /// `inferbench k8s`.
 pub const K8S: &str = concat!(
     "Examples:

@@ -24,6 +24,7 @@ mod dataset;
 mod demo;
 mod engine;
 mod examples;
+mod import;
 mod k8s;
 mod merge;
 mod model;
@@ -157,6 +158,7 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         Command::Merge(a) => tokio::task::spawn_blocking(move || merge::run(&a)).await?.map(|()| Done::Ok),
         Command::K8s(c) => k8s::run(c).await.map(|()| Done::Ok),
         Command::Api(a) => api::run(a).await.map(|()| Done::Ok),
+        Command::Import(a) => import::run(&a).map(|()| Done::Ok),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }

@@ -175,6 +175,29 @@ pub struct BenchmarkResult {
     /// vLLM's per-request arrays, at the top level as vLLM writes them.
     #[serde(flatten, default)]
     pub per_request: crate::vllm::PerRequest,
+    /// Where an imported result came from (`inferbench import`): the tool, its files, and what
+    /// it did not measure (left empty, never invented). `None` for our own runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportInfo>,
+}
+
+/// The provenance of an imported result.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ImportInfo {
+    /// The tool that measured it (`vllm`, `guidellm`, `inference-perf`, `aiperf`).
+    pub tool: String,
+    /// Its version, when the files say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The files read.
+    pub files: Vec<String>,
+    /// True when the figures were recomputed from per-request data with our definitions; false
+    /// when they are the tool's own summary figures.
+    pub per_request: bool,
+    /// Our figures the tool did not measure (or measures differently), left empty.
+    pub not_measured: Vec<String>,
+    /// How its figures were mapped to ours.
+    pub notes: Vec<String>,
 }
 
 impl BenchmarkResult {

@@ -346,6 +346,7 @@ mod tests {
             shard: None,
             merged: None,
             per_request: Default::default(),
+            imported: None,
         }
     }
 

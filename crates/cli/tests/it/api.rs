@@ -39,6 +39,20 @@ impl Api {
         Api { child, url, log }
     }
 
+    /// Stops it as an operator would (SIGTERM); its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "the API did not stop within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the process at once, as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -275,6 +289,17 @@ fn queue_cancel_restart_secrets_and_refusals() {
         }
     }
     assert!(std::fs::read_to_string(first_log).unwrap().contains("benchmark starts"), "the log was captured");
+
+    // Stopped by SIGTERM while a run measures: it exits 0, and the run is interrupted with its
+    // result written.
+    let api = Api::start(dir.path(), &["--token", "s3cret-token"]);
+    let g = submit(&api.url, tok, &json!({"kind": "run", "server": "simulator", "spec": sim_run(4000, 4, 64)}));
+    wait(&api.url, tok, &g, Duration::from_secs(60), |v| v["progress"]["completed"].as_u64().unwrap_or(0) > 0);
+    assert!(api.terminate().success());
+    let api = Api::start(dir.path(), &["--token", "s3cret-token"]);
+    let stopped = wait(&api.url, tok, &g, Duration::from_secs(5), |v| v["status"] != "running");
+    assert_eq!(stopped["status"], "interrupted", "{stopped}");
+    assert!(stopped["result"]["summary"]["completed"].as_u64().unwrap() > 0, "what it measured is written");
 }
 
 #[test]
@@ -335,6 +360,9 @@ fn a_sweep_and_a_cancelled_engine_benchmark() {
     // Many runs per cell, so it is still measuring when cancelled.
     let engine = json!({"kind": "engine", "spec": {"model": model, "latency": {"test_runs": 100000, "input_lengths": [16, 32], "output_lengths": [16]}}});
     let e = submit(&u, None, &engine);
+    // Seed 002's versioned route reads the same benchmarks.
+    let (code, text) = call("GET", &format!("{u}/api/v1alpha1/benchmarks/{e}"), None, None);
+    assert!(code == 200 && json_of(&text)["kind"] == "engine", "{text}");
 
     let done = wait(&u, None, &s, Duration::from_secs(60), |v| v["status"] == "done");
     assert_eq!(done["result"]["steps"].as_array().unwrap().len(), 2, "{}", done["result"]);

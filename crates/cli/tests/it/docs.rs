@@ -188,9 +188,22 @@ fn every_help_example_runs_as_written() {
     for f in ["benchmark.yaml", "quantization.yaml", "speculative.yaml", "batch-sizes.yaml"] {
         std::fs::copy(repo_root().join("config").join(f), dir.path().join("config").join(f)).unwrap();
     }
+    // Other tools' result files, as `import`'s examples name them.
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/tests/fixtures/peer-results");
+    for (sub, files) in [
+        ("vllm", &["vllm.json"][..]),
+        ("aiperf", &["profile_export_aiperf.json", "profile_export.jsonl"][..]),
+        ("guidellm", &["benchmarks.json"][..]),
+        ("inference-perf", &["summary_lifecycle_metrics.json", "config.yaml"][..]),
+    ] {
+        std::fs::create_dir_all(dir.path().join("peer").join(sub)).unwrap();
+        for f in files {
+            std::fs::copy(peer.join(sub).join(f), dir.path().join("peer").join(sub).join(f)).unwrap();
+        }
+    }
     let mut ran = 0;
     // In this order, later examples read what earlier ones wrote.
-    for cmd in ["run", "sweep", "plan", "compare", "dataset", "serve", "model", "demo", "engine", "api"] {
+    for cmd in ["run", "sweep", "plan", "compare", "dataset", "serve", "model", "demo", "engine", "api", "import"] {
         let out = Command::new(BIN).args([cmd, "--help"]).env("COLUMNS", "100").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(help.contains("\nExit codes: 0 success"), "`{cmd} --help` does not give the exit codes");

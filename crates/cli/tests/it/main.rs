@@ -14,6 +14,7 @@ mod faults;
 mod hardening;
 mod harness;
 mod html;
+mod import;
 mod interrupt;
 mod library;
 mod monitor;
