@@ -5,6 +5,7 @@
 //! holds an API key or a URL password.
 
 use inferbench_core::engine_bench::BenchConfig;
+use inferbench_core::json::{overlay, unknown_key};
 use inferbench_core::sweep::SweepSpec;
 use inferbench_core::RunSpec;
 use serde::de::DeserializeOwned;
@@ -132,41 +133,6 @@ pub struct Checked {
     pub stored: Value,
     /// The secrets.
     pub secrets: Secrets,
-}
-
-/// Overlays `user` on `base`: objects merge key by key, anything else replaces.
-fn overlay(base: &mut Value, user: &Value) {
-    match (base, user) {
-        (Value::Object(b), Value::Object(u)) => {
-            for (k, v) in u {
-                match b.get_mut(k) {
-                    Some(slot) if slot.is_object() && v.is_object() => overlay(slot, v),
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, u) => *b = u.clone(),
-    }
-}
-
-/// The first key of `user` that the parsed value does not have (a typo the parser ignored).
-fn unknown_key(user: &Value, parsed: &Value, path: &str) -> Option<String> {
-    let (Value::Object(u), Value::Object(p)) = (user, parsed) else { return None };
-    for (k, v) in u {
-        let here = format!("{path}.{k}");
-        match p.get(k) {
-            None if !v.is_null() => return Some(here),
-            Some(pv) => {
-                if let Some(deeper) = unknown_key(v, pv, &here) {
-                    return Some(deeper);
-                }
-            }
-            None => {}
-        }
-    }
-    None
 }
 
 /// Parses `value` as `T`, naming the field of the first error.

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod dataset;
 pub mod engine;
 mod error;
+pub mod explore;
 pub mod html;
 pub mod import;
 pub mod live;

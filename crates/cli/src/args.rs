@@ -95,6 +95,74 @@ pub enum Command {
     /// and history take them like our own.
     #[command(after_long_help = crate::examples::IMPORT)]
     Import(ImportArgs),
+    /// Explore a configuration space: for each treatment of a design (factorial, grid, random or
+    /// adaptive), stand a server up, run the workload, collect the result and tear the server
+    /// down; then rank the treatments against an objective under constraints, draw the Pareto
+    /// frontiers and main effects, and recommend, in sentences backed by the numbers.
+    #[command(after_long_help = crate::examples::EXPLORE)]
+    Explore(ExploreArgs),
+}
+
+/// `inferbench explore`.
+#[derive(Clone, Debug, Args)]
+pub struct ExploreArgs {
+    /// The exploration: server (or external), factors, workload, design, objective, constraints
+    /// (YAML or JSON; see config/explore-*.yaml). The flags below override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Where runs, server logs and explore.json go [default: the config's output_dir, else
+    /// results/explore-<name>]. Treatments already measured there are skipped (resume).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// The design: factorial, grid, random or adaptive (overrides design.kind; random takes
+    /// --n and --seed, adaptive --budget).
+    #[arg(long, value_name = "KIND")]
+    pub design: Option<String>,
+    /// Random design: how many treatments to draw.
+    #[arg(long, value_name = "N")]
+    pub n: Option<usize>,
+    /// Random design: the seed of the draw.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+    /// Adaptive design: most treatments to run.
+    #[arg(long, value_name = "N")]
+    pub budget: Option<usize>,
+    /// Metric to maximise (overrides objective): output_throughput_per_replica, ...
+    #[arg(long, value_name = "METRIC", conflicts_with = "minimize")]
+    pub maximize: Option<String>,
+    /// Metric to minimise (overrides objective): tpot_p99, cost_per_million_tokens, ...
+    #[arg(long, value_name = "METRIC")]
+    pub minimize: Option<String>,
+    /// A constraint, METRIC <= LIMIT or METRIC >= LIMIT (repeatable; replaces the config's):
+    /// "ttft_p95 <= 2000", "tpot_p99 <= 50", "success_rate >= 0.99".
+    #[arg(long, value_name = "RULE")]
+    pub constraint: Vec<String>,
+    /// Runs per treatment; figures are their means.
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Seconds of rest between runs.
+    #[arg(long, value_name = "SECONDS")]
+    pub cooldown: Option<f64>,
+    /// Benchmark this running server instead of standing one up (no server factors then).
+    #[arg(long, value_name = "URL")]
+    pub external: Option<String>,
+    /// Price of one replica per hour, for cost metrics.
+    #[arg(long, value_name = "USD")]
+    pub price_per_hour: Option<f64>,
+    /// The load generator: inferbench, vllm, guidellm, inference-perf or aiperf.
+    #[arg(long, value_name = "TOOL")]
+    pub harness: Option<String>,
+    /// Bearer token for the server; never written anywhere.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Print explore.json to stdout instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but the summary and errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `inferbench import`.

@@ -128,6 +128,18 @@ pub const IMPORT: &str = concat!(
     exit_codes!()
 );
 
+/// `inferbench explore`.
+pub const EXPLORE: &str = concat!(
+    "Examples (config/ holds the example explorations):
+  inferbench explore --config config/explore-sim.yaml
+  inferbench explore --config config/explore-sim.yaml --design adaptive --output-dir results/climb
+  inferbench explore --config config/explore-sim.yaml --design random --n 4 --seed 1 \\
+      --constraint 'tpot_p99 <= 20' --output-dir results/random
+  inferbench explore --config config/explore-embedded.yaml     # minutes
+",
+    exit_codes!()
+);
+
 /// `inferbench k8s`.
 pub const K8S: &str = concat!(
     "Examples:

@@ -24,6 +24,7 @@ mod dataset;
 mod demo;
 mod engine;
 mod examples;
+mod explore;
 mod import;
 mod k8s;
 mod merge;
@@ -159,6 +160,7 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         Command::K8s(c) => k8s::run(c).await.map(|()| Done::Ok),
         Command::Api(a) => api::run(a).await.map(|()| Done::Ok),
         Command::Import(a) => import::run(&a).map(|()| Done::Ok),
+        Command::Explore(a) => explore::run(a, interrupt_token()).await.map(done),
         Command::Model(cmd) => tokio::task::spawn_blocking(move || model::run(cmd)).await?.map(|()| Done::Ok),
     }
 }

@@ -9,7 +9,9 @@
 pub mod capacity;
 pub mod comparison;
 pub mod engine_bench;
+pub mod explore;
 pub mod grade;
+pub mod json;
 pub mod monitor;
 pub mod record;
 pub mod result;

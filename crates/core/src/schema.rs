@@ -26,6 +26,9 @@ pub fn all() -> Vec<(String, Value)> {
     let mut out: Vec<(String, Value)> =
         ResultKind::ALL.into_iter().map(|k| (format!("{}.schema.json", k.name()), result_schema(k))).collect();
     out.push(("record.schema.json".into(), record_schema()));
+    // `inferbench explore`'s explore.json (not a saved result kind: no header of its own).
+    let explore = serde_json::to_value(schemars::schema_for!(crate::explore::ExploreResult)).unwrap_or_default();
+    out.push(("explore.schema.json".into(), explore));
     out
 }
 

@@ -584,6 +584,79 @@ pub fn plan(r: &CapacityPlan) -> String {
     page("Capacity plan", &format!("from {} · {}", esc(&r.sweep), esc(&r.header.started)), &b)
 }
 
+/// An exploration's page: throughput against latency with the Pareto frontier, tokens/s per
+/// user against per replica, each factor's main effect, the ranked table and the
+/// recommendations.
+pub fn explore(r: &inferbench_core::explore::ExploreResult) -> String {
+    let a = &r.analysis;
+    let m = |e: &inferbench_core::explore::Evaluated, k: &str| e.metrics.get(k).copied();
+    let scatter = |x: &str, y: &str, feasible: bool| -> Vec<(f64, f64)> {
+        a.evaluated.iter().filter(|e| e.feasible == feasible).filter_map(|e| Some((m(e, x)?, m(e, y)?))).collect()
+    };
+    let frontier = |keys: &[String], x: &str, y: &str| -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> =
+            keys.iter().filter_map(|k| a.evaluated.iter().find(|e| &e.key == k)).filter_map(|e| Some((m(e, x)?, m(e, y)?))).collect();
+        pts.sort_by(|p, q| p.0.total_cmp(&q.0));
+        pts
+    };
+    let thr = "output_throughput_per_replica";
+    let mut b = String::new();
+    for (id, title, x, xl, keys) in [
+        ("explore-tpot", "Throughput per replica against TPOT p99", "tpot_p99", "TPOT p99 (ms)", &a.pareto_tpot),
+        ("explore-ttft", "Throughput per replica against TTFT p99", "ttft_p99", "TTFT p99 (ms)", &a.pareto_ttft),
+        ("explore-user", "Tokens/s per user against tokens/s per replica", "tokens_per_s_per_user", "tokens/s per user", &a.pareto_user),
+    ] {
+        let c = Chart::new(id, title, xl, "output tokens/s per replica")
+            .with(Series::new("meets the constraints", Kind::Points, scatter(x, thr, true)))
+            .with(Series::new("breaks a constraint", Kind::Points, scatter(x, thr, false)))
+            .with(Series::new("Pareto frontier", Kind::Step, frontier(keys, x, thr)));
+        b.push_str(&c.render());
+    }
+    if !a.main_effects.is_empty() {
+        b.push_str("<h2>Main effects</h2><div class=\"pair\">");
+        for e in &a.main_effects {
+            let pts: Vec<(f64, f64)> = e.levels.iter().enumerate().map(|(i, l)| (l.0.as_f64().unwrap_or((i + 1) as f64), l.1)).collect();
+            let kind = if e.levels.iter().all(|l| l.0.is_number()) { Kind::Line } else { Kind::Bars };
+            let series = Series { bar_width: 0.5, ..Series::new(&e.metric, kind, pts) };
+            b.push_str(
+                &Chart::new(&format!("effect-{}", e.factor), &format!("{} (range {})", e.factor, f2(e.range)), &e.factor, &e.metric)
+                    .with(series)
+                    .render(),
+            );
+        }
+        b.push_str("</div>");
+    }
+    b.push_str("<h2>Recommendations</h2><ul>");
+    for line in &a.recommendations {
+        let _ = write!(b, "<li>{}</li>", esc(line));
+    }
+    b.push_str("</ul><h2>Treatments, best first</h2>");
+    let rows: Vec<Vec<String>> = a
+        .evaluated
+        .iter()
+        .map(|e| {
+            let g = |k: &str| m(e, k).map_or("-".into(), f2);
+            vec![
+                esc(&e.key),
+                g(thr),
+                g("ttft_p99"),
+                g("tpot_p99"),
+                e.runs.to_string(),
+                if e.feasible { "yes".into() } else { format!("<span class=\"bad\">{}</span>", esc(&e.violations.join("; "))) },
+            ]
+        })
+        .collect();
+    b.push_str(&table(&["treatment", "output tok/s per replica", "TTFT p99 (ms)", "TPOT p99 (ms)", "runs", "meets constraints"], &rows));
+    let meta = format!(
+        "{} design · {} treatments · best: {} · {}",
+        r.config.design.name(),
+        a.treatments_run,
+        esc(a.best.as_deref().unwrap_or("none")),
+        esc(&r.started)
+    );
+    page("Exploration", &meta, &b)
+}
+
 /// Any saved result; a run without records gets its summary alone.
 pub fn render(r: &SavedResult) -> String {
     match r {

@@ -123,6 +123,11 @@ fn every_readme_command_block_runs_as_written() {
     let _m = machine_alone();
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // The example configs, as a checkout has them.
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    for e in std::fs::read_dir(repo_root().join("config")).unwrap().flatten() {
+        std::fs::copy(e.path(), dir.path().join("config").join(e.file_name())).unwrap();
+    }
     let sim = Sim::start(&[]);
     let mut engine: Option<Sim> = None;
     let mut lines = readme.lines().peekable();
@@ -185,7 +190,7 @@ fn every_help_example_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(&[]);
     std::fs::create_dir(dir.path().join("config")).unwrap();
-    for f in ["benchmark.yaml", "quantization.yaml", "speculative.yaml", "batch-sizes.yaml"] {
+    for f in ["benchmark.yaml", "quantization.yaml", "speculative.yaml", "batch-sizes.yaml", "explore-sim.yaml", "explore-embedded.yaml"] {
         std::fs::copy(repo_root().join("config").join(f), dir.path().join("config").join(f)).unwrap();
     }
     // Other tools' result files, as `import`'s examples name them.
@@ -203,7 +208,7 @@ fn every_help_example_runs_as_written() {
     }
     let mut ran = 0;
     // In this order, later examples read what earlier ones wrote.
-    for cmd in ["run", "sweep", "plan", "compare", "dataset", "serve", "model", "demo", "engine", "api", "import"] {
+    for cmd in ["run", "sweep", "plan", "compare", "dataset", "serve", "model", "demo", "engine", "api", "import", "explore"] {
         let out = Command::new(BIN).args([cmd, "--help"]).env("COLUMNS", "100").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(help.contains("\nExit codes: 0 success"), "`{cmd} --help` does not give the exit codes");

@@ -10,6 +10,7 @@ mod dashboard;
 mod datasets;
 mod docs;
 mod engine;
+mod explore;
 mod faults;
 mod hardening;
 mod harness;
