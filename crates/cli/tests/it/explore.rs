@@ -229,3 +229,58 @@ fn bad_explorations_get_one_line_naming_the_problem() {
         assert!(err.contains(want) && err.trim().lines().count() == 1, "{yaml}: wanted '{want}' in one line, got {err}");
     }
 }
+
+/// A peer tool's executable, when installed: `INFERBENCH_<TOOL>` (e.g. `INFERBENCH_AIPERF`), else
+/// on PATH. `.ci/run` installs AIPerf from PyPI; guidellm pulls in torch (5.9 GB) and is left out.
+fn installed(tool: &str) -> Option<String> {
+    if let Some(p) = std::env::var_os(format!("INFERBENCH_{}", tool.to_uppercase())) {
+        return Some(p.to_string_lossy().into_owned());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()).map(|p| p.display().to_string())
+}
+
+/// The adapter's command line run for real against the simulator at two server levels, and the
+/// tool's output imported as each treatment's result.
+fn peer_tool_runs_for_real(tool: &str) {
+    let Some(exe) = installed(tool) else {
+        eprintln!("skipped: {tool} is not installed (pip install {tool}, or set INFERBENCH_{})", tool.to_uppercase());
+        return;
+    };
+    let _m = machine_shared();
+    let dir = tempfile::tempdir().unwrap();
+    // The offline tokenizer the peer fixtures were made with (no hub access needed).
+    let tok = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/tests/fixtures/peer-results/tokenizer");
+    let cfg = dir.path().join("explore.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  command: '{{inferbench}} serve --sim --port {{port}} --max-num-seqs {{max_num_seqs}} --served-model-name mock-model'\nharness: {{tool: {tool}, executable: '{exe}'}}\nfactors:\n  server:\n    max_num_seqs: [2, 8]\nworkload: {{num_prompts: 24, max_concurrency: 4, ignore_eos: true, tokenizer: '{}', dataset: {{name: random, input_len: 32, output_len: 16}}}}\nobjective: {{maximize: output_throughput}}\n",
+            tok.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = Command::new(BIN).args(["explore", "--config"]).arg(&cfg).arg("--output-dir").arg(&out_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = explore_json(&out_dir);
+    for run in r["runs"].as_array().unwrap() {
+        assert_eq!(run["status"], "ok", "{r}");
+        let f = out_dir.join(run["result_file"].as_str().unwrap());
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        assert_eq!(saved["imported"]["tool"], tool, "the result is {tool}'s, imported");
+        assert_eq!(saved["summary"]["completed"], 24);
+    }
+    // With 4 streams, 8 sequences at once beat 2.
+    assert_eq!(r["analysis"]["best"], "max_num_seqs=8");
+}
+
+#[test]
+fn the_aiperf_adapter_runs_the_real_tool_when_it_is_installed() {
+    peer_tool_runs_for_real("aiperf");
+}
+
+#[test]
+fn the_guidellm_adapter_runs_the_real_tool_when_it_is_installed() {
+    peer_tool_runs_for_real("guidellm");
+}
