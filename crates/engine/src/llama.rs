@@ -182,7 +182,7 @@ impl Reader<'_> {
         let n = t.elements() as usize;
         let size = ggml_size(t.ggml_type, n).ok_or_else(|| {
             EngineError::Unsupported(format!(
-                "{}: tensor '{}' is {}; this engine reads F32, F16, Q4_0, Q4_1 and Q8_0",
+                "{}: tensor '{}' is {}; this engine reads F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K",
                 self.path.display(),
                 t.name,
                 ggml::name(t.ggml_type)

@@ -22,8 +22,20 @@ pub mod ggml {
     pub const Q4_0: u32 = 2;
     /// 4-bit, scale and minimum per block.
     pub const Q4_1: u32 = 3;
+    /// 5-bit, one scale per block.
+    pub const Q5_0: u32 = 6;
+    /// 5-bit, scale and minimum per block.
+    pub const Q5_1: u32 = 7;
     /// 8-bit, one scale per block.
     pub const Q8_0: u32 = 8;
+    /// K-quant, 4-bit in 256-element super-blocks with 6-bit sub-block scales and minimums.
+    pub const Q4_K: u32 = 12;
+    /// K-quant, 5-bit (Q4_K plus a high bit per weight).
+    pub const Q5_K: u32 = 13;
+    /// K-quant, 6-bit with 8-bit sub-block scales.
+    pub const Q6_K: u32 = 14;
+    /// K-quant, 8-bit with an f32 scale (llama.cpp's activation format).
+    pub const Q8_K: u32 = 15;
 
     /// A readable name for a ggml type id.
     pub fn name(t: u32) -> String {
@@ -40,6 +52,7 @@ pub mod ggml {
             12 => "Q4_K".into(),
             13 => "Q5_K".into(),
             14 => "Q6_K".into(),
+            15 => "Q8_K".into(),
             30 => "BF16".into(),
             t => format!("type {t}"),
         }
@@ -87,8 +100,85 @@ pub fn ggml_size(t: u32, elements: usize) -> Option<usize> {
         ggml::Q4_0 => elements / QK * 18,
         ggml::Q4_1 => elements / QK * 20,
         ggml::Q8_0 => elements / QK * 34,
+        ggml::Q5_0 => elements / QK * 22,
+        ggml::Q5_1 => elements / QK * 24,
+        // K-quants come in super-blocks of 256 (a row shorter than that is stored otherwise).
+        ggml::Q4_K if elements % QK_K == 0 => elements / QK_K * 144,
+        ggml::Q5_K if elements % QK_K == 0 => elements / QK_K * 176,
+        ggml::Q6_K if elements % QK_K == 0 => elements / QK_K * 210,
+        ggml::Q8_K if elements % QK_K == 0 => elements / QK_K * 292,
         _ => return None,
     })
+}
+
+/// Elements per K-quant super-block.
+pub const QK_K: usize = 256;
+
+/// The 6-bit scale and minimum of sub-block `j` (0..8) from a K-quant's 12 packed bytes, as
+/// llama.cpp's `get_scale_min_k4`.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+/// Q4_K and Q5_K (with `qh`): per 64 elements two sub-blocks, low nibbles then high nibbles.
+fn dequant_k45(b: &[u8], five: bool, out: &mut Vec<f32>) {
+    let (d, dmin) = (f16(b), f16(&b[2..]));
+    let scales = &b[4..16];
+    let (qh, ql) = if five { (&b[16..48], &b[48..176]) } else { (&b[0..0], &b[16..144]) };
+    for (k, q) in ql.chunks_exact(32).enumerate() {
+        let (s1, m1) = scale_min_k4(2 * k, scales);
+        let (s2, m2) = scale_min_k4(2 * k + 1, scales);
+        let (d1, m1, d2, m2) = (d * f32::from(s1), dmin * f32::from(m1), d * f32::from(s2), dmin * f32::from(m2));
+        let (u1, u2) = (1u8 << (2 * k), 2u8 << (2 * k));
+        let high = |l: usize, u: u8| if five && qh[l] & u != 0 { 16.0 } else { 0.0 };
+        out.extend(q.iter().enumerate().map(|(l, v)| d1 * (f32::from(v & 0xF) + high(l, u1)) - m1));
+        out.extend(q.iter().enumerate().map(|(l, v)| d2 * (f32::from(v >> 4) + high(l, u2)) - m2));
+    }
+}
+
+/// Q6_K: 128 elements at a time from 64 low-nibble bytes and 32 bytes of 2-bit highs.
+fn dequant_q6k(b: &[u8], out: &mut Vec<f32>) {
+    let (ql, qh, sc, d) = (&b[0..128], &b[128..192], &b[192..208], f16(&b[208..]));
+    for n in 0..2 {
+        let (ql, qh, sc) = (&ql[64 * n..], &qh[32 * n..], &sc[8 * n..]);
+        let mut y = [0f32; 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = i32::from((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32;
+            let q2 = i32::from((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            let s = |i: usize| d * f32::from(sc[is + i] as i8);
+            y[l] = s(0) * q1 as f32;
+            y[l + 32] = s(2) * q2 as f32;
+            y[l + 64] = s(4) * q3 as f32;
+            y[l + 96] = s(6) * q4 as f32;
+        }
+        out.extend_from_slice(&y);
+    }
+}
+
+/// Q5_0 and Q5_1: a fifth bit per weight from a 32-bit mask.
+fn dequant_q5(b: &[u8], with_min: bool, out: &mut Vec<f32>) {
+    let d = f16(b);
+    let (m, rest) = if with_min { (f16(&b[2..]), &b[4..]) } else { (0.0, &b[2..]) };
+    let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let qs = &rest[4..20];
+    let offset = if with_min { 0 } else { 16 };
+    let mut y = [0f32; 32];
+    for j in 0..16 {
+        let h0 = ((qh >> j) << 4) & 0x10;
+        let h1 = (qh >> (j + 12)) & 0x10;
+        let x0 = (u32::from(qs[j] & 0xF) | h0) as i32 - offset;
+        let x1 = (u32::from(qs[j] >> 4) | h1) as i32 - offset;
+        y[j] = x0 as f32 * d + m;
+        y[j + 16] = x1 as f32 * d + m;
+    }
+    out.extend_from_slice(&y);
 }
 
 fn f16(b: &[u8]) -> f32 {
@@ -121,6 +211,17 @@ pub fn dequantize(t: u32, raw: &[u8], elements: usize) -> Result<Vec<f32>, Engin
             for b in raw.chunks_exact(34) {
                 let d = f16(b);
                 out.extend(b[2..].iter().map(|&q| q as i8 as f32 * d));
+            }
+        }
+        ggml::Q5_0 => raw.chunks_exact(22).for_each(|b| dequant_q5(b, false, &mut out)),
+        ggml::Q5_1 => raw.chunks_exact(24).for_each(|b| dequant_q5(b, true, &mut out)),
+        ggml::Q4_K => raw.chunks_exact(144).for_each(|b| dequant_k45(b, false, &mut out)),
+        ggml::Q5_K => raw.chunks_exact(176).for_each(|b| dequant_k45(b, true, &mut out)),
+        ggml::Q6_K => raw.chunks_exact(210).for_each(|b| dequant_q6k(b, &mut out)),
+        ggml::Q8_K => {
+            for b in raw.chunks_exact(292) {
+                let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                out.extend(b[4..260].iter().map(|&q| q as i8 as f32 * d));
             }
         }
         t => return Err(EngineError::Unsupported(format!("tensor type {} cannot be read", ggml::name(t)))),

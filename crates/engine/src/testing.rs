@@ -83,10 +83,82 @@ pub fn encode(t: u32, w: &[f32]) -> Vec<u8> {
         ggml::F16 => w.iter().for_each(|x| out.extend_from_slice(&f16(*x))),
         ggml::Q8_0 => out = QMatrix::quantize(w, 1, w.len(), WeightFormat::Q8_0).to_ggml(),
         ggml::Q4_1 => out = QMatrix::quantize(w, 1, w.len(), WeightFormat::Q4_1).to_ggml(),
+        ggml::Q4_K | ggml::Q5_K => w.chunks_exact(256).for_each(|b| encode_k45(b, t == ggml::Q5_K, &mut out)),
+        ggml::Q6_K => w.chunks_exact(256).for_each(|b| encode_q6k(b, &mut out)),
         // Unsupported types get plausible-length filler, so the loader's type check is what fails.
         _ => out.resize(w.len() / 32 * 210, 0),
     }
     out
+}
+
+/// A valid (not llama.cpp's optimal-rounding) Q4_K / Q5_K super-block of 256 values: per 32
+/// values a range scale and minimum, both 6-bit under an f16 super-scale, packed as llama.cpp's
+/// `get_scale_min_k4` reads them.
+fn encode_k45(x: &[f32], five: bool, out: &mut Vec<u8>) {
+    let top = if five { 31.0 } else { 15.0 };
+    let (mut sub_s, mut sub_m) = ([0f32; 8], [0f32; 8]);
+    for j in 0..8 {
+        let v = &x[32 * j..32 * j + 32];
+        let lo = v.iter().copied().fold(0f32, f32::min);
+        let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        sub_s[j] = ((hi - lo) / top).max(1e-8);
+        sub_m[j] = -lo;
+    }
+    let h = |v: f32| half::f16::from_f32(v);
+    let d = h(sub_s.iter().copied().fold(0f32, f32::max) / 63.0);
+    let dmin = h(sub_m.iter().copied().fold(0f32, f32::max).max(1e-8) / 63.0);
+    let (df, mf) = (d.to_f32(), dmin.to_f32());
+    let sc: Vec<u8> = sub_s.iter().map(|s| (s / df).round().clamp(1.0, 63.0) as u8).collect();
+    let mq: Vec<u8> = sub_m.iter().map(|m| (m / mf).round().clamp(0.0, 63.0) as u8).collect();
+    let mut scales = [0u8; 12];
+    for j in 0..4 {
+        scales[j] = (sc[j] & 63) | ((sc[j + 4] >> 4) << 6);
+        scales[j + 4] = (mq[j] & 63) | ((mq[j + 4] >> 4) << 6);
+        scales[j + 8] = (sc[j + 4] & 0xF) | ((mq[j + 4] & 0xF) << 4);
+    }
+    let q: Vec<u8> = (0..256)
+        .map(|i| {
+            let j = i / 32;
+            ((x[i] + mf * f32::from(mq[j])) / (df * f32::from(sc[j]))).round().clamp(0.0, top) as u8
+        })
+        .collect();
+    out.extend_from_slice(&d.to_le_bytes());
+    out.extend_from_slice(&dmin.to_le_bytes());
+    out.extend_from_slice(&scales);
+    if five {
+        let mut qh = [0u8; 32];
+        for (i, v) in q.iter().enumerate() {
+            if v & 16 != 0 {
+                qh[i % 32] |= 1 << (i / 32);
+            }
+        }
+        out.extend_from_slice(&qh);
+    }
+    for k in 0..4 {
+        out.extend((0..32).map(|l| (q[64 * k + l] & 0xF) | ((q[64 * k + 32 + l] & 0xF) << 4)));
+    }
+}
+
+/// A valid Q6_K super-block: 16 values per signed 8-bit scale under an f16 super-scale.
+fn encode_q6k(x: &[f32], out: &mut Vec<u8>) {
+    let sub: Vec<f32> = x.chunks_exact(16).map(|v| v.iter().fold(0f32, |a, b| a.max(b.abs())) / 31.0).collect();
+    let d = half::f16::from_f32(sub.iter().copied().fold(0f32, f32::max).max(1e-8) / 127.0);
+    let df = d.to_f32();
+    let sc: Vec<i8> = sub.iter().map(|s| (s / df).round().clamp(1.0, 127.0) as i8).collect();
+    let q: Vec<u8> = (0..256).map(|i| ((x[i] / (df * f32::from(sc[i / 16]))).round().clamp(-32.0, 31.0) + 32.0) as u8).collect();
+    let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
+    for n in 0..2 {
+        for l in 0..32 {
+            let e = |k: usize| q[128 * n + l + 32 * k];
+            ql[64 * n + l] = (e(0) & 0xF) | ((e(2) & 0xF) << 4);
+            ql[64 * n + l + 32] = (e(1) & 0xF) | ((e(3) & 0xF) << 4);
+            qh[32 * n + l] = (e(0) >> 4) | ((e(1) >> 4) << 2) | ((e(2) >> 4) << 4) | ((e(3) >> 4) << 6);
+        }
+    }
+    out.extend_from_slice(&ql);
+    out.extend_from_slice(&qh);
+    out.extend(sc.iter().map(|&v| v as u8));
+    out.extend_from_slice(&d.to_le_bytes());
 }
 
 /// Writes a tiny llama GGUF: a byte-level vocabulary (256 bytes, `<|im_start|>`, `<|im_end|>`

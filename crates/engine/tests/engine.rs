@@ -230,8 +230,8 @@ fn bad_model_files_are_refused_with_the_reason() {
     };
     let e = err(TinySpec { arch: "mamba".into(), ..Default::default() });
     assert!(e.contains("architecture 'mamba' is not supported"), "{e}");
-    let e = err(TinySpec { matrix_type: 14, ..Default::default() });
-    assert!(e.contains("Q6_K") && e.contains("F32, F16, Q4_0, Q4_1 and Q8_0"), "{e}");
+    let e = err(TinySpec { matrix_type: 10, ..Default::default() });
+    assert!(e.contains("is Q2_K") && e.contains("F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K"), "{e}");
     // Truncated: the tensor data is cut off.
     let (_d, p) = tiny(TinySpec::default());
     let bytes = std::fs::read(&p).unwrap();
@@ -255,4 +255,75 @@ fn other_weight_types_load_and_requantize() {
     let (_d, p) = tiny(TinySpec::default());
     let l = load(&p, &LoadOptions { requantize: Some(inferbench_engine::WeightFormat::Q8_0) }).unwrap();
     assert_eq!(l.model.weight_format(), inferbench_engine::WeightFormat::Q8_0);
+}
+
+/// The K-quant and Q5 blocks dequantize to exactly what llama.cpp's own Python package computes
+/// (`scripts/gen-kquant-fixtures` wrote random blocks and gguf-py's values).
+#[test]
+fn kquant_and_q5_blocks_dequantize_as_llama_cpp_does() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ggml-blocks.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut seen = Vec::new();
+    for t in v["types"].as_array().unwrap() {
+        let hex = t["hex"].as_str().unwrap();
+        let raw: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let n = t["elements"].as_u64().unwrap() as usize;
+        let id = t["id"].as_u64().unwrap() as u32;
+        assert_eq!(inferbench_engine::quant::ggml_size(id, n), Some(raw.len()), "{}", t["name"]);
+        let ours = inferbench_engine::quant::dequantize(id, &raw, n).unwrap();
+        let want: Vec<f32> = t["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
+            // Both are f32 products of the same f16 scale and integer: equal up to rounding.
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{} element {i}: ours {a}, gguf-py {b}", t["name"]);
+        }
+        seen.push(t["name"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen, ["Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1"]);
+}
+
+/// A model whose matrices are K-quants (Q4_K, Q5_K, Q6_K, as a Q4_K_M file mixes them) loads,
+/// decodes, and its first-step logits stay close to those of the same weights in F32.
+#[test]
+fn kquant_models_load_and_stay_close_to_their_f32_reference() {
+    use inferbench_engine::quant::{dequantize, ggml_size};
+    use inferbench_engine::testing::encode;
+    // Round trip of the test encoder through our (gguf-py-checked) dequantization: within one
+    // quantization step of each sub-block plus the rounding of its 6-bit minimum.
+    let w: Vec<f32> = (0..1024).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * if i % 256 < 128 { 0.2 } else { 1.0 }).collect();
+    for (t, levels) in [(ggml::Q4_K, 15.0), (ggml::Q5_K, 31.0), (ggml::Q6_K, 63.0)] {
+        let raw = encode(t, &w);
+        assert_eq!(Some(raw.len()), ggml_size(t, w.len()));
+        let back = dequantize(t, &raw, w.len()).unwrap();
+        for (sub, (a, b)) in w.chunks(32).zip(back.chunks(32)).enumerate() {
+            let range = a.iter().fold(0f32, |m, v| m.max(v.abs())) * 2.0;
+            // The 6-bit minimum under the super-block's scale rounds by up to its largest / 63.
+            let super_max = w[sub / 8 * 256..sub / 8 * 256 + 256].iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err <= range / levels + super_max / 63.0 + 1e-4, "{} sub-block {sub}: error {err} over range {range}", ggml::name(t));
+        }
+    }
+    // Hidden 256 and feed-forward 512: K-quant rows are whole super-blocks.
+    let spec = |t| TinySpec { embd: 256, heads: 4, kv_heads: 2, ff: 512, matrix_type: t, ..Default::default() };
+    for t in [ggml::Q4_K, ggml::Q5_K, ggml::Q6_K] {
+        let (_d, p) = tiny(spec(t));
+        let l = load(&p, &LoadOptions::default()).unwrap();
+        let e = engine(&l, EngineConfig::default());
+        assert_eq!(run_all(&e, vec![req(&[5, 6, 7], 4)])[0].0.len(), 4, "{}", ggml::name(t));
+        // Held as F32, its first-step logits approximate those of the same random weights
+        // stored as F32 (the same seed), as closely as the format's bits allow.
+        let first = |p: &std::path::Path| {
+            let l = load(p, &LoadOptions { requantize: Some(inferbench_engine::WeightFormat::F32) }).unwrap();
+            let m = &l.model;
+            let mut c = KvCache::new(m.cfg.n_layer, m.cfg.kv_dim(), 64);
+            let out = m.forward(&mut [BatchItem { tokens: &[5, 6, 7], start: 0, cache: &mut c, want_logits: true }]).unwrap();
+            out.into_iter().flatten().collect::<Vec<f32>>()
+        };
+        let (_r, reference) = tiny(spec(ggml::F32));
+        let (a, b) = (first(&p), first(&reference));
+        let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let cos = dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt());
+        eprintln!("{}: cosine of first-step logits with the F32 model {cos:.5}", ggml::name(t));
+        let want = if t == ggml::Q6_K { 0.999 } else { 0.99 };
+        assert!(cos > want, "{}: cosine {cos} with the F32 model's logits", ggml::name(t));
+    }
 }
