@@ -515,6 +515,8 @@ impl Explorer {
                 let (status, msg) = match why {
                     NotServing::NotReady(m) => (RunStatus::NotReady, m),
                     NotServing::Exited(m) => (RunStatus::ServerExited, m),
+                    // Every treatment would fail the same way: stop with the shell's own words.
+                    NotServing::NoProgram(m) => return Err(BenchError::invalid(m)),
                     NotServing::Interrupted => {
                         st.interrupted = true;
                         (RunStatus::Interrupted, "interrupted while the server was starting".to_owned())

@@ -86,6 +86,8 @@ pub enum NotServing {
     NotReady(String),
     /// It exited.
     Exited(String),
+    /// The shell could not find or run the program (exit 127 or 126): no level will do better.
+    NoProgram(String),
     /// Ctrl-C while waiting.
     Interrupted,
 }
@@ -178,6 +180,12 @@ impl ServerProcess {
         let client = inferbench_load::client::http_client(&target);
         loop {
             if let Some(how) = self.exited() {
+                let code = self.child.try_wait().ok().flatten().and_then(|s| s.code());
+                if matches!(code, Some(126 | 127)) {
+                    let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+                    return Err(NotServing::NoProgram(format!("server.command could not be run ({how}): {last}")));
+                }
                 return Err(NotServing::Exited(format!("the server exited ({how}) before it was ready; see {}", self.log.display())));
             }
             let last = match inferbench_load::client::get(&client, &target, &path).await {

@@ -284,3 +284,24 @@ fn the_aiperf_adapter_runs_the_real_tool_when_it_is_installed() {
 fn the_guidellm_adapter_runs_the_real_tool_when_it_is_installed() {
     peer_tool_runs_for_real("guidellm");
 }
+
+#[test]
+fn a_server_command_that_cannot_run_stops_the_exploration_with_the_shells_words() {
+    let _m = machine_shared();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("explore.yaml");
+    std::fs::write(
+        &cfg,
+        "server: {command: 'no-such-server-binary --port {port} --max-num-seqs {max_num_seqs}'}\nfactors: {server: {max_num_seqs: [1, 2, 4]}}\nobjective: {maximize: output_throughput}\n",
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let out = Command::new(BIN).args(["explore", "--config"]).arg(&cfg).arg("--output-dir").arg(dir.path().join("o")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let last = err.trim().lines().last().unwrap();
+    assert!(last.contains("server.command could not be run (exit status: 127)") && last.contains("not found"), "{err}");
+    // Once, not once per level.
+    assert_eq!(err.matches("server up:").count(), 1, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+}
