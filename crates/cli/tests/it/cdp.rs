@@ -127,16 +127,26 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// Waits until `js` is true; panics with the page's text when it is not within `limit`.
+    /// Waits until `js` is true; panics with the page's text when it is not within `limit`. An
+    /// expression that throws (an element the page is re-rendering is momentarily absent) is
+    /// "not yet", and its last error is reported if time runs out.
     pub fn wait_for(&mut self, js: &str, limit: Duration) {
         let t = Instant::now();
+        let mut threw = None;
         loop {
-            if self.eval(&format!("!!({js})")) == Value::Bool(true) {
-                return;
+            let r = self.call("Runtime.evaluate", json!({"expression": format!("!!({js})"), "awaitPromise": true, "returnByValue": true}));
+            match r.get("exceptionDetails") {
+                Some(e) => threw = Some(e.to_string()),
+                None if r["result"]["value"] == Value::Bool(true) => return,
+                None => {}
             }
             if t.elapsed() > limit {
                 let text = self.eval("document.body ? document.body.innerText : ''");
-                panic!("`{js}` not true within {limit:?}; the page says:\n{}", text.as_str().unwrap_or_default());
+                panic!(
+                    "`{js}` not true within {limit:?} (last error: {}); the page says:\n{}",
+                    threw.as_deref().unwrap_or("none"),
+                    text.as_str().unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -63,7 +63,7 @@ fn launch_watch_report_compare_cancel_and_trend_in_a_browser() {
     clean(&mut b, "dashboard-live.png");
     b.screenshot(&shots.join("dashboard-live.png"));
     // Done: the badge says so and the report is shown with its charts.
-    b.wait_for("document.querySelector('#status [data-status]').dataset.status === 'done'", Duration::from_secs(60));
+    b.wait_for("document.querySelector('#status [data-status]')?.dataset.status === 'done'", Duration::from_secs(60));
     b.wait_for("(document.getElementById('report')?.srcdoc || '').length > 1000", Duration::from_secs(20));
     b.wait_for("document.getElementById('report').contentDocument.body.innerText.includes('TTFT')", Duration::from_secs(10));
     assert!(b.eval("document.getElementById('report').contentDocument.querySelectorAll('svg').length").as_u64().unwrap() >= 3);
@@ -74,7 +74,7 @@ fn launch_watch_report_compare_cancel_and_trend_in_a_browser() {
 
     // 2. A second run of the same workload, then the two compared from the list.
     let second = launch_from_form(&mut b, &api.url);
-    b.wait_for("document.querySelector('#status [data-status]').dataset.status === 'done'", Duration::from_secs(90));
+    b.wait_for("document.querySelector('#status [data-status]')?.dataset.status === 'done'", Duration::from_secs(90));
     b.goto(&format!("{}/#/", api.url));
     b.wait_for("document.querySelectorAll('#runs input[type=checkbox]:not([disabled])').length >= 2", Duration::from_secs(10));
     b.eval(&format!(
@@ -92,7 +92,7 @@ fn launch_watch_report_compare_cancel_and_trend_in_a_browser() {
     let third = launch_from_form(&mut b, &api.url);
     b.wait_for("(Number(document.getElementById('chart-throughput')?.dataset.points) || 0) >= 2", Duration::from_secs(60));
     b.eval("document.getElementById('cancel').click(); true");
-    b.wait_for("document.querySelector('#status [data-status]').dataset.status === 'cancelled'", Duration::from_secs(30));
+    b.wait_for("document.querySelector('#status [data-status]')?.dataset.status === 'cancelled'", Duration::from_secs(30));
     let (_, text) = call("GET", &format!("{}/api/v1/benchmarks/{third}", api.url), None, None);
     let job = json_of(&text);
     let kept = job["result"]["summary"]["completed"].as_u64().unwrap();
