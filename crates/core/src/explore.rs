@@ -732,21 +732,24 @@ fn total_violation(e: &Evaluated, constraints: &[Constraint]) -> f64 {
     constraints.iter().filter_map(|c| c.violation(&e.metrics)).sum()
 }
 
-/// Orders treatments best first: feasible ones by score, then the rest by how far they miss.
+/// How two treatments compare, better first: feasible ones by score, then the rest by how far
+/// they miss, then by key (so the order is total and stable).
+fn order(a: &Evaluated, b: &Evaluated, constraints: &[Constraint]) -> std::cmp::Ordering {
+    let key =
+        |e: &Evaluated| (e.feasible, if e.feasible { e.score.unwrap_or(f64::NEG_INFINITY) } else { -total_violation(e, constraints) });
+    let (ka, kb) = (key(a), key(b));
+    kb.0.cmp(&ka.0).then(kb.1.total_cmp(&ka.1)).then_with(|| a.key.cmp(&b.key))
+}
+
+/// Orders treatments best first ([`order`]).
 pub fn rank(list: &mut [Evaluated], constraints: &[Constraint]) {
-    list.sort_by(|a, b| {
-        let ka = (a.feasible, if a.feasible { a.score.unwrap_or(f64::NEG_INFINITY) } else { -total_violation(a, constraints) });
-        let kb = (b.feasible, if b.feasible { b.score.unwrap_or(f64::NEG_INFINITY) } else { -total_violation(b, constraints) });
-        kb.0.cmp(&ka.0).then(kb.1.total_cmp(&ka.1)).then_with(|| a.key.cmp(&b.key))
-    });
+    list.sort_by(|a, b| order(a, b, constraints));
 }
 
 /// Whether `a` is a better place to be than `b` (adaptive search): feasibility first, then
 /// score, then smaller violation.
 pub fn better(a: &Evaluated, b: &Evaluated, constraints: &[Constraint]) -> bool {
-    let mut v = [a.clone(), b.clone()];
-    rank(&mut v, constraints);
-    v[0].key == a.key && a.key != b.key
+    order(a, b, constraints) == std::cmp::Ordering::Less
 }
 
 // ---- Pareto ----------------------------------------------------------------------------------

@@ -220,16 +220,7 @@ pub fn command(h: &HarnessSpec, spec: &RunSpec, model: &str, dir: &Path, stem: &
 
 /// Whether the harness's executable can be found (on PATH or as given).
 pub fn installed(h: &HarnessSpec) -> bool {
-    let exe = h.executable.clone().unwrap_or_else(|| {
-        match h.tool {
-            Harness::Inferbench => "inferbench",
-            Harness::Vllm => "vllm",
-            Harness::Guidellm => "guidellm",
-            Harness::InferencePerf => "inference-perf",
-            Harness::Aiperf => "aiperf",
-        }
-        .to_owned()
-    });
+    let exe = h.executable.clone().unwrap_or_else(|| h.tool.name().to_owned());
     if exe.contains('/') {
         return Path::new(&exe).is_file();
     }
