@@ -885,8 +885,9 @@ YAML keys and flags:
   report.* (--output-dir --format --no-system-info --result-filename), quantization.formats,
   speculative.enabled (--speculative), speculative.gamma, speculative.draft (--draft-model),
   comparison.enabled and comparison.variant.quantization (--compare-variant), targets.default
-  (--target).
-  YAML-only: memory.measure_peak, memory.measure_kv_cache, test_prompts, quantization.prompts,
+  (--target), llama_bench.* (--pp --tg --pg --depth --repetitions --threads --output
+  --no-warmup --compare-with).
+  YAML-only: llama_bench.batch_size, memory.measure_peak, memory.measure_kv_cache, test_prompts, quantization.prompts,
   quantization.max_tokens, speculative.draft_quantization, speculative.target_quantization,
   speculative.prompts, speculative.max_tokens, speculative.temperature,
   speculative.duration_seconds, comparison.baseline.name, comparison.baseline.quantization,
@@ -898,16 +899,47 @@ YAML keys and flags:
 #[derive(Debug, Clone, Args)]
 pub struct EngineBenchArgs {
     /// YAML configuration: model, threads and the sections latency, memory, throughput, report,
-    /// targets, test_prompts, quantization, speculative and comparison (see config/*.yaml;
-    /// unknown keys are refused with their line).
+    /// targets, test_prompts, quantization, speculative and comparison, or llama_bench alone
+    /// (see config/*.yaml; unknown keys are refused with their line).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// GGUF model: a path or a known name [default: SmolLM2-135M-Instruct].
     #[arg(long)]
     pub model: Option<String>,
-    /// Compute threads [default: the number of CPUs].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Compute threads [default: the number of CPUs]. With the llama-bench tests, a
+    /// comma-separated list runs each test at each count (llama_bench.threads).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: Option<Vec<u64>>,
+    /// llama_bench.pp: prompt-processing tests, tokens each, comma-separated (`pp512`). Any
+    /// llama-bench flag runs llama-bench's tests instead of the sections below; the rest take
+    /// llama-bench's defaults (--pp 512 --tg 128 --depth 0 --repetitions 5).
+    #[arg(long, value_delimiter = ',', value_name = "N,...", help_heading = "llama-bench tests")]
+    pub pp: Option<Vec<usize>>,
+    /// llama_bench.tg: text-generation tests, tokens each, comma-separated (`tg128`).
+    #[arg(long, value_delimiter = ',', value_name = "N,...", help_heading = "llama-bench tests")]
+    pub tg: Option<Vec<usize>>,
+    /// llama_bench.pg: a prompt then generation timed together, PP,TG (`pp512+tg128`;
+    /// repeatable).
+    #[arg(long, value_parser = parse_pg, value_name = "PP,TG", help_heading = "llama-bench tests")]
+    pub pg: Vec<[usize; 2]>,
+    /// llama_bench.depth: tokens already in the KV cache before each test, comma-separated
+    /// (`tg128 @ d512`).
+    #[arg(long, value_delimiter = ',', value_name = "N,...", help_heading = "llama-bench tests")]
+    pub depth: Option<Vec<usize>>,
+    /// llama_bench.repetitions: timed runs of each test (t/s is their mean ± standard deviation).
+    #[arg(long, help_heading = "llama-bench tests")]
+    pub repetitions: Option<usize>,
+    /// llama_bench.output: what goes to stdout, as llama-bench's -o: md, csv, json, jsonl or sql
+    /// (`--output sql | sqlite3 results.db`); progress goes to stderr.
+    #[arg(long, value_parser = ["md", "csv", "json", "jsonl", "sql"], help_heading = "llama-bench tests")]
+    pub output: Option<String>,
+    /// llama_bench.warmup = false: no untimed run before each test.
+    #[arg(long, help_heading = "llama-bench tests")]
+    pub no_warmup: bool,
+    /// llama_bench.compare_with: llama-bench's own -o json or jsonl output of the same tests,
+    /// printed beside ours with the ratio.
+    #[arg(long, value_name = "FILE", help_heading = "llama-bench tests")]
+    pub compare_with: Option<PathBuf>,
     /// latency.warmup_runs: runs per cell not counted.
     #[arg(long, help_heading = "Latency")]
     pub warmup_runs: Option<usize>,
@@ -985,6 +1017,16 @@ pub struct EngineBenchArgs {
     pub html: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// `PP,TG` for `--pg`.
+fn parse_pg(s: &str) -> Result<[usize; 2], String> {
+    let bad = || format!("'{s}': expected PP,TG (prompt and generated tokens, both positive), e.g. 512,128");
+    let (p, g) = s.split_once(',').ok_or_else(bad)?;
+    match (p.trim().parse::<usize>(), g.trim().parse::<usize>()) {
+        (Ok(p), Ok(g)) if p > 0 && g > 0 => Ok([p, g]),
+        _ => Err(bad()),
+    }
 }
 
 /// A level name, or a filter with `=` (`inferbench_load=debug,warn`).

@@ -5,15 +5,56 @@
 use crate::args::EngineBenchArgs;
 use anyhow::Result;
 use inferbench_bench::engine::{load_config, EngineBench};
-use inferbench_core::engine_bench::{BenchConfig, TargetCheck};
+use inferbench_core::engine_bench::{BenchConfig, EngineResult, LlamaBenchTest, TargetCheck};
+
+/// The llama-bench output format, when the run was llama-bench's tests.
+fn cfg_output(r: &EngineResult) -> Option<String> {
+    r.config.llama_bench.as_ref().filter(|_| !r.llama_bench.is_empty()).map(|l| l.output.clone())
+}
 
 /// Applies flags over the file's values.
-fn apply(cfg: &mut BenchConfig, a: &EngineBenchArgs) {
+fn apply(cfg: &mut BenchConfig, a: &EngineBenchArgs) -> Result<()> {
     if a.model.is_some() {
         cfg.model = a.model.clone();
     }
-    if a.threads.is_some() {
-        cfg.threads = a.threads;
+    let llama_flags = a.pp.is_some()
+        || a.tg.is_some()
+        || !a.pg.is_empty()
+        || a.depth.is_some()
+        || a.repetitions.is_some()
+        || a.output.is_some()
+        || a.no_warmup
+        || a.compare_with.is_some();
+    if llama_flags && cfg.llama_bench.is_none() {
+        cfg.llama_bench = Some(Default::default());
+    }
+    let threads: Vec<usize> = a.threads.iter().flatten().map(|&t| t as usize).collect();
+    match (&mut cfg.llama_bench, threads.as_slice()) {
+        (_, []) => {}
+        (None, [t]) => cfg.threads = Some(*t),
+        (None, _) => {
+            return Err(crate::usage(format!(
+                "--threads {}: several thread counts apply to the llama-bench tests only (add --pp/--tg, or give one count)",
+                threads.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+            )))
+        }
+        (Some(lb), _) => lb.threads = threads.clone(),
+    }
+    if let Some(lb) = &mut cfg.llama_bench {
+        a.pp.as_ref().inspect(|v| lb.pp = (*v).clone());
+        a.tg.as_ref().inspect(|v| lb.tg = (*v).clone());
+        if !a.pg.is_empty() {
+            lb.pg = a.pg.clone();
+        }
+        a.depth.as_ref().inspect(|v| lb.depth = (*v).clone());
+        a.repetitions.inspect(|v| lb.repetitions = *v);
+        a.output.as_ref().inspect(|v| lb.output = (*v).clone());
+        if a.no_warmup {
+            lb.warmup = false;
+        }
+        if a.compare_with.is_some() {
+            lb.compare_with = a.compare_with.clone();
+        }
     }
     let l = &mut cfg.latency;
     a.warmup_runs.inspect(|v| l.warmup_runs = *v);
@@ -57,6 +98,16 @@ fn apply(cfg: &mut BenchConfig, a: &EngineBenchArgs) {
     for (k, v) in &a.target {
         cfg.targets.entry("default".into()).or_default().insert(k.clone(), *v);
     }
+    Ok(())
+}
+
+/// Reads the llama-bench output to compare with before anything is measured, so a bad file
+/// costs nothing.
+fn their_tests(cfg: &BenchConfig) -> Result<Option<Vec<LlamaBenchTest>>> {
+    let Some(p) = cfg.llama_bench.as_ref().and_then(|l| l.compare_with.as_ref()) else { return Ok(None) };
+    let text = std::fs::read_to_string(p).map_err(|e| crate::usage(format!("--compare-with: cannot read {}: {e}", p.display())))?;
+    let tests = inferbench_report::llama_bench::parse(&text).map_err(|e| crate::usage(format!("--compare-with {}: {e}", p.display())))?;
+    Ok(Some(tests))
 }
 
 /// Runs `inferbench engine`; section failures exit 1 and missed targets exit 3, after every file
@@ -66,7 +117,8 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
         Some(p) => load_config(p)?,
         None => BenchConfig::default(),
     };
-    apply(&mut cfg, &a);
+    apply(&mut cfg, &a)?;
+    let theirs = their_tests(&cfg)?;
     let monitor = crate::args::MonitorArgs {
         server_metrics: "off".into(),
         metrics_interval: 1.0,
@@ -83,9 +135,32 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
     .options()?;
     let (report, files) =
         EngineBench::new(cfg)?.labels(crate::labels(&a.label)?).monitor(monitor).observe(crate::run::printer(false)).run().await?;
-    out!("{}", inferbench_report::text::engine(&report));
-    for f in &files.written {
-        outln!("wrote {}", f.display());
+    match &cfg_output(&report) {
+        // llama-bench's formats are for pipes (`--output sql | sqlite3 db`): only the table goes
+        // to stdout, the file list to stderr.
+        Some(fmt) => {
+            let table = inferbench_report::llama_bench::render(&report.llama_bench, fmt).unwrap_or_default();
+            out!("{table}");
+            if let Some(theirs) = &theirs {
+                let side = inferbench_report::llama_bench::compare(&report.llama_bench, theirs, "llama-bench");
+                // Beside a Markdown table it is more of the same for people; beside a machine
+                // format it must not corrupt the pipe.
+                if fmt == "md" {
+                    out!("\n{side}");
+                } else {
+                    eprintln!("\n{side}");
+                }
+            }
+            for f in &files.written {
+                eprintln!("wrote {}", f.display());
+            }
+        }
+        None => {
+            out!("{}", inferbench_report::text::engine(&report));
+            for f in &files.written {
+                outln!("wrote {}", f.display());
+            }
+        }
     }
     let json: Vec<std::path::PathBuf> = files.written.iter().filter(|f| f.extension().is_some_and(|e| e == "json")).cloned().collect();
     crate::store::record(&a.store, &json);

@@ -181,6 +181,9 @@ pub const ENGINE: &str = concat!(
   inferbench engine --config config/benchmark.yaml   # minutes
   inferbench engine --config config/quantization.yaml   # minutes
   inferbench engine --config config/speculative.yaml --gamma 3   # minutes
+  inferbench engine --pp 64 --tg 16 --depth 0,64 --repetitions 2
+  inferbench engine --pp 512 --tg 128 --output sql | sqlite3 bench.db   # minutes
+  inferbench engine --config config/llama-bench.yaml --compare-with llama-bench.json   # minutes
 ",
     exit_codes!()
 );

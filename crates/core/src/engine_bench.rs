@@ -35,6 +35,159 @@ pub struct BenchConfig {
     pub speculative: SpecConfig,
     /// Baseline against variant, per batch size (seed 003).
     pub comparison: CompareConfig,
+    /// llama-bench's tests (`pp512`, `tg128`, `@ d512`) instead of the sections above; present
+    /// when the YAML has the section or a llama-bench flag is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llama_bench: Option<LlamaBenchConfig>,
+}
+
+/// `llama_bench:` section: the tests llama.cpp's `llama-bench` runs, named as it names them, so
+/// one table reads across both tools. Every combination of threads × depth × test runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlamaBenchConfig {
+    /// Prompt-processing tests: tokens processed in one timed prefill (`pp512`); 0 entries skip.
+    pub pp: Vec<usize>,
+    /// Text-generation tests: tokens generated one step at a time (`tg128`).
+    pub tg: Vec<usize>,
+    /// Prompt then generation, timed together (`pp512+tg128`), as `[pp, tg]` pairs.
+    pub pg: Vec<[usize; 2]>,
+    /// Context depths: tokens already in the KV cache before the timed part (`@ d512`).
+    pub depth: Vec<usize>,
+    /// Timed repetitions of each test (t/s is their mean ± sample standard deviation).
+    pub repetitions: usize,
+    /// Thread counts [default: the run's `threads`].
+    pub threads: Vec<usize>,
+    /// Prompt tokens per forward step within a prefill (llama-bench's `n_batch`).
+    pub batch_size: usize,
+    /// One untimed run of each test first (llama-bench's default).
+    pub warmup: bool,
+    /// What is printed: `md`, `csv`, `json`, `jsonl` or `sql` (llama-bench's `-o`).
+    pub output: String,
+    /// A llama-bench JSON or JSONL file to put beside ours, test by test.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare_with: Option<PathBuf>,
+}
+
+impl Default for LlamaBenchConfig {
+    fn default() -> Self {
+        Self {
+            pp: vec![512],
+            tg: vec![128],
+            pg: Vec::new(),
+            depth: vec![0],
+            repetitions: 5,
+            threads: Vec::new(),
+            batch_size: 512,
+            warmup: true,
+            output: "md".into(),
+            compare_with: None,
+        }
+    }
+}
+
+/// One llama-bench test and its repetitions, with llama-bench's field names (its JSON output
+/// reads into the same type, so `--compare-with` needs no second schema).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LlamaBenchTest {
+    /// Source commit of the tool that ran the test.
+    #[serde(default)]
+    pub build_commit: String,
+    /// The CPU (from `/proc/cpuinfo`).
+    #[serde(default)]
+    pub cpu_info: String,
+    /// Compute backends (`CPU`).
+    #[serde(default)]
+    pub backends: String,
+    /// The GGUF file.
+    #[serde(default)]
+    pub model_filename: String,
+    /// Architecture, size class and quantization, as llama.cpp describes a model.
+    #[serde(default)]
+    pub model_type: String,
+    /// Bytes of weights in the file.
+    #[serde(default)]
+    pub model_size: u64,
+    /// Parameters.
+    #[serde(default)]
+    pub model_n_params: u64,
+    /// Prompt tokens per forward step.
+    #[serde(default)]
+    pub n_batch: usize,
+    /// Compute threads.
+    pub n_threads: usize,
+    /// Prompt tokens timed.
+    pub n_prompt: usize,
+    /// Generated tokens timed.
+    pub n_gen: usize,
+    /// Tokens in the cache before the timed part.
+    #[serde(default)]
+    pub n_depth: usize,
+    /// When the test ran (RFC 3339, UTC).
+    #[serde(default)]
+    pub test_time: String,
+    /// Mean time of a repetition, ns.
+    #[serde(default)]
+    pub avg_ns: u64,
+    /// Sample standard deviation of the repetitions' times, ns.
+    #[serde(default)]
+    pub stddev_ns: u64,
+    /// Mean of the repetitions' tokens/s ((n_prompt + n_gen) / time each).
+    pub avg_ts: f64,
+    /// Sample standard deviation of the repetitions' tokens/s.
+    pub stddev_ts: f64,
+    /// Each repetition's time, ns.
+    #[serde(default)]
+    pub samples_ns: Vec<u64>,
+    /// Each repetition's tokens/s.
+    #[serde(default)]
+    pub samples_ts: Vec<f64>,
+}
+
+impl LlamaBenchTest {
+    /// llama-bench's name for the test: `pp512`, `tg128`, `pp512+tg128`, with ` @ d512` when the
+    /// cache was filled first.
+    pub fn name(&self) -> String {
+        let base = match (self.n_prompt, self.n_gen) {
+            (p, 0) => format!("pp{p}"),
+            (0, g) => format!("tg{g}"),
+            (p, g) => format!("pp{p}+tg{g}"),
+        };
+        if self.n_depth > 0 {
+            format!("{base} @ d{}", self.n_depth)
+        } else {
+            base
+        }
+    }
+
+    /// Fills the aggregate fields from `samples_ns` exactly as llama-bench computes them: t/s per
+    /// repetition, then their mean and sample (n − 1) standard deviation; times likewise.
+    pub fn set_samples(&mut self, samples_ns: Vec<u64>) {
+        let n = (self.n_prompt + self.n_gen) as f64;
+        self.samples_ts = samples_ns.iter().map(|&t| 1e9 * n / t.max(1) as f64).collect();
+        let ns: Vec<f64> = samples_ns.iter().map(|&t| t as f64).collect();
+        self.avg_ns = mean(&ns) as u64;
+        self.stddev_ns = sample_std(&ns) as u64;
+        self.avg_ts = mean(&self.samples_ts);
+        self.stddev_ts = sample_std(&self.samples_ts);
+        self.samples_ns = samples_ns;
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+fn sample_std(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(v);
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
 }
 
 /// One side of a comparison.
@@ -309,6 +462,9 @@ pub struct EngineResult {
     /// GPU power and energy, host resources and CPU energy over the whole benchmark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitors: Option<crate::monitor::MonitorReport>,
+    /// llama-bench's tests, when the run was one (`llama_bench` in the config).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llama_bench: Vec<LlamaBenchTest>,
 }
 
 /// One format of the quantization comparison.
@@ -411,4 +567,36 @@ pub struct TargetCheck {
     pub value: f64,
     /// Whether the value is on the right side of the limit.
     pub pass: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LlamaBenchTest;
+
+    #[test]
+    fn llama_bench_aggregates_by_hand() {
+        let mut t = LlamaBenchTest { n_prompt: 512, ..Default::default() };
+        t.set_samples(vec![1_000_000_000, 2_000_000_000]);
+        // t/s 512 and 256: mean 384, sample sd sqrt(2 * 128^2 / 1) = 181.019...
+        assert_eq!(t.samples_ts, vec![512.0, 256.0]);
+        assert_eq!(t.avg_ts, 384.0);
+        assert!((t.stddev_ts - 128.0 * 2f64.sqrt()).abs() < 1e-9);
+        assert_eq!(t.avg_ns, 1_500_000_000);
+        assert_eq!(t.stddev_ns, 707_106_781);
+        assert_eq!(t.name(), "pp512");
+        let d = LlamaBenchTest { n_gen: 128, n_depth: 512, ..Default::default() };
+        assert_eq!(d.name(), "tg128 @ d512");
+        assert_eq!(LlamaBenchTest { n_prompt: 8, n_gen: 4, ..Default::default() }.name(), "pp8+tg4");
+    }
+
+    #[test]
+    fn llama_bench_aggregates_match_llama_bench_own_output() {
+        // llama-bench's README (JSON example): five pp512 samples and the figures it printed.
+        let mut t = LlamaBenchTest { n_prompt: 512, ..Default::default() };
+        t.set_samples(vec![74601900, 71632900, 71745200, 71952700, 70745500]);
+        assert_eq!(t.avg_ns, 72135640);
+        assert!((t.stddev_ns as i64 - 1453752).abs() <= 1, "{}", t.stddev_ns);
+        assert!((t.avg_ts - 7100.002165).abs() < 1e-5, "{}", t.avg_ts);
+        assert!((t.stddev_ts - 140.341520).abs() < 1e-5, "{}", t.stddev_ts);
+    }
 }

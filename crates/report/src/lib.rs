@@ -7,6 +7,7 @@ pub mod csv;
 pub mod files;
 pub mod format;
 pub mod html;
+pub mod llama_bench;
 pub mod llmd;
 pub mod markdown;
 pub mod svg;

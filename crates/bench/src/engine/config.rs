@@ -62,6 +62,9 @@ pub fn validate(c: &BenchConfig) -> Result<()> {
     if c.speculative.enabled && (c.speculative.gamma == 0 || c.speculative.prompts == 0 || c.speculative.max_tokens == 0) {
         return bad("speculative.gamma, speculative.prompts and speculative.max_tokens must be positive");
     }
+    if let Some(lb) = &c.llama_bench {
+        super::llama_bench::validate(lb)?;
+    }
     for f in &c.report.format {
         if !["json", "csv", "text"].contains(&f.as_str()) {
             return Err(BenchError::invalid(format!("report.format: unknown format '{f}' (json, csv, text)")));

@@ -6,6 +6,7 @@
 
 mod config;
 mod latency;
+mod llama_bench;
 mod memory;
 mod quantization;
 mod recorder;
@@ -213,11 +214,17 @@ fn write_reports(cfg: &BenchConfig, stem: &Path, r: &EngineResult) -> Result<Vec
         crate::saved::write(&p, &saved)?;
         out.push(p);
     }
+    // A llama-bench run's CSV and text are llama-bench's own CSV and Markdown table.
+    let llama = |f: &str| inferbench_report::llama_bench::render(&r.llama_bench, f).filter(|_| !r.llama_bench.is_empty());
     if cfg.report.format.iter().any(|f| f == "csv") {
-        write("csv", inferbench_report::csv::engine_latency_csv(r).ctx("CSV")?.as_bytes(), &mut out)?;
+        let csv = match llama("csv") {
+            Some(c) => c,
+            None => inferbench_report::csv::engine_latency_csv(r).ctx("CSV")?,
+        };
+        write("csv", csv.as_bytes(), &mut out)?;
     }
     if cfg.report.format.iter().any(|f| f == "text") {
-        write("txt", inferbench_report::text::engine(r).as_bytes(), &mut out)?;
+        write("txt", llama("md").unwrap_or_else(|| inferbench_report::text::engine(r)).as_bytes(), &mut out)?;
     }
     Ok(out)
 }
@@ -249,6 +256,29 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
     let loaded = inferbench_engine::load(path, &LoadOptions::default()).ctx(format!("cannot load {}", path.display()))?;
     let rss_loaded = vm("VmRSS:");
     let m = loaded.model.clone();
+    if let Some(lb) = &cfg.llama_bench {
+        // llama-bench's tests replace the sections: the same model, driven as llama-bench drives
+        // llama.cpp's, so its table and ours read side by side.
+        let describe = llama_bench::Describe::new(path, &m, lb)?;
+        (obs)(&Event::Progress(&format!("inferbench engine: {name} ({} weights), llama-bench tests", m.weight_format())));
+        let rows = llama_bench::run(lb, &m, &describe, threads, &rec, obs);
+        rec.finish()?;
+        let rows = rows?;
+        header.end();
+        // `llama_bench_tg128_d512_t2_ts`: names a target can use (`min_llama_bench_tg128_t2_ts`).
+        let metrics: BTreeMap<String, f64> = rows
+            .iter()
+            .map(|r| (format!("llama_bench_{}_t{}_ts", r.name().replace(" @ ", "_").replace('+', "_"), r.n_threads), r.avg_ts))
+            .collect();
+        let targets = targets::check(cfg, name, &metrics)?;
+        return Ok(EngineResult {
+            latency_summary: rec.summary("llama-bench/"),
+            metrics,
+            targets,
+            llama_bench: rows,
+            ..empty_result(header, cfg, name, path, &m, threads)
+        });
+    }
     let ctx = m.cfg.context_length;
     let longest =
         cfg.latency.input_lengths.iter().max().copied().unwrap_or(0) + cfg.latency.output_lengths.iter().max().copied().unwrap_or(0);
@@ -357,12 +387,6 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
     let targets = targets::check(cfg, name, &metrics)?;
     header.end();
     Ok(EngineResult {
-        header,
-        model: name.to_owned(),
-        model_path: path.display().to_string(),
-        weights: m.weight_format().to_string(),
-        threads,
-        config: cfg.clone(),
         latency: cells,
         latency_summary: rec.summary("latency/"),
         quantization,
@@ -373,8 +397,32 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
         metrics,
         targets,
         errors,
-        monitors: None,
+        ..empty_result(header, cfg, name, path, &m, threads)
     })
+}
+
+/// A result naming the model and configuration, with no section measured yet.
+fn empty_result(header: Header, cfg: &BenchConfig, name: &str, path: &Path, m: &inferbench_engine::Model, threads: usize) -> EngineResult {
+    EngineResult {
+        header,
+        model: name.to_owned(),
+        model_path: path.display().to_string(),
+        weights: m.weight_format().to_string(),
+        threads,
+        config: cfg.clone(),
+        latency: Vec::new(),
+        latency_summary: Default::default(),
+        quantization: Vec::new(),
+        speculative: None,
+        comparison: None,
+        memory: BTreeMap::new(),
+        throughput: BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        targets: Vec::new(),
+        errors: Vec::new(),
+        monitors: None,
+        llama_bench: Vec::new(),
+    }
 }
 
 fn with_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {

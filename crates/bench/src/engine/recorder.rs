@@ -63,6 +63,14 @@ impl Recorder {
     }
 
     fn add(&self, t0: Instant, tokens: &[Instant], input: usize, category: &str) -> Result<()> {
+        self.add_run(t0, tokens, input, tokens.len(), category)
+    }
+
+    /// Records one timed run that did not go through the scheduler: `marks` are the instants its
+    /// steps ended (the first is the "first token"), `output` the tokens it generated (0 for a
+    /// prompt-processing run, whose one mark is the end of the prefill).
+    pub(super) fn add_run(&self, t0: Instant, marks: &[Instant], input: usize, output: usize, category: &str) -> Result<()> {
+        let tokens = marks;
         if self.cancel.is_cancelled() {
             return Err(crate::BenchError::failed("cancelled"));
         }
@@ -79,7 +87,7 @@ impl Recorder {
             end_ns: tokens.last().map_or(ns(t0), |&t| ns(t)),
             itl_ns: tokens.windows(2).map(|w| (w[1] - w[0]).as_nanos() as u64).collect(),
             input_tokens: input as u64,
-            output_tokens: tokens.len() as u64,
+            output_tokens: output as u64,
             token_source: TokenSource::Engine,
             cached_tokens: None,
             client_count: None,

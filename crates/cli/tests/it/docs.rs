@@ -190,7 +190,15 @@ fn every_help_example_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(&[]);
     std::fs::create_dir(dir.path().join("config")).unwrap();
-    for f in ["benchmark.yaml", "quantization.yaml", "speculative.yaml", "batch-sizes.yaml", "explore-sim.yaml", "explore-embedded.yaml"] {
+    for f in [
+        "benchmark.yaml",
+        "quantization.yaml",
+        "speculative.yaml",
+        "batch-sizes.yaml",
+        "explore-sim.yaml",
+        "explore-embedded.yaml",
+        "llama-bench.yaml",
+    ] {
         std::fs::copy(repo_root().join("config").join(f), dir.path().join("config").join(f)).unwrap();
     }
     // Other tools' result files, as `import`'s examples name them.

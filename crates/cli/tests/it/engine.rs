@@ -474,3 +474,113 @@ fn a_server_naming_its_model_by_a_local_path_lends_its_tokenizer() {
     let j = run(&url, &flags).assert_ok().json();
     assert_eq!(j["spec"]["tokenizer"], "cl100k_base");
 }
+
+/// llama-bench's tests on the engine: the Markdown table reads like llama-bench's, the SQL loads
+/// into the sqlite3 shell, the JSON keeps every repetition, and llama-bench's own files (real
+/// output, both formats) are put beside ours.
+#[test]
+fn engine_runs_llama_bench_tests_in_its_formats() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let out = d.path().join("out");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/llama-bench");
+    let run = |extra: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["engine", "--model", &model, "--threads", "1", "--pp", "16", "--tg", "8", "--depth", "0,16", "--repetitions", "3"])
+            .args(["--no-store", "--no-host-monitor", "--gpus", "none", "--output-dir"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8(o.stdout).unwrap(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let compare = format!("{fixtures}/smollm2-q4_1-t1.jsonl");
+    let (md, _) = run(&["--result-filename", "lb", "--compare-with", &compare]);
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(
+        lines[0],
+        "| model                          |       size |     params | backend    | threads |            test |                  t/s |",
+        "{md}"
+    );
+    let tests: Vec<&str> = lines[2..6].iter().map(|l| l.split('|').nth(6).unwrap().trim()).collect();
+    assert_eq!(tests, ["pp16", "tg8", "pp16 @ d16", "tg8 @ d16"], "{md}");
+    assert!(lines[2].starts_with("| llama ") && lines[2].contains(" CPU        |       1 |"), "{md}");
+    // The comparison pairs every test with llama-bench's real file (same shapes, one thread).
+    let side: Vec<&str> = md.lines().skip_while(|l| !l.starts_with("| test ")).collect();
+    assert_eq!(side.len(), 6, "{md}");
+    for (row, name) in side[2..].iter().zip(["pp16", "tg8", "pp16 @ d16", "tg8 @ d16"]) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[1], name, "{row}");
+        assert!(cells[3].contains(" ± ") && cells[4].contains(" ± "), "{row}");
+        assert!(cells[5].parse::<f64>().unwrap() > 0.0, "{row}");
+    }
+    assert!(md.contains("llama-bench: llama 256M Q4_1"), "{md}");
+    // The JSON keeps the samples; avg_ts is the mean of the per-repetition t/s, as llama-bench's.
+    let j: Value = crate::harness::validated(&out.join("lb.json"));
+    let rows = j["llama_bench"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        let ts: Vec<f64> = r["samples_ts"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let ns: Vec<u64> = r["samples_ns"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(ts.len(), 3);
+        let n = (r["n_prompt"].as_u64().unwrap() + r["n_gen"].as_u64().unwrap()) as f64;
+        for (t, ns) in ts.iter().zip(&ns) {
+            assert!((t - 1e9 * n / *ns as f64).abs() < 1e-6 * t);
+        }
+        assert!((r["avg_ts"].as_f64().unwrap() - ts.iter().sum::<f64>() / 3.0).abs() < 1e-9);
+    }
+    // Every repetition is a record in the records file, the depth counted as input.
+    let recs = std::fs::read_to_string(out.join("lb.records.jsonl")).unwrap();
+    let cats: Vec<Value> = recs.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(cats.iter().filter(|r| r["category"] == "llama-bench/tg8 @ d16").count(), 3, "{recs}");
+    assert!(cats.iter().any(|r| r["category"] == "llama-bench/tg8 @ d16" && r["input_tokens"] == 16 && r["output_tokens"] == 8));
+    // SQL: piped into the sqlite3 shell as llama-bench's README does.
+    if std::process::Command::new("sqlite3").arg("-version").output().is_ok() {
+        let (sql, err) =
+            run(&["--output", "sql", "--result-filename", "lb-sql", "--compare-with", &format!("{fixtures}/smollm2-q4_1-t2.json")]);
+        assert!(err.contains("| test ") && err.contains("wrote "), "the comparison and file list go to stderr: {err}");
+        let db = d.path().join("bench.sqlite");
+        let mut child = Command::new("sqlite3").arg(&db).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), sql.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        let q = Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT n_prompt, n_gen, n_depth, n_threads, avg_ts > 0 FROM llama_bench ORDER BY rowid")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&q.stdout), "16|0|0|1|1\n0|8|0|1|1\n16|0|16|1|1\n0|8|16|1|1\n");
+    } else {
+        eprintln!("SKIPPED: the sqlite3 shell is not installed here");
+    }
+    // CSV and JSONL to stdout parse as such.
+    let (csv, _) = run(&["--output", "csv", "--no-warmup"]);
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("build_commit,cpu_info,backends,model_filename,model_type,"), "{csv}");
+    // A flag given twice adds values, as llama-bench's do (a 0 is no test).
+    let (jsonl, _) = run(&["--output", "jsonl", "--tg", "0,4"]);
+    let gens: Vec<u64> = jsonl.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["n_gen"].as_u64().unwrap()).collect();
+    assert_eq!(gens, [0, 8, 4, 0, 8, 4]);
+}
+
+#[test]
+fn llama_bench_flags_refuse_bad_values_in_one_line() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, "[{\"n_prompt\": 1}]").unwrap();
+    for (args, says) in [
+        (vec!["--pg", "0,4"], "expected PP,TG"),
+        (vec!["--threads", "1,2"], "several thread counts apply to the llama-bench tests only"),
+        (vec!["--pp", "16", "--compare-with", "/nonexistent.json"], "--compare-with: cannot read /nonexistent.json"),
+        (vec!["--pp", "16", "--compare-with", bad.to_str().unwrap()], "not llama-bench JSON output"),
+        (vec!["--pp", "0", "--tg", "0"], "llama_bench: no test to run"),
+        (vec!["--pp", "200", "--depth", "100"], "300 tokens (depth + pp + tg) exceed the model's context of 256"),
+    ] {
+        let o = Command::new(BIN).current_dir(d.path()).args(["engine", "--model", &model, "--no-store"]).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{args:?}: {err}");
+    }
+}
