@@ -94,5 +94,19 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, EngineError> {
     }
     eos.sort_unstable();
     eos.dedup();
+    drop(md);
+    release_freed_memory();
     Ok(Loaded { model: Arc::new(model), tokenizer, eos, load_seconds: t.elapsed().as_secs_f64() })
+}
+
+/// Hands the allocator's free pages back to the OS. Loading reads every tensor into a buffer and
+/// converts it, and parses the GGUF directory and vocabulary more than once; glibc keeps what
+/// was freed, which showed as ~40 MB of resident memory beyond the weights.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap memory to the OS; it has no preconditions.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

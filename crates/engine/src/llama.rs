@@ -50,9 +50,9 @@ impl Config {
         self.n_head_kv * self.head_dim()
     }
 
-    /// KV-cache bytes one token occupies (keys and values, all layers, `f32`).
+    /// KV-cache bytes one token occupies (keys and values, all layers, `f16`).
     pub fn kv_bytes_per_token(&self) -> usize {
-        2 * self.n_layer * self.kv_dim() * 4
+        2 * self.n_layer * self.kv_dim() * 2
     }
 
     fn from_metadata(md: &GgufMetadata, path: &Path) -> Result<Self, EngineError> {
@@ -411,7 +411,17 @@ impl Model {
             row_tasks.push(tasks.len());
         }
         let stride = group * (hd + 2);
-        let mut part = vec![0f32; tasks.len() * stride];
+        // Rows go through attention in blocks of about ATTN_BLOCK_TASKS work items, so the
+        // partial results of a long prefill at depth (512 rows × 36 chunks × 3 heads: 39 MB)
+        // never exist at once.
+        let mut blocks = vec![0usize];
+        for row in 1..=n {
+            if row == n || row_tasks[row] - row_tasks[blocks[blocks.len() - 1]] >= ATTN_BLOCK_TASKS {
+                blocks.push(row);
+            }
+        }
+        let widest = blocks.windows(2).map(|w| row_tasks[w[1]] - row_tasks[w[0]]).max().unwrap_or(0);
+        let mut part = vec![0f32; widest * stride];
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
             matmul(&layer.wqkv, &QActs::for_matrix(&layer.wqkv, &h, n, e), &mut qkv);
@@ -433,24 +443,32 @@ impl Model {
             // query heads sharing a KV head read each cached key and value once, and a long
             // context is split so both cores work on a single decoding sequence. Then each
             // row's chunks are merged (log-sum-exp), in order.
-            part.par_chunks_mut(stride).zip(tasks.par_iter()).for_each(|(p, &(row, kv_head, t0, t1))| {
-                let (item, _) = rows[row];
-                let q0 = row * qkv_w + kv_head * group * hd;
-                attend_chunk(&qkv[q0..q0 + group * hd], caches[item], l, kv_head, hd, t0, t1, scale, p);
-            });
-            let merge_row = |(row, out): (usize, &mut [f32])| {
-                let (first, end) = (row_tasks[row], row_tasks[row + 1]);
-                let per_head = (end - first) / c.n_head_kv;
-                for (kv_head, o) in out.chunks_exact_mut(group * hd).enumerate() {
-                    let t = first + kv_head * per_head;
-                    merge_chunks(&part[t * stride..(t + per_head) * stride], group, hd, o);
+            for w in blocks.windows(2) {
+                let (r0, r1) = (w[0], w[1]);
+                let (first, last) = (row_tasks[r0], row_tasks[r1]);
+                let part = &mut part[..(last - first) * stride];
+                part.par_chunks_mut(stride).zip(tasks[first..last].par_iter()).for_each(|(p, &(row, kv_head, t0, t1))| {
+                    let (item, _) = rows[row];
+                    let q0 = row * qkv_w + kv_head * group * hd;
+                    attend_chunk(&qkv[q0..q0 + group * hd], caches[item], l, kv_head, hd, t0, t1, scale, p);
+                });
+                let part = &*part;
+                let merge_row = |(i, out): (usize, &mut [f32])| {
+                    let row = r0 + i;
+                    let (a, b) = (row_tasks[row] - first, row_tasks[row + 1] - first);
+                    let per_head = (b - a) / c.n_head_kv;
+                    for (kv_head, o) in out.chunks_exact_mut(group * hd).enumerate() {
+                        let t = a + kv_head * per_head;
+                        merge_chunks(&part[t * stride..(t + per_head) * stride], group, hd, o);
+                    }
+                };
+                let att = &mut att[r0 * e..r1 * e];
+                // A few decoding rows merge faster here than a second parallel dispatch takes.
+                if r1 - r0 <= 8 {
+                    att.chunks_mut(e).enumerate().for_each(merge_row);
+                } else {
+                    att.par_chunks_mut(e).enumerate().for_each(merge_row);
                 }
-            };
-            // A few decoding rows merge faster here than a second parallel dispatch takes.
-            if n <= 8 {
-                att.chunks_mut(e).enumerate().for_each(merge_row);
-            } else {
-                att.par_chunks_mut(e).enumerate().for_each(merge_row);
             }
             matmul(&layer.wo, &QActs::for_matrix(&layer.wo, &att, n, e), &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
@@ -521,75 +539,63 @@ fn apply_rope(v: &mut [f32], hd: usize, cos: &[f32], sin: &[f32], pos: usize) {
     }
 }
 
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent sums so the compiler vectorizes.
-    let mut acc = [0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    let tail = a.len() / 8 * 8;
-    for i in tail..a.len() {
-        s += a[i] * b[i];
-    }
-    s
-}
-
 /// Positions one attention work item covers.
 const ATTN_CHUNK: usize = 32;
+
+/// Attention work items whose partial results are held at once (2,048 × 3 heads × 66 floats for
+/// SmolLM2: 1.6 MB).
+const ATTN_BLOCK_TASKS: usize = 2048;
 
 /// The query heads (`q`: `group × hd`) sharing one KV head, over positions `t0..t1`: for each
 /// head, the chunk's maximum score, the sum of exp(score − max) and the exp-weighted sum of
 /// values, written to `out` as `[max, sum, acc[hd]]` per head (merged by [`merge_chunks`]).
-/// Compiled for AVX2 when the CPU has it; a 64- or 128-wide head keeps its sums in registers.
+/// With AVX2, FMA and F16C the half-float keys and values are widened 8 at a time and a 64- or
+/// 128-wide head keeps its sums in registers.
 #[allow(clippy::too_many_arguments)]
 fn attend_chunk(q: &[f32], cache: &KvCache, layer: usize, kv_head: usize, hd: usize, t0: usize, t1: usize, scale: f32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        fn avx2(q: &[f32], cache: &KvCache, layer: usize, kv_head: usize, hd: usize, t0: usize, t1: usize, scale: f32, out: &mut [f32]) {
-            match hd {
-                64 => chunk_body::<64>(q, cache, layer, kv_head, t0, t1, scale, out),
-                128 => chunk_body::<128>(q, cache, layer, kv_head, t0, t1, scale, out),
-                _ => chunk_dyn(q, cache, layer, kv_head, hd, t0, t1, scale, out),
-            }
-        }
-        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
+        let run = match hd {
+            64 => simd::chunk::<8>,
+            128 => simd::chunk::<16>,
+            _ => chunk_dyn,
+        };
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked just above); `chunk` checks its slices.
         #[allow(unsafe_code)]
         unsafe {
-            return avx2(q, cache, layer, kv_head, hd, t0, t1, scale, out);
+            return run(q, cache, layer, kv_head, hd, t0, t1, scale, out);
         }
     }
     chunk_dyn(q, cache, layer, kv_head, hd, t0, t1, scale, out)
 }
 
+/// A half float's bits as `f32`.
 #[inline(always)]
+fn h(b: u16) -> f32 {
+    half::f16::from_bits(b).to_f32()
+}
+
+/// Any head size, any CPU.
 #[allow(clippy::too_many_arguments)]
 fn chunk_dyn(q: &[f32], cache: &KvCache, layer: usize, kv_head: usize, hd: usize, t0: usize, t1: usize, scale: f32, out: &mut [f32]) {
-    // Plain loops, no closures: a closure would not inherit the caller's AVX2 target feature.
     let group = q.len() / hd;
     let mut scores = [0f32; ATTN_CHUNK];
     for g in 0..group {
         let qg = &q[g * hd..(g + 1) * hd];
         let mut max = f32::NEG_INFINITY;
         for (i, t) in (t0..t1).enumerate() {
-            scores[i] = dot(qg, cache.key(layer, t, kv_head, hd)) * scale;
+            scores[i] = qg.iter().zip(cache.key(layer, t, kv_head, hd)).map(|(a, &b)| a * h(b)).sum::<f32>() * scale;
             max = max.max(scores[i]);
         }
         let o = &mut out[g * (hd + 2)..(g + 1) * (hd + 2)];
-        let mut sum = 0f32;
         o[2..].iter_mut().for_each(|a| *a = 0.0);
         exp_shifted(&mut scores[..t1 - t0], max);
+        let mut sum = 0f32;
         for (i, t) in (t0..t1).enumerate() {
             let w = scores[i];
             sum += w;
-            let v = cache.value(layer, t, kv_head, hd);
-            for j in 0..hd.min(v.len()) {
-                o[2 + j] += w * v[j];
+            for (a, &v) in o[2..].iter_mut().zip(cache.value(layer, t, kv_head, hd)) {
+                *a += w * h(v);
             }
         }
         o[0] = max;
@@ -597,43 +603,79 @@ fn chunk_dyn(q: &[f32], cache: &KvCache, layer: usize, kv_head: usize, hd: usize
     }
 }
 
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn chunk_body<const HD: usize>(
-    q: &[f32],
-    cache: &KvCache,
-    layer: usize,
-    kv_head: usize,
-    t0: usize,
-    t1: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
-    let group = q.len() / HD;
-    let mut scores = [0f32; ATTN_CHUNK];
-    for g in 0..group {
-        let Ok(qg) = <&[f32; HD]>::try_from(&q[g * HD..(g + 1) * HD]) else { return };
-        let mut max = f32::NEG_INFINITY;
-        for (i, t) in (t0..t1).enumerate() {
-            let Ok(k) = <&[f32; HD]>::try_from(cache.key(layer, t, kv_head, HD)) else { return };
-            scores[i] = dot(qg, k) * scale;
-            max = max.max(scores[i]);
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod simd {
+    use super::{exp_shifted, KvCache, ATTN_CHUNK};
+    use std::arch::x86_64::*;
+
+    /// Eight half floats widened.
+    #[inline(always)]
+    unsafe fn load_h(p: &[u16]) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr() as *const __m128i))
+    }
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// [`super::chunk_dyn`] for a head of `8 × N` dimensions.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn chunk<const N: usize>(
+        q: &[f32],
+        cache: &KvCache,
+        layer: usize,
+        kv_head: usize,
+        hd: usize,
+        t0: usize,
+        t1: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let group = q.len() / hd;
+        if hd != 8 * N || out.len() < group * (hd + 2) || t1 - t0 > ATTN_CHUNK {
+            return super::chunk_dyn(q, cache, layer, kv_head, hd, t0, t1, scale, out);
         }
-        let mut acc = [0f32; HD];
-        let mut sum = 0f32;
-        exp_shifted(&mut scores[..t1 - t0], max);
-        for (i, t) in (t0..t1).enumerate() {
-            let w = scores[i];
-            sum += w;
-            let Ok(v) = <&[f32; HD]>::try_from(cache.value(layer, t, kv_head, HD)) else { return };
-            for j in 0..HD {
-                acc[j] += w * v[j];
+        let mut scores = [0f32; ATTN_CHUNK];
+        for g in 0..group {
+            let mut qv = [_mm256_setzero_ps(); N];
+            for (j, v) in qv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(q.as_ptr().add(g * hd + 8 * j));
+            }
+            let mut max = f32::NEG_INFINITY;
+            for (i, t) in (t0..t1).enumerate() {
+                let k = cache.key(layer, t, kv_head, hd);
+                let mut acc = _mm256_setzero_ps();
+                for (j, qj) in qv.iter().enumerate() {
+                    acc = _mm256_fmadd_ps(*qj, load_h(&k[8 * j..]), acc);
+                }
+                scores[i] = hsum(acc) * scale;
+                max = max.max(scores[i]);
+            }
+            exp_shifted(&mut scores[..t1 - t0], max);
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut sum = 0f32;
+            for (i, t) in (t0..t1).enumerate() {
+                let w = scores[i];
+                sum += w;
+                let wv = _mm256_set1_ps(w);
+                let v = cache.value(layer, t, kv_head, hd);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(wv, load_h(&v[8 * j..]), *a);
+                }
+            }
+            let o = &mut out[g * (hd + 2)..(g + 1) * (hd + 2)];
+            o[0] = max;
+            o[1] = sum;
+            for (j, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(o.as_mut_ptr().add(2 + 8 * j), *a);
             }
         }
-        let o = &mut out[g * (HD + 2)..(g + 1) * (HD + 2)];
-        o[0] = max;
-        o[1] = sum;
-        o[2..].copy_from_slice(&acc);
     }
 }
 
@@ -719,22 +761,32 @@ mod tests {
                 let chunks: Vec<(usize, usize)> = (0..len).step_by(ATTN_CHUNK).map(|t0| (t0, (t0 + ATTN_CHUNK).min(len))).collect();
                 let stride = group * (hd + 2);
                 let mut part = vec![0f32; chunks.len() * stride];
-                for (p, &(t0, t1)) in part.chunks_exact_mut(stride).zip(&chunks) {
+                // The SIMD kernel (where the CPU has it) and the portable one agree with the formula.
+                let mut portable = vec![0f32; chunks.len() * stride];
+                for ((p, d), &(t0, t1)) in part.chunks_exact_mut(stride).zip(portable.chunks_exact_mut(stride)).zip(&chunks) {
                     attend_chunk(&q, &cache, 0, kv_head, hd, t0, t1, scale, p);
+                    chunk_dyn(&q, &cache, 0, kv_head, hd, t0, t1, scale, d);
                 }
                 let mut out = vec![0f32; group * hd];
                 merge_chunks(&part, group, hd, &mut out);
+                let mut out_dyn = vec![0f32; group * hd];
+                merge_chunks(&portable, group, hd, &mut out_dyn);
                 for g in 0..group {
                     let qg = &q[g * hd..(g + 1) * hd];
                     let s: Vec<f64> = (0..len)
-                        .map(|t| qg.iter().zip(cache.key(0, t, kv_head, hd)).map(|(a, b)| f64::from(a * b)).sum::<f64>() * f64::from(scale))
+                        .map(|t| {
+                            qg.iter().zip(cache.key(0, t, kv_head, hd)).map(|(a, &b)| f64::from(*a) * f64::from(h(b))).sum::<f64>()
+                                * f64::from(scale)
+                        })
                         .collect();
                     let m = s.iter().cloned().fold(f64::MIN, f64::max);
                     let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
                     for i in 0..hd {
-                        let want: f64 = (0..len).map(|t| (s[t] - m).exp() / z * f64::from(cache.value(0, t, kv_head, hd)[i])).sum();
-                        let got = f64::from(out[g * hd + i]);
-                        assert!((got - want).abs() < 1e-5, "hd {hd} len {len} head {g} dim {i}: {got} vs {want}");
+                        let want: f64 = (0..len).map(|t| (s[t] - m).exp() / z * f64::from(h(cache.value(0, t, kv_head, hd)[i]))).sum();
+                        for (kind, o) in [("simd", &out), ("portable", &out_dyn)] {
+                            let got = f64::from(o[g * hd + i]);
+                            assert!((got - want).abs() < 1e-5, "{kind}: hd {hd} len {len} head {g} dim {i}: {got} vs {want}");
+                        }
                     }
                 }
             }

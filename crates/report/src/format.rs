@@ -83,6 +83,9 @@ impl Writer for CsvWriter {
     fn render(&self, r: &SavedResult) -> Result<String, String> {
         match r {
             SavedResult::Run(x) => csv::run(x),
+            SavedResult::Engine(x) if !x.llama_bench.is_empty() => {
+                Ok(crate::llama_bench::render(&x.llama_bench, "csv").unwrap_or_default())
+            }
             SavedResult::Engine(x) => csv::engine_latency_csv(x),
             SavedResult::Sweep(x) => csv::sweep(x),
             SavedResult::Compare(x) => csv::compare(x),

@@ -511,6 +511,21 @@ pub fn compare(r: &CompareResult, cdfs: &[PairedSamples]) -> String {
 
 /// An engine benchmark's page: the latency grid as heat maps, and the section tables.
 pub fn engine(r: &EngineResult) -> String {
+    let meta = format!("{} · {} weights · {} threads · {}", esc(&r.model), esc(&r.weights), r.threads, esc(&r.header.started));
+    if !r.llama_bench.is_empty() {
+        // A llama-bench run: its table, with every repetition's t/s.
+        let rows: Vec<Vec<String>> = r
+            .llama_bench
+            .iter()
+            .map(|t| {
+                let samples = t.samples_ts.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(", ");
+                vec![esc(&t.name()), t.n_threads.to_string(), format!("{:.2} ± {:.2}", t.avg_ts, t.stddev_ts), samples]
+            })
+            .collect();
+        let mut b = String::from("<h2>llama-bench's tests</h2>");
+        b.push_str(&table(&["test", "threads", "t/s (mean ± sd)", "each repetition, t/s"], &rows));
+        return page("Engine benchmark (llama-bench tests)", &meta, &b);
+    }
     let mut ins: Vec<usize> = r.latency.iter().map(|c| c.input_tokens).collect();
     let mut outs: Vec<usize> = r.latency.iter().map(|c| c.output_tokens).collect();
     ins.sort_unstable();
@@ -554,7 +569,6 @@ pub fn engine(r: &EngineResult) -> String {
         b.push_str("<h2>Targets</h2>");
         b.push_str(&table(&["target", "value", "limit", ""], &rows));
     }
-    let meta = format!("{} · {} weights · {} threads · {}", esc(&r.model), esc(&r.weights), r.threads, esc(&r.header.started));
     page("Engine benchmark", &meta, &b)
 }
 

@@ -24,6 +24,12 @@ pub fn engine(r: &EngineResult) -> String {
             tool(&r.header.tool)
         );
     }
+    if !r.llama_bench.is_empty() {
+        // A llama-bench run has no sections: its table is the report.
+        let _ =
+            writeln!(s, "\nllama-bench's tests (t/s: mean ± sd over the repetitions)\n{}", crate::llama_bench::markdown(&r.llama_bench));
+        return s;
+    }
     let _ = writeln!(s, "\nLatency (mean ± std [min, median, max] over {} runs)", r.config.latency.test_runs);
     let _ = writeln!(s, "{:>6} {:>6}  {:>30}  {:>24}  {:>16}", "in", "out", "TTFT ms", "decode tok/s", "E2E ms");
     for c in &r.latency {

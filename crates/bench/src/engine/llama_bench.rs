@@ -31,7 +31,9 @@ impl Describe {
         let n_params: u64 = md.tensors.iter().map(|t| t.elements()).sum();
         let size: u64 =
             md.tensors.iter().map(|t| inferbench_engine::quant::ggml_size(t.ggml_type, t.elements() as usize).unwrap_or(0) as u64).sum();
-        let class = if n_params < 1_000_000_000 {
+        let class = if n_params < 1_000_000 {
+            format!("{:.2}M", n_params as f64 / 1e6)
+        } else if n_params < 1_000_000_000 {
             format!("{}M", (n_params as f64 / 1e6).round())
         } else {
             format!("{}B", (n_params as f64 / 1e8).round() / 10.0)

@@ -107,9 +107,9 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
 fn the_kv_budget_is_enforced() {
     let _m = machine_shared();
     let (_d, model) = tiny_model();
-    // The tiny model keeps 2 layers x 2 (K, V) x 32 floats x 4 bytes = 512 bytes per position, so
-    // 0.05 MiB holds 102 positions: less than the 256-token context.
-    let srv = Sim::serve(&["--model", &model, "--threads", "1", "--kv-cache-memory-mib", "0.05"]);
+    // The tiny model keeps 2 layers x 2 (K, V) x 32 halves x 2 bytes = 256 bytes per position, so
+    // 0.025 MiB holds 102 positions: less than the 256-token context.
+    let srv = Sim::serve(&["--model", &model, "--threads", "1", "--kv-cache-memory-mib", "0.025"]);
     let url = format!("{}/v1/completions", srv.url);
     let (status, body) = post(&url, r#"{"prompt": "hello", "max_tokens": 150}"#);
     assert_eq!(status, 413, "{body}");
@@ -530,6 +530,15 @@ fn engine_runs_llama_bench_tests_in_its_formats() {
         }
         assert!((r["avg_ts"].as_f64().unwrap() - ts.iter().sum::<f64>() / 3.0).abs() < 1e-9);
     }
+    // `report` renders the saved result as the llama-bench table in every format.
+    for (fmt, has) in [("text", "       tg8 @ d16 |"), ("csv", "\"16\",\"0\",\"16\""), ("html", "<h2>llama-bench")] {
+        let o =
+            Command::new(BIN).arg("report").arg(out.join("lb.json")).args(["--format", fmt, "-o"]).arg(out.join("r.out")).output().unwrap();
+        assert!(o.status.success(), "{fmt}: {}", String::from_utf8_lossy(&o.stderr));
+        let doc = std::fs::read_to_string(out.join("r.out")).unwrap();
+        assert!(doc.contains(has), "{fmt}: {doc}");
+    }
+    std::fs::remove_file(out.join("r.out")).unwrap();
     // Every repetition is a record in the records file, the depth counted as input.
     let recs = std::fs::read_to_string(out.join("lb.records.jsonl")).unwrap();
     let cats: Vec<Value> = recs.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
