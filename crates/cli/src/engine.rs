@@ -111,8 +111,8 @@ fn their_tests(cfg: &BenchConfig) -> Result<Option<Vec<LlamaBenchTest>>> {
 }
 
 /// Runs `inferbench engine`; section failures exit 1 and missed targets exit 3, after every file
-/// is written.
-pub async fn run(a: EngineBenchArgs) -> Result<()> {
+/// is written. `Ok(true)` when Ctrl-C stopped it: what was measured is written, and it exits 130.
+pub async fn run(a: EngineBenchArgs) -> Result<bool> {
     let mut cfg = match &a.config {
         Some(p) => load_config(p)?,
         None => BenchConfig::default(),
@@ -133,8 +133,20 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
         metrics_port: None,
     }
     .options()?;
-    let (report, files) =
-        EngineBench::new(cfg)?.labels(crate::labels(&a.label)?).monitor(monitor).observe(crate::run::printer(false)).run().await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        crate::serve::shutdown_signal().await;
+        eprintln!("\ninterrupted: stopping after the request or repetition in progress, then writing what was measured");
+        on_signal.cancel();
+    });
+    let (report, files) = EngineBench::new(cfg)?
+        .labels(crate::labels(&a.label)?)
+        .monitor(monitor)
+        .observe(crate::run::printer(false))
+        .cancel_on(stop.clone())
+        .run()
+        .await?;
     match &cfg_output(&report) {
         // llama-bench's formats are for pipes (`--output sql | sqlite3 db`): only the table goes
         // to stdout, the file list to stderr.
@@ -170,6 +182,9 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
             None => eprintln!("warning: --html needs the JSON report (report.format json); no HTML written"),
         }
     }
+    if stop.is_cancelled() {
+        return Ok(true);
+    }
     if !report.errors.is_empty() {
         anyhow::bail!("{} (the other results are written)", report.errors.join("; "));
     }
@@ -182,5 +197,5 @@ pub async fn run(a: EngineBenchArgs) -> Result<()> {
             failed.iter().map(|c| c.key.as_str()).collect::<Vec<_>>().join(", ")
         )));
     }
-    Ok(())
+    Ok(false)
 }

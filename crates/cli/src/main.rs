@@ -146,7 +146,7 @@ async fn dispatch(cmd: Command) -> Result<Done> {
         Command::Serve(a) => serve::run(a).await.map(|()| Done::Ok),
         Command::Demo(a) => demo::run(a, interrupt_token()).await.map(done),
         Command::Dataset(a) => dataset::run(a).map(|()| Done::Ok),
-        Command::Engine(a) => engine::run(*a).await.map(|()| Done::Ok),
+        Command::Engine(a) => engine::run(*a).await.map(done),
         Command::Sweep(a) => {
             inferbench_bench::proc::raise_nofile_limit();
             sweep::run(*a, interrupt_token()).await.map(done)

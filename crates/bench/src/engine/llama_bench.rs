@@ -16,43 +16,33 @@ use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::time::Instant;
 
-/// What every test row shares: the model's description and this build.
-pub(super) struct Describe {
-    /// The template row.
-    pub base: LlamaBenchTest,
-}
-
-impl Describe {
-    /// Reads the size and parameter count from the file's tensor directory (as llama.cpp's
-    /// `llama_model_size` and `llama_model_n_params` count them) and names the model as
-    /// llama.cpp's `llama_model_desc` does: architecture, size class, file type.
-    pub fn new(path: &Path, model: &Model, cfg: &LlamaBenchConfig) -> Result<Self> {
-        let md = GgufMetadata::read(path).map_err(|e| BenchError::invalid(format!("{}: {e}", path.display())))?;
-        let n_params: u64 = md.tensors.iter().map(|t| t.elements()).sum();
-        let size: u64 =
-            md.tensors.iter().map(|t| inferbench_engine::quant::ggml_size(t.ggml_type, t.elements() as usize).unwrap_or(0) as u64).sum();
-        let class = if n_params < 1_000_000 {
-            format!("{:.2}M", n_params as f64 / 1e6)
-        } else if n_params < 1_000_000_000 {
-            format!("{}M", (n_params as f64 / 1e6).round())
-        } else {
-            format!("{}B", (n_params as f64 / 1e8).round() / 10.0)
-        };
-        let tool = crate::tool_info();
-        Ok(Self {
-            base: LlamaBenchTest {
-                build_commit: tool.commit.map_or_else(|| format!("inferbench {}", tool.version), |c| c.chars().take(8).collect()),
-                cpu_info: inferbench_core::sysinfo::SystemInfo::collect().cpu_model,
-                backends: "CPU".into(),
-                model_filename: path.display().to_string(),
-                model_type: format!("{} {class} {}", model.cfg.arch, model.file_format),
-                model_size: size,
-                model_n_params: n_params,
-                n_batch: cfg.batch_size,
-                ..Default::default()
-            },
-        })
-    }
+/// What every test row shares: the model's size, parameter count and description (from the
+/// file's tensor directory, as llama.cpp's `llama_model_size`, `llama_model_n_params` and
+/// `llama_model_desc`: architecture, size class, file type) and this build.
+pub(super) fn describe(path: &Path, model: &Model, cfg: &LlamaBenchConfig) -> Result<LlamaBenchTest> {
+    let md = GgufMetadata::read(path).map_err(|e| BenchError::invalid(format!("{}: {e}", path.display())))?;
+    let n_params: u64 = md.tensors.iter().map(|t| t.elements()).sum();
+    let size: u64 =
+        md.tensors.iter().map(|t| inferbench_engine::quant::ggml_size(t.ggml_type, t.elements() as usize).unwrap_or(0) as u64).sum();
+    let class = if n_params < 1_000_000 {
+        format!("{:.2}M", n_params as f64 / 1e6)
+    } else if n_params < 1_000_000_000 {
+        format!("{}M", (n_params as f64 / 1e6).round())
+    } else {
+        format!("{}B", (n_params as f64 / 1e8).round() / 10.0)
+    };
+    let tool = crate::tool_info();
+    Ok(LlamaBenchTest {
+        build_commit: tool.commit.map_or_else(|| format!("inferbench {}", tool.version), |c| c.chars().take(8).collect()),
+        cpu_info: inferbench_core::sysinfo::SystemInfo::collect().cpu_model,
+        backends: "CPU".into(),
+        model_filename: path.display().to_string(),
+        model_type: format!("{} {class} {}", model.cfg.arch, model.file_format),
+        model_size: size,
+        model_n_params: n_params,
+        n_batch: cfg.batch_size,
+        ..Default::default()
+    })
 }
 
 /// Checks the section before the model is loaded.
@@ -84,7 +74,7 @@ pub(crate) fn validate(c: &LlamaBenchConfig) -> Result<()> {
 
 /// The tests in llama-bench's order: per thread count and depth, every pp, then every tg, then
 /// every pg pair.
-fn plan(c: &LlamaBenchConfig, threads: usize) -> Vec<(usize, usize, usize, usize)> {
+pub(super) fn plan(c: &LlamaBenchConfig, threads: usize) -> Vec<(usize, usize, usize, usize)> {
     let ts = if c.threads.is_empty() { vec![threads] } else { c.threads.clone() };
     let mut out = Vec::new();
     for &t in &ts {
@@ -102,7 +92,7 @@ fn plan(c: &LlamaBenchConfig, threads: usize) -> Vec<(usize, usize, usize, usize
 pub(super) fn run(
     c: &LlamaBenchConfig,
     model: &Model,
-    describe: &Describe,
+    base: &LlamaBenchTest,
     threads: usize,
     rec: &Recorder,
     obs: &Observer,
@@ -123,13 +113,20 @@ pub(super) fn run(
             n_prompt: p,
             n_gen: g,
             test_time: inferbench_core::time::rfc3339_now(),
-            ..describe.base.clone()
+            ..base.clone()
         };
         (obs)(&Event::Progress(&format!("  llama-bench {}/{}: {} ({t} threads) ...", i + 1, tests.len(), row.name())));
         let samples = with_pool(t, || one_test(c, model, &row, rec))??;
+        if samples.is_empty() {
+            break;
+        }
+        let partial = samples.len() < c.repetitions;
         row.set_samples(samples);
         (obs)(&Event::Progress(&format!("  {:<15} {t} threads  {:.2} ± {:.2} t/s", row.name(), row.avg_ts, row.stddev_ts)));
         rows.push(row);
+        if partial {
+            break;
+        }
     }
     Ok(rows)
 }
@@ -165,7 +162,7 @@ fn generate(model: &Model, cache: &mut KvCache, n: usize, rng: &mut impl Rng, ma
     Ok(())
 }
 
-/// One test's repetitions, ns each.
+/// One test's repetitions, ns each; fewer when the benchmark is cancelled (the ones finished).
 fn one_test(c: &LlamaBenchConfig, model: &Model, row: &LlamaBenchTest, rec: &Recorder) -> Result<Vec<u64>> {
     let (d, p, g) = (row.n_depth, row.n_prompt, row.n_gen);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(0x11a3a);
@@ -184,7 +181,7 @@ fn one_test(c: &LlamaBenchConfig, model: &Model, row: &LlamaBenchTest, rec: &Rec
     let mut samples = Vec::with_capacity(c.repetitions);
     for _ in 0..c.repetitions {
         if rec.cancelled() {
-            return Err(BenchError::failed("cancelled"));
+            break;
         }
         cache.truncate(d);
         let mut marks = Vec::with_capacity(g + 1);

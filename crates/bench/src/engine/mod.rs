@@ -259,11 +259,20 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
     if let Some(lb) = &cfg.llama_bench {
         // llama-bench's tests replace the sections: the same model, driven as llama-bench drives
         // llama.cpp's, so its table and ours read side by side.
-        let describe = llama_bench::Describe::new(path, &m, lb)?;
+        let base = llama_bench::describe(path, &m, lb)?;
         (obs)(&Event::Progress(&format!("inferbench engine: {name} ({} weights), llama-bench tests", m.weight_format())));
-        let rows = llama_bench::run(lb, &m, &describe, threads, &rec, obs);
+        let rows = llama_bench::run(lb, &m, &base, threads, &rec, obs);
         rec.finish()?;
         let rows = rows?;
+        let errors = if rec.cancelled() {
+            vec![format!(
+                "cancelled: {} of {} tests kept (the last may have fewer repetitions)",
+                rows.len(),
+                llama_bench::plan(lb, threads).len()
+            )]
+        } else {
+            Vec::new()
+        };
         header.end();
         // `llama_bench_tg128_d512_t2_ts`: names a target can use (`min_llama_bench_tg128_t2_ts`).
         let metrics: BTreeMap<String, f64> = rows
@@ -276,6 +285,7 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
             metrics,
             targets,
             llama_bench: rows,
+            errors,
             ..empty_result(header, cfg, name, path, &m, threads)
         });
     }
@@ -312,7 +322,11 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
     // A later section that fails does not lose the earlier ones: its error is reported with them.
     // A cancelled benchmark keeps what it measured and skips the rest, saying so.
     let mut errors: Vec<String> = Vec::new();
-    let cells = latency::run(&b, &mut metrics)?;
+    let cells = match latency::run(&b, &mut metrics) {
+        // Cancelled in the first section: the result still says so and keeps the other figures.
+        Err(_) if rec.cancelled() => Vec::new(),
+        r => r?,
+    };
     let throughput = match throughput::run(&b) {
         _ if rec.cancelled() => BTreeMap::new(),
         r => r?,

@@ -63,17 +63,18 @@ impl Recorder {
     }
 
     fn add(&self, t0: Instant, tokens: &[Instant], input: usize, category: &str) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(crate::BenchError::failed("cancelled"));
+        }
         self.add_run(t0, tokens, input, tokens.len(), category)
     }
 
     /// Records one timed run that did not go through the scheduler: `marks` are the instants its
     /// steps ended (the first is the "first token"), `output` the tokens it generated (0 for a
-    /// prompt-processing run, whose one mark is the end of the prefill).
+    /// prompt-processing run, whose one mark is the end of the prefill). Taken even after a
+    /// cancel: the caller stops at its next repetition, and the one finished is kept.
     pub(super) fn add_run(&self, t0: Instant, marks: &[Instant], input: usize, output: usize, category: &str) -> Result<()> {
         let tokens = marks;
-        if self.cancel.is_cancelled() {
-            return Err(crate::BenchError::failed("cancelled"));
-        }
         let ns = |t: Instant| t.saturating_duration_since(self.epoch).as_nanos() as u64;
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let rec = RequestRecord {

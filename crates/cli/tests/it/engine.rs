@@ -593,3 +593,39 @@ fn llama_bench_flags_refuse_bad_values_in_one_line() {
         assert_eq!(err.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{args:?}: {err}");
     }
 }
+
+/// Ctrl-C during llama-bench's tests keeps the repetitions finished: the row and the records
+/// agree, the result says it was cancelled, and the exit code is 130.
+#[test]
+fn ctrl_c_keeps_the_llama_bench_repetitions_measured() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let out = d.path().join("out");
+    let child = Command::new(BIN)
+        .args(["engine", "--model", &model, "--threads", "1", "--pp", "200", "--tg", "8", "--repetitions", "1000000"])
+        .args(["--no-store", "--no-host-monitor", "--gpus", "none", "--result-filename", "cc", "--output-dir"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let records = out.join("cc.records.jsonl");
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&records).map_or(0, |s| s.lines().count()) < 4 {
+        assert!(t.elapsed().as_secs() < 60, "no repetition recorded in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: stopping after"), "{err}");
+    let j: Value = crate::harness::validated(&out.join("cc.json"));
+    let rows = j["llama_bench"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "the tg test never started");
+    let n = rows[0]["samples_ns"].as_array().unwrap().len();
+    assert!((3..1_000_000).contains(&n), "{n} repetitions kept");
+    assert!(j["errors"][0].as_str().unwrap().starts_with("cancelled: 1 of 2 tests kept"), "{}", j["errors"]);
+    let recorded = std::fs::read_to_string(&records).unwrap().lines().count() - 1;
+    assert_eq!(recorded, n, "every kept repetition is a record, and only those");
+}
