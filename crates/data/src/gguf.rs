@@ -237,27 +237,38 @@ pub fn write_gguf(path: &Path, kv: &[(&str, GgufValue)], tensors: &[TensorData<'
         out.extend_from_slice(&(s.len() as u64).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
     }
-    fn ty(v: &GgufValue) -> u32 {
+    // Types as llama.cpp's own writer chooses them, so that llama.cpp reads these files: scalar
+    // integers as u32 (i64 when they do not fit), integer arrays as i32, reals as f32.
+    fn ty(v: &GgufValue, in_array: bool) -> u32 {
         match v {
+            GgufValue::Int(i) if !in_array && u32::try_from(*i).is_ok() => 4,
+            GgufValue::Int(i) if in_array && i32::try_from(*i).is_ok() => 5,
             GgufValue::Int(_) => 11,
             GgufValue::U64(_) => 10,
-            GgufValue::Float(_) => 12,
+            GgufValue::Float(_) => 6,
             GgufValue::Bool(_) => 7,
             GgufValue::Str(_) => 8,
             GgufValue::Array(_) => 9,
         }
     }
-    fn put(out: &mut Vec<u8>, v: &GgufValue) {
+    fn put(out: &mut Vec<u8>, v: &GgufValue, t: u32) {
         match v {
+            GgufValue::Int(i) if t == 4 => out.extend_from_slice(&(*i as u32).to_le_bytes()),
+            GgufValue::Int(i) if t == 5 => out.extend_from_slice(&(*i as i32).to_le_bytes()),
             GgufValue::Int(i) => out.extend_from_slice(&i.to_le_bytes()),
             GgufValue::U64(u) => out.extend_from_slice(&u.to_le_bytes()),
-            GgufValue::Float(f) => out.extend_from_slice(&f.to_le_bytes()),
+            GgufValue::Float(f) => out.extend_from_slice(&(*f as f32).to_le_bytes()),
             GgufValue::Bool(b) => out.push(*b as u8),
             GgufValue::Str(s) => put_str(out, s),
             GgufValue::Array(a) => {
-                out.extend_from_slice(&a.first().map_or(8, ty).to_le_bytes());
+                // One element type for the whole array: i64 if any integer needs it.
+                let t = match a.iter().any(|x| ty(x, true) == 11) {
+                    true => 11,
+                    false => a.first().map_or(8, |x| ty(x, true)),
+                };
+                out.extend_from_slice(&t.to_le_bytes());
                 out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-                a.iter().for_each(|x| put(out, x));
+                a.iter().for_each(|x| put(out, x, t));
             }
         }
     }
@@ -267,8 +278,9 @@ pub fn write_gguf(path: &Path, kv: &[(&str, GgufValue)], tensors: &[TensorData<'
     out.extend_from_slice(&(kv.len() as u64).to_le_bytes());
     for (k, v) in kv {
         put_str(&mut out, k);
-        out.extend_from_slice(&ty(v).to_le_bytes());
-        put(&mut out, v);
+        let t = ty(v, false);
+        out.extend_from_slice(&t.to_le_bytes());
+        put(&mut out, v, t);
     }
     let mut offset = 0u64;
     for (name, dims, ggml_type, data) in tensors {

@@ -1,4 +1,4 @@
-//! The embedded engine: a llama-family GGUF model on CPU, with a continuous-batching scheduler,
+//! The embedded engine: a GGUF model (llama, Qwen2, Qwen3 or GPT-2 family) on CPU, with a continuous-batching scheduler,
 //! sampling, and a local model cache. Everything the serving front and the engine benchmark need
 //! to do real work on a bare machine.
 // No unwrap or expect outside tests: input must never panic us (clippy.toml allows them in tests).

@@ -1,4 +1,6 @@
-//! A llama-family transformer read from GGUF, and its forward pass over a batch of sequences.
+//! A decoder-only transformer read from GGUF (the llama, Qwen2, Qwen3 and GPT-2 families), and
+//! its forward pass over a batch of sequences. The families differ in a few well-known places
+//! (see [`Family`]); everything else — batching, the KV cache, attention — is shared.
 //!
 //! The batch is flattened: every scheduled token of every sequence is one row, so the linear layers
 //! read each weight once per step however many sequences run. Attention is per sequence against its
@@ -14,11 +16,55 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::PoisonError;
 
+/// The model families the engine runs, named by `general.architecture`. Where they differ:
+///
+/// | | norm | rotary pairs | q/k/v bias | per-head q/k norm | feed-forward | positions |
+/// |---|---|---|---|---|---|---|
+/// | `llama` | RMS | adjacent | no | no | SwiGLU | RoPE |
+/// | `qwen2` | RMS | halves (NeoX) | yes | no | SwiGLU | RoPE |
+/// | `qwen3` | RMS | halves (NeoX) | no | RMS | SwiGLU | RoPE |
+/// | `gpt2` | LayerNorm + bias | — | fused QKV + bias | no | GELU, biases | learned |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Llama 1–3, SmolLM, TinyLlama, Mistral: llama.cpp's `llama` architecture.
+    Llama,
+    /// Qwen2 and Qwen2.5.
+    Qwen2,
+    /// Qwen3 (dense).
+    Qwen3,
+    /// GPT-2.
+    Gpt2,
+}
+
+/// The architectures [`Family`] covers, for the message a file of another one gets.
+pub const SUPPORTED_ARCHITECTURES: &str = "llama (Llama, SmolLM2, TinyLlama, Mistral), qwen2, qwen3, gpt2";
+
+impl Family {
+    fn from_arch(arch: &str) -> Option<Self> {
+        Some(match arch {
+            "llama" => Self::Llama,
+            "qwen2" => Self::Qwen2,
+            "qwen3" => Self::Qwen3,
+            "gpt2" => Self::Gpt2,
+            _ => return None,
+        })
+    }
+
+    /// Whether the rotary embedding rotates the two halves of a head (NeoX) rather than adjacent
+    /// pairs (llama's GGUF layout, whose converter permutes q and k for it).
+    fn neox(self) -> bool {
+        matches!(self, Self::Qwen2 | Self::Qwen3)
+    }
+}
+
 /// Model dimensions, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
     /// `general.architecture`.
     pub arch: String,
+    /// The family that architecture belongs to.
+    pub family: Family,
     /// Transformer blocks.
     pub n_layer: usize,
     /// Hidden size.
@@ -27,27 +73,34 @@ pub struct Config {
     pub n_head: usize,
     /// Key/value heads (grouped-query attention when fewer than `n_head`).
     pub n_head_kv: usize,
+    /// Dimension of one head (`attention.key_length`; Qwen3's is not `n_embd / n_head`).
+    pub head_dim: usize,
     /// Feed-forward size.
     pub n_ff: usize,
     /// Vocabulary size.
     pub vocab: usize,
-    /// Context length the model was trained for.
+    /// Context length the model was trained for (GPT-2 has no position past it).
     pub context_length: usize,
     /// Rotary embedding base.
     pub rope_base: f32,
-    /// RMS norm epsilon.
+    /// Norm epsilon (RMS norm, or LayerNorm for GPT-2).
     pub eps: f32,
 }
 
 impl Config {
     /// Dimension of one head.
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.head_dim
+    }
+
+    /// Width of all query heads of one token.
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
     }
 
     /// Width of the key (and value) vectors of one token.
     pub fn kv_dim(&self) -> usize {
-        self.n_head_kv * self.head_dim()
+        self.n_head_kv * self.head_dim
     }
 
     /// KV-cache bytes one token occupies (keys and values, all layers, `f16`).
@@ -57,12 +110,12 @@ impl Config {
 
     fn from_metadata(md: &GgufMetadata, path: &Path) -> Result<Self, EngineError> {
         let arch = md.str("general.architecture").unwrap_or("").to_owned();
-        if arch != "llama" {
+        let Some(family) = Family::from_arch(&arch) else {
             return Err(EngineError::Unsupported(format!(
-                "{}: architecture '{arch}' is not supported (llama-family models such as SmolLM2, Llama and TinyLlama are)",
+                "{}: architecture '{arch}' is not supported (supported: {SUPPORTED_ARCHITECTURES})",
                 path.display()
             )));
-        }
+        };
         let int = |key: &str| -> Result<usize, EngineError> {
             md.kv
                 .get(&format!("{arch}.{key}"))
@@ -81,32 +134,82 @@ impl Config {
             Some(v) => v as usize,
             None => md.kv.get("tokenizer.ggml.tokens").and_then(GgufValue::as_array).map_or(0, |a| a.len()),
         };
-        let cfg = Config {
+        let eps = match family {
+            Family::Gpt2 => float("attention.layer_norm_epsilon", 1e-5),
+            _ => float("attention.layer_norm_rms_epsilon", 1e-5),
+        };
+        let value_length = int("attention.value_length");
+        let mut cfg = Config {
             n_layer: int("block_count")?,
             n_embd,
             n_head,
             n_head_kv: int("attention.head_count_kv").unwrap_or(n_head),
+            head_dim: int("attention.key_length").unwrap_or(n_embd / n_head),
             n_ff: int("feed_forward_length")?,
             vocab,
             context_length: int("context_length")?,
             rope_base: float("rope.freq_base", 10000.0),
-            eps: float("attention.layer_norm_rms_epsilon", 1e-5),
-            arch,
+            eps,
+            arch: String::new(),
+            family,
         };
-        if n_embd % n_head != 0 || cfg.n_head % cfg.n_head_kv != 0 || n_embd % QK != 0 || cfg.n_ff % QK != 0 || cfg.head_dim() % 2 != 0 {
+        let value_length = value_length.unwrap_or(cfg.head_dim);
+        cfg.arch = arch;
+        if cfg.head_dim == 0
+            || value_length != cfg.head_dim
+            || cfg.n_head % cfg.n_head_kv != 0
+            || n_embd % QK != 0
+            || cfg.q_dim() % QK != 0
+            || cfg.n_ff % QK != 0
+            || cfg.head_dim % 2 != 0
+        {
             return Err(EngineError::Unsupported(format!("{}: model dimensions {cfg:?} are not supported", path.display())));
         }
         Ok(cfg)
     }
 }
 
+/// A norm's weight, and its bias where the family has one (GPT-2's LayerNorm).
+struct Norm {
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+}
+
+impl Norm {
+    /// RMS norm, or LayerNorm where there is a bias, of each row of `x`.
+    fn apply(&self, x: &[f32], eps: f32, out: &mut [f32]) {
+        match &self.b {
+            None => rms_norm(x, &self.w, eps, out),
+            Some(b) => layer_norm(x, &self.w, b, eps, out),
+        }
+    }
+}
+
+/// Adds `bias` to each row of `x`.
+fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for row in x.chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
 struct Layer {
-    attn_norm: Vec<f32>,
+    attn_norm: Norm,
+    /// Query, key and value projections as one matrix (`q_dim + 2 kv_dim` rows).
     wqkv: QMatrix,
+    bqkv: Option<Vec<f32>>,
+    /// Qwen3's RMS norms of each query and key head (`head_dim` weights).
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
     wo: QMatrix,
-    ffn_norm: Vec<f32>,
+    bo: Option<Vec<f32>>,
+    ffn_norm: Norm,
+    /// Gate and up projections as one matrix (SwiGLU), or GPT-2's up projection alone.
     w_gate_up: QMatrix,
+    b_up: Option<Vec<f32>>,
     w_down: QMatrix,
+    b_down: Option<Vec<f32>>,
 }
 
 /// How to load a model.
@@ -122,8 +225,10 @@ pub struct Model {
     /// Dimensions.
     pub cfg: Config,
     tok_embd: QMatrix,
+    /// GPT-2's learned position embeddings, `[context_length][n_embd]`.
+    pos_embd: Option<Vec<f32>>,
     output: Option<QMatrix>,
-    out_norm: Vec<f32>,
+    out_norm: Norm,
     layers: Vec<Layer>,
     /// cos/sin of the rotary embedding, `[position][head_dim / 2]`, grown on demand.
     rope: std::sync::RwLock<(Vec<f32>, Vec<f32>)>,
@@ -215,6 +320,23 @@ impl Reader<'_> {
         dequantize(t.ggml_type, &self.raw(t)?, len)
     }
 
+    /// A vector the family may have (a bias, a per-head norm): `None` where the file has none.
+    fn optional(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>, EngineError> {
+        match self.md.tensor(name) {
+            Some(_) => self.vector(name, len).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A norm's weight, with its bias where the family's norm is LayerNorm.
+    fn norm(&self, name: &str, len: usize, family: Family) -> Result<Norm, EngineError> {
+        let b = match family {
+            Family::Gpt2 => Some(self.vector(&format!("{name}.bias"), len)?),
+            _ => None,
+        };
+        Ok(Norm { w: self.vector(&format!("{name}.weight"), len)?, b })
+    }
+
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix, EngineError> {
         let t = self.info(name)?;
         if t.dims != [cols as u64, rows as u64] {
@@ -279,11 +401,16 @@ impl Model {
         let cfg = Config::from_metadata(&md, path)?;
         let file = File::open(path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
         let r = Reader { file, md: &md, path, opts };
-        let (e, kv, ff) = (cfg.n_embd, cfg.kv_dim(), cfg.n_ff);
+        let (e, kv, ff, qd, hd) = (cfg.n_embd, cfg.kv_dim(), cfg.n_ff, cfg.q_dim(), cfg.head_dim);
+        let fam = cfg.family;
         let tok_embd = r.matrix("token_embd.weight", cfg.vocab, e)?;
         let output = match md.tensor("output.weight") {
             Some(_) => Some(r.matrix("output.weight", cfg.vocab, e)?),
             None => None,
+        };
+        let pos_embd = match fam {
+            Family::Gpt2 => Some(r.vector("position_embd.weight", cfg.context_length * e)?),
+            _ => None,
         };
         // Every layer has several tensors: a block count beyond them is corrupt metadata, and
         // must not size an allocation (found by the fuzz target: 200 GB for `Vec<Layer>`).
@@ -298,28 +425,75 @@ impl Model {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for l in 0..cfg.n_layer {
             let name = |s: &str| format!("blk.{l}.{s}.weight");
+            let bias = |s: &str| format!("blk.{l}.{s}.bias");
+            let (wqkv, bqkv) = match fam {
+                Family::Gpt2 => (r.matrix(&name("attn_qkv"), qd + 2 * kv, e)?, Some(r.vector(&bias("attn_qkv"), qd + 2 * kv)?)),
+                _ => {
+                    let w = QMatrix::concat(vec![
+                        r.matrix(&name("attn_q"), qd, e)?,
+                        r.matrix(&name("attn_k"), kv, e)?,
+                        r.matrix(&name("attn_v"), kv, e)?,
+                    ]);
+                    let b = match fam {
+                        Family::Qwen2 => {
+                            let mut b = r.vector(&bias("attn_q"), qd)?;
+                            b.extend(r.vector(&bias("attn_k"), kv)?);
+                            b.extend(r.vector(&bias("attn_v"), kv)?);
+                            Some(b)
+                        }
+                        _ => None,
+                    };
+                    (w, b)
+                }
+            };
+            let (q_norm, k_norm) = match fam {
+                Family::Qwen3 => (Some(r.vector(&name("attn_q_norm"), hd)?), Some(r.vector(&name("attn_k_norm"), hd)?)),
+                _ => (None, None),
+            };
+            let gpt2 = fam == Family::Gpt2;
             layers.push(Layer {
-                attn_norm: r.vector(&name("attn_norm"), e)?,
-                wqkv: QMatrix::concat(vec![
-                    r.matrix(&name("attn_q"), e, e)?,
-                    r.matrix(&name("attn_k"), kv, e)?,
-                    r.matrix(&name("attn_v"), kv, e)?,
-                ]),
-                wo: r.matrix(&name("attn_output"), e, e)?,
-                ffn_norm: r.vector(&name("ffn_norm"), e)?,
-                w_gate_up: QMatrix::concat(vec![r.matrix(&name("ffn_gate"), ff, e)?, r.matrix(&name("ffn_up"), ff, e)?]),
+                attn_norm: r.norm(&format!("blk.{l}.attn_norm"), e, fam)?,
+                wqkv,
+                bqkv,
+                q_norm,
+                k_norm,
+                wo: r.matrix(&name("attn_output"), e, qd)?,
+                bo: if gpt2 { Some(r.vector(&bias("attn_output"), e)?) } else { r.optional(&bias("attn_output"), e)? },
+                ffn_norm: r.norm(&format!("blk.{l}.ffn_norm"), e, fam)?,
+                w_gate_up: if gpt2 {
+                    r.matrix(&name("ffn_up"), ff, e)?
+                } else {
+                    QMatrix::concat(vec![r.matrix(&name("ffn_gate"), ff, e)?, r.matrix(&name("ffn_up"), ff, e)?])
+                },
+                b_up: if gpt2 { Some(r.vector(&bias("ffn_up"), ff)?) } else { None },
                 w_down: r.matrix(&name("ffn_down"), e, ff)?,
+                b_down: if gpt2 { Some(r.vector(&bias("ffn_down"), e)?) } else { None },
             });
         }
-        let out_norm = r.vector("output_norm.weight", e)?;
+        let out_norm = r.norm("output_norm", e, fam)?;
+        let vec_bytes = |v: &Option<Vec<f32>>| v.as_ref().map_or(0, |v| 4 * v.len());
         let weight_bytes = tok_embd.bytes()
             + output.as_ref().map_or(0, QMatrix::bytes)
-            + layers.iter().map(|l| l.wqkv.bytes() + l.wo.bytes() + l.w_gate_up.bytes() + l.w_down.bytes() + 8 * e).sum::<usize>();
+            + vec_bytes(&pos_embd)
+            + layers
+                .iter()
+                .map(|l| {
+                    l.wqkv.bytes()
+                        + l.wo.bytes()
+                        + l.w_gate_up.bytes()
+                        + l.w_down.bytes()
+                        + 8 * e
+                        + [&l.bqkv, &l.q_norm, &l.k_norm, &l.bo, &l.b_up, &l.b_down, &l.attn_norm.b, &l.ffn_norm.b]
+                            .into_iter()
+                            .map(vec_bytes)
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
         let file_format = match md.kv.get("general.file_type").and_then(GgufValue::as_i64) {
             Some(t) => file_type_name(t),
             None => "unknown".into(),
         };
-        Ok(Model { cfg, tok_embd, output, out_norm, layers, rope: Default::default(), weight_bytes, file_format })
+        Ok(Model { cfg, tok_embd, pos_embd, output, out_norm, layers, rope: Default::default(), weight_bytes, file_format })
     }
 
     /// The format the layer matrices are held in.
@@ -359,7 +533,7 @@ impl Model {
 
     fn forward_rows(&self, items: &mut [BatchItem<'_>], every_row: bool) -> Result<Vec<Vec<f32>>, EngineError> {
         let c = &self.cfg;
-        let (e, hd, kvd) = (c.n_embd, c.head_dim(), c.kv_dim());
+        let (e, hd, kvd, qd) = (c.n_embd, c.head_dim, c.kv_dim(), c.q_dim());
         // Row bookkeeping: which item and position each row belongs to.
         let mut rows: Vec<(usize, usize)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
@@ -380,20 +554,31 @@ impl Model {
         if n == 0 {
             return Ok(Vec::new());
         }
-        self.ensure_rope(rows.iter().map(|r| r.1 + 1).max().unwrap_or(1));
+        let max_pos = rows.iter().map(|r| r.1 + 1).max().unwrap_or(1);
+        if self.pos_embd.is_some() && max_pos > c.context_length {
+            return Err(EngineError::BadInput(format!(
+                "position {} is past the {} positions this model has embeddings for",
+                max_pos - 1,
+                c.context_length
+            )));
+        }
+        if c.family != Family::Gpt2 {
+            self.ensure_rope(max_pos);
+        }
         let rope = self.rope.read().unwrap_or_else(PoisonError::into_inner);
         let mut x = vec![0f32; n * e];
-        let mut r = 0;
-        for it in items.iter() {
-            for &t in it.tokens {
-                self.tok_embd.row_f32(t as usize, &mut x[r * e..(r + 1) * e]);
-                r += 1;
+        for (r, &(item, pos)) in rows.iter().enumerate() {
+            let t = items[item].tokens[pos - items[item].start];
+            let xr = &mut x[r * e..(r + 1) * e];
+            self.tok_embd.row_f32(t as usize, xr);
+            if let Some(p) = &self.pos_embd {
+                xr.iter_mut().zip(&p[pos * e..(pos + 1) * e]).for_each(|(a, b)| *a += b);
             }
         }
-        let qkv_w = e + 2 * kvd;
+        let qkv_w = qd + 2 * kvd;
         let mut h = vec![0f32; n * e];
         let mut qkv = vec![0f32; n * qkv_w];
-        let mut att = vec![0f32; n * e];
+        let mut att = vec![0f32; n * qd];
         let mut proj = vec![0f32; n * e];
         let mut gu = vec![0f32; n * 2 * c.n_ff];
         let mut act = vec![0f32; n * c.n_ff];
@@ -423,18 +608,28 @@ impl Model {
         let widest = blocks.windows(2).map(|w| row_tasks[w[1]] - row_tasks[w[0]]).max().unwrap_or(0);
         let mut part = vec![0f32; widest * stride];
         for (l, layer) in self.layers.iter().enumerate() {
-            rms_norm(&x, &layer.attn_norm, c.eps, &mut h);
+            layer.attn_norm.apply(&x, c.eps, &mut h);
             matmul(&layer.wqkv, &QActs::for_matrix(&layer.wqkv, &h, n, e), &mut qkv);
+            add_bias(&mut qkv, layer.bqkv.as_deref());
             for (row, &(_, pos)) in rows.iter().enumerate() {
-                let v = &mut qkv[row * qkv_w..row * qkv_w + e + kvd];
-                apply_rope(v, hd, &rope.0, &rope.1, pos);
+                let v = &mut qkv[row * qkv_w..row * qkv_w + qd + kvd];
+                if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                    let (q, k) = v.split_at_mut(qd);
+                    rms_norm_in_place(q, qn, c.eps);
+                    rms_norm_in_place(k, kn, c.eps);
+                }
+                match c.family {
+                    Family::Gpt2 => {}
+                    f if f.neox() => apply_rope_neox(v, hd, &rope.0, &rope.1, pos),
+                    _ => apply_rope(v, hd, &rope.0, &rope.1, pos),
+                }
             }
             // Append this layer's keys and values to each sequence's cache.
             let mut row = 0;
             for it in items.iter_mut() {
                 for j in 0..it.tokens.len() {
                     let q = &qkv[row * qkv_w..(row + 1) * qkv_w];
-                    it.cache.write(l, it.start + j, &q[e..e + kvd], &q[e + kvd..]);
+                    it.cache.write(l, it.start + j, &q[qd..qd + kvd], &q[qd + kvd..]);
                     row += 1;
                 }
             }
@@ -462,27 +657,37 @@ impl Model {
                         merge_chunks(&part[t * stride..(t + per_head) * stride], group, hd, o);
                     }
                 };
-                let att = &mut att[r0 * e..r1 * e];
+                let att = &mut att[r0 * qd..r1 * qd];
                 // A few decoding rows merge faster here than a second parallel dispatch takes.
                 if r1 - r0 <= 8 {
-                    att.chunks_mut(e).enumerate().for_each(merge_row);
+                    att.chunks_mut(qd).enumerate().for_each(merge_row);
                 } else {
-                    att.par_chunks_mut(e).enumerate().for_each(merge_row);
+                    att.par_chunks_mut(qd).enumerate().for_each(merge_row);
                 }
             }
-            matmul(&layer.wo, &QActs::for_matrix(&layer.wo, &att, n, e), &mut proj);
+            matmul(&layer.wo, &QActs::for_matrix(&layer.wo, &att, n, qd), &mut proj);
+            add_bias(&mut proj, layer.bo.as_deref());
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
-            rms_norm(&x, &layer.ffn_norm, c.eps, &mut h);
-            matmul(&layer.w_gate_up, &QActs::for_matrix(&layer.w_gate_up, &h, n, e), &mut gu);
+            layer.ffn_norm.apply(&x, c.eps, &mut h);
             let ff = c.n_ff;
-            for row in 0..n {
-                let g = &gu[row * 2 * ff..row * 2 * ff + ff];
-                let u = &gu[row * 2 * ff + ff..(row + 1) * 2 * ff];
-                for ((a, &g), &u) in act[row * ff..(row + 1) * ff].iter_mut().zip(g).zip(u) {
-                    *a = g / (1.0 + (-g).exp()) * u;
+            if let Some(b_up) = &layer.b_up {
+                // GPT-2: GELU(up · h + b), no gate.
+                let up = &mut gu[..n * ff];
+                matmul(&layer.w_gate_up, &QActs::for_matrix(&layer.w_gate_up, &h, n, e), up);
+                add_bias(up, Some(b_up));
+                act.iter_mut().zip(up.iter()).for_each(|(a, &u)| *a = gelu(u));
+            } else {
+                matmul(&layer.w_gate_up, &QActs::for_matrix(&layer.w_gate_up, &h, n, e), &mut gu);
+                for row in 0..n {
+                    let g = &gu[row * 2 * ff..row * 2 * ff + ff];
+                    let u = &gu[row * 2 * ff + ff..(row + 1) * 2 * ff];
+                    for ((a, &g), &u) in act[row * ff..(row + 1) * ff].iter_mut().zip(g).zip(u) {
+                        *a = g / (1.0 + (-g).exp()) * u;
+                    }
                 }
             }
             matmul(&layer.w_down, &QActs::for_matrix(&layer.w_down, &act, n, ff), &mut proj);
+            add_bias(&mut proj, layer.b_down.as_deref());
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
         for it in items.iter_mut() {
@@ -507,7 +712,7 @@ impl Model {
             sel[i * e..(i + 1) * e].copy_from_slice(&x[r * e..(r + 1) * e]);
         }
         let mut normed = vec![0f32; sel.len()];
-        rms_norm(&sel, &self.out_norm, c.eps, &mut normed);
+        self.out_norm.apply(&sel, c.eps, &mut normed);
         let out_w = self.output.as_ref().unwrap_or(&self.tok_embd);
         let mut logits = vec![0f32; last.len() * c.vocab];
         matmul(out_w, &QActs::for_matrix(out_w, &normed, last.len(), e), &mut logits);
@@ -522,6 +727,50 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
         let s = 1.0 / (ms + eps).sqrt();
         for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
             *o = v * s * g;
+        }
+    }
+}
+
+/// RMS norm of `x` with weight `w`, in place, one `w.len()`-wide piece at a time (Qwen3's per-head
+/// norms of queries and keys).
+fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    for piece in x.chunks_exact_mut(w.len()) {
+        let ms = piece.iter().map(|v| v * v).sum::<f32>() / w.len() as f32;
+        let s = 1.0 / (ms + eps).sqrt();
+        piece.iter_mut().zip(w).for_each(|(v, &g)| *v *= s * g);
+    }
+}
+
+/// LayerNorm (mean and variance over the row, then weight and bias), GPT-2's norm.
+fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let e = w.len();
+    for (xr, or) in x.chunks_exact(e).zip(out.chunks_exact_mut(e)) {
+        let mean = xr.iter().sum::<f32>() / e as f32;
+        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / e as f32;
+        let s = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &g), &bb) in or.iter_mut().zip(xr).zip(w).zip(b) {
+            *o = (v - mean) * s * g + bb;
+        }
+    }
+}
+
+/// GELU in its tanh form, as GPT-2 and ggml compute it.
+fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+}
+
+/// Rotates the two halves of each head (element `i` with `i + head_dim / 2`), the NeoX layout
+/// Qwen's GGUF files keep.
+fn apply_rope_neox(v: &mut [f32], hd: usize, cos: &[f32], sin: &[f32], pos: usize) {
+    let half = hd / 2;
+    let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
+    for head in v.chunks_exact_mut(hd) {
+        let (lo, hi) = head.split_at_mut(half);
+        for i in 0..half {
+            let (a, b) = (lo[i], hi[i]);
+            lo[i] = a * c[i] - b * s[i];
+            hi[i] = a * s[i] + b * c[i];
         }
     }
 }
@@ -737,6 +986,43 @@ mod tests {
         let mut tiny = [-200.0f32, f32::NEG_INFINITY];
         exp_shifted(&mut tiny, 0.0);
         assert!(tiny.iter().all(|v| (0.0..1e-37).contains(v)), "{tiny:?}");
+    }
+
+    /// The family pieces on hand-computed values.
+    #[test]
+    fn layer_norm_gelu_and_neox_rotation_on_hand_computed_values() {
+        // [1, 2, 3, 4]: mean 2.5, variance 1.25; weight 2, bias 1.
+        let mut out = [0f32; 4];
+        layer_norm(&[1.0, 2.0, 3.0, 4.0], &[2.0; 4], &[1.0; 4], 0.0, &mut out);
+        let s = 1.0 / 1.25f32.sqrt();
+        for (o, x) in out.iter().zip([1.0f32, 2.0, 3.0, 4.0]) {
+            assert!((o - ((x - 2.5) * s * 2.0 + 1.0)).abs() < 1e-6, "{out:?}");
+        }
+        // GELU (tanh form): 0 at 0, 0.841192 at 1, -0.158808 at -1, ~x for large x.
+        assert_eq!(gelu(0.0), 0.0);
+        assert!((gelu(1.0) - 0.841_192).abs() < 1e-5 && (gelu(-1.0) + 0.158_808).abs() < 1e-5);
+        assert!((gelu(10.0) - 10.0).abs() < 1e-5);
+        // NeoX: element i pairs with i + 2 in a 4-wide head; llama's layout pairs 0-1 and 2-3.
+        // Angles at position 1: 1 and base^(-1/2) = 0.01 (base 10,000).
+        let (a0, a1) = (1.0f32, 0.01f32);
+        let (cos, sin) = (vec![1.0, 1.0, a0.cos(), a1.cos()], vec![0.0, 0.0, a0.sin(), a1.sin()]);
+        let mut v = [1.0f32, 2.0, 3.0, 4.0];
+        apply_rope_neox(&mut v, 4, &cos, &sin, 1);
+        let want = [
+            1.0 * a0.cos() - 3.0 * a0.sin(),
+            2.0 * a1.cos() - 4.0 * a1.sin(),
+            1.0 * a0.sin() + 3.0 * a0.cos(),
+            2.0 * a1.sin() + 4.0 * a1.cos(),
+        ];
+        assert!(v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{v:?} vs {want:?}");
+        let mut w = [1.0f32, 2.0, 3.0, 4.0];
+        apply_rope(&mut w, 4, &cos, &sin, 1);
+        assert!((w[0] - (1.0 * a0.cos() - 2.0 * a0.sin())).abs() < 1e-6, "{w:?}");
+        // Per-head RMS norm: each 2-wide piece on its own.
+        let mut q = [3.0f32, 4.0, 1.0, 1.0];
+        rms_norm_in_place(&mut q, &[1.0, 2.0], 0.0);
+        let (r1, r2) = ((12.5f32).sqrt(), 1.0f32);
+        assert!(q.iter().zip([3.0 / r1, 8.0 / r1, 1.0 / r2, 2.0 / r2]).all(|(a, b)| (a - b).abs() < 1e-6), "{q:?}");
     }
 
     #[test]

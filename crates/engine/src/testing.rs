@@ -1,4 +1,4 @@
-//! Tiny llama GGUF files with random weights, written on the fly, so tests of the engine, the
+//! Tiny GGUF files (llama, Qwen2, Qwen3, GPT-2) with random weights, written on the fly, so tests of the engine, the
 //! server and the CLI run fast and offline.
 
 use crate::quant::{ggml, QMatrix, WeightFormat};
@@ -29,6 +29,12 @@ pub struct TinySpec {
     /// How many of the whole words the vocabulary holds (24 at most; fewer makes a different
     /// tokenizer, for mismatch tests).
     pub words: usize,
+    /// `attention.key_length` when a head is not `embd / heads` wide (Qwen3's are wider).
+    pub head_dim: Option<usize>,
+    /// Rotary base (Qwen2.5 and Qwen3 use 1,000,000).
+    pub rope_base: f32,
+    /// ggml type of the token embeddings (also the output matrix: the files tie them).
+    pub embd_type: u32,
 }
 
 impl Default for TinySpec {
@@ -44,6 +50,9 @@ impl Default for TinySpec {
             matrix_type: ggml::Q4_1,
             seed: 1,
             words: WORDS.len(),
+            head_dim: None,
+            rope_base: 10000.0,
+            embd_type: ggml::Q8_0,
         }
     }
 }
@@ -161,7 +170,9 @@ fn encode_q6k(x: &[f32], out: &mut Vec<u8>) {
     out.extend_from_slice(&d.to_le_bytes());
 }
 
-/// Writes a tiny llama GGUF: a byte-level vocabulary (256 bytes, `<|im_start|>`, `<|im_end|>`
+/// Writes a tiny GGUF of `spec.arch` (`llama`, `qwen2`, `qwen3` or `gpt2`, each with its
+/// family's tensors: biases, per-head norms, learned positions; norms of the other families get
+/// random weights so a mix-up shows): a byte-level vocabulary (256 bytes, `<|im_start|>`, `<|im_end|>`
 /// (the end token), and a few whole words), a chat template, and random weights.
 pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
     let chars = byte_chars();
@@ -211,7 +222,7 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
         (&keys[3], GgufValue::Int(s.kv_heads as i64)),
         (&keys[4], GgufValue::Int(s.ff as i64)),
         (&keys[5], GgufValue::Int(s.ctx as i64)),
-        (&keys[6], GgufValue::Float(10000.0)),
+        (&keys[6], GgufValue::Float(f64::from(s.rope_base))),
         (&keys[7], GgufValue::Float(1e-5)),
         ("tokenizer.ggml.model", GgufValue::Str("gpt2".into())),
         ("tokenizer.ggml.tokens", GgufValue::Array(tokens.into_iter().map(GgufValue::Str).collect())),
@@ -224,6 +235,18 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
             GgufValue::Str("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}".into()),
         ),
     ];
+    let hd = s.head_dim.unwrap_or(s.embd / s.heads);
+    let extra_keys = [key("attention.key_length"), key("attention.value_length"), key("attention.layer_norm_epsilon")];
+    let mut kv = kv;
+    if s.head_dim.is_some() {
+        kv.push((&extra_keys[0], GgufValue::Int(hd as i64)));
+        kv.push((&extra_keys[1], GgufValue::Int(hd as i64)));
+    }
+    if arch == "gpt2" {
+        // GPT-2 has LayerNorm: its epsilon key replaces the RMS one.
+        kv.retain(|(k, _)| *k != keys[7].as_str());
+        kv.push((&extra_keys[2], GgufValue::Float(1e-5)));
+    }
     let mut state = s.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut rand = |n: usize, scale: f32| -> Vec<f32> {
         (0..n)
@@ -235,11 +258,67 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
             })
             .collect()
     };
-    let (e, ff, kvd) = (s.embd, s.ff, s.embd / s.heads * s.kv_heads);
+    let (e, ff, kvd, qd) = (s.embd, s.ff, hd * s.kv_heads, hd * s.heads);
     let mut tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)> = Vec::new();
-    tensors.push(("token_embd.weight".into(), vec![e as u64, vocab as u64], ggml::Q8_0, encode(ggml::Q8_0, &rand(vocab * e, 0.3))));
+    tensors.push(("token_embd.weight".into(), vec![e as u64, vocab as u64], s.embd_type, encode(s.embd_type, &rand(vocab * e, 0.3))));
     let ones = vec![1f32; e];
     let mt = s.matrix_type;
+    let one_vec = |name: String, w: Vec<f32>| (name, vec![w.len() as u64], ggml::F32, encode(ggml::F32, &w));
+    if arch != "llama" {
+        // Near-one norm weights and small biases, random, so that a norm or bias read wrong shows.
+        let near_one = |v: Vec<f32>| v.into_iter().map(|v| 1.0 + v).collect::<Vec<f32>>();
+        let sc = 1.0 / (e as f32).sqrt();
+        if arch == "gpt2" {
+            let pos = rand(s.ctx * e, 0.3);
+            tensors.push(("position_embd.weight".into(), vec![e as u64, s.ctx as u64], ggml::F32, encode(ggml::F32, &pos)));
+        }
+        for l in 0..s.layers {
+            let name = |n: &str, kind: &str| format!("blk.{l}.{n}.{kind}");
+            let mat =
+                |n: &str, cols: usize, rows: usize, w: Vec<f32>| (name(n, "weight"), vec![cols as u64, rows as u64], mt, encode(mt, &w));
+            let mut t = Vec::new();
+            if arch == "gpt2" {
+                t.push(one_vec(name("attn_norm", "weight"), near_one(rand(e, 0.2))));
+                t.push(one_vec(name("attn_norm", "bias"), rand(e, 0.1)));
+                t.push(mat("attn_qkv", e, qd + 2 * kvd, rand(e * (qd + 2 * kvd), sc * 2.0)));
+                t.push(one_vec(name("attn_qkv", "bias"), rand(qd + 2 * kvd, 0.1)));
+                t.push(mat("attn_output", qd, e, rand(qd * e, sc)));
+                t.push(one_vec(name("attn_output", "bias"), rand(e, 0.1)));
+                t.push(one_vec(name("ffn_norm", "weight"), near_one(rand(e, 0.2))));
+                t.push(one_vec(name("ffn_norm", "bias"), rand(e, 0.1)));
+                t.push(mat("ffn_up", e, ff, rand(e * ff, sc * 2.0)));
+                t.push(one_vec(name("ffn_up", "bias"), rand(ff, 0.1)));
+                t.push(mat("ffn_down", ff, e, rand(ff * e, 1.0 / (ff as f32).sqrt())));
+                t.push(one_vec(name("ffn_down", "bias"), rand(e, 0.1)));
+            } else {
+                t.push(one_vec(name("attn_norm", "weight"), near_one(rand(e, 0.2))));
+                t.push(mat("attn_q", e, qd, rand(e * qd, sc * 2.0)));
+                t.push(mat("attn_k", e, kvd, rand(e * kvd, sc * 2.0)));
+                t.push(mat("attn_v", e, kvd, rand(e * kvd, sc)));
+                if arch == "qwen2" {
+                    t.push(one_vec(name("attn_q", "bias"), rand(qd, 0.2)));
+                    t.push(one_vec(name("attn_k", "bias"), rand(kvd, 0.2)));
+                    t.push(one_vec(name("attn_v", "bias"), rand(kvd, 0.2)));
+                }
+                if arch == "qwen3" {
+                    t.push(one_vec(name("attn_q_norm", "weight"), near_one(rand(hd, 0.2))));
+                    t.push(one_vec(name("attn_k_norm", "weight"), near_one(rand(hd, 0.2))));
+                }
+                t.push(mat("attn_output", qd, e, rand(qd * e, 1.0 / (qd as f32).sqrt())));
+                t.push(one_vec(name("ffn_norm", "weight"), near_one(rand(e, 0.2))));
+                t.push(mat("ffn_gate", e, ff, rand(e * ff, sc)));
+                t.push(mat("ffn_up", e, ff, rand(e * ff, sc)));
+                t.push(mat("ffn_down", ff, e, rand(ff * e, 1.0 / (ff as f32).sqrt())));
+            }
+            tensors.extend(t);
+        }
+        tensors.push(one_vec("output_norm.weight".into(), near_one(rand(e, 0.2))));
+        if arch == "gpt2" {
+            tensors.push(one_vec("output_norm.bias".into(), rand(e, 0.1)));
+        }
+        let refs: Vec<TensorData<'_>> = tensors.iter().map(|(n, d, t, b)| (n.as_str(), d.clone(), *t, b.clone())).collect();
+        return write_gguf(path, &kv, &refs);
+    }
     for l in 0..s.layers {
         let mut push = |name: &str, cols: usize, rows: usize, t: u32, w: Vec<f32>| {
             tensors.push((

@@ -81,14 +81,15 @@ fn a_huge_block_count_is_an_error_not_an_abort() {
     let mut bytes = seed_model().to_vec();
     let key = b"block_count";
     let at = bytes.windows(key.len()).position(|w| w == key).expect("the tiny model has a block_count") + key.len();
-    // After the key: the value's type (u32), then the value.
-    bytes[at + 4..at + 12].copy_from_slice(&(25_000_000_000u64).to_le_bytes());
+    // After the key: the value's type (4: u32, as llama.cpp writes it), then the value.
+    assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes());
+    bytes[at + 4..at + 8].copy_from_slice(&4_000_000_000u32.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.gguf");
     std::fs::write(&p, &bytes).unwrap();
     let e = match inferbench_engine::load(&p, &LoadOptions::default()) {
-        Ok(_) => panic!("a block_count of 25 billion was accepted"),
+        Ok(_) => panic!("a block_count of 4 billion was accepted"),
         Err(e) => e.to_string(),
     };
-    assert!(e.contains("block_count 25000000000 is more than"), "{e}");
+    assert!(e.contains("block_count 4000000000 is more than"), "{e}");
 }
