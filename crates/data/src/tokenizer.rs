@@ -1,4 +1,5 @@
-//! Tokenizers the client counts with: bundled tiktoken encodings (offline, no files), or a
+//! Tokenizers the client counts with: bundled tiktoken encodings (offline, no files), a GGUF
+//! file's own vocabulary (byte-level BPE or SentencePiece), or a
 //! Hugging Face `tokenizer.json` (a file, or a model directory that holds one, whose
 //! `tokenizer_config.json` also supplies the chat template).
 
@@ -89,18 +90,19 @@ impl Tokenizer {
     /// the family of SmolLM2, Qwen, Llama 3) built from its tokens and merges, control tokens
     /// matched before BPE, and the file's chat template.
     fn from_gguf(path: &Path) -> Result<Self, DataError> {
-        use tokenizers::models::bpe::{Vocab, BPE};
-        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-        use tokenizers::pre_tokenizers::digits::Digits;
-        use tokenizers::pre_tokenizers::sequence::Sequence;
-        use tokenizers::{AddedToken, PreTokenizerWrapper};
+        use tokenizers::AddedToken;
         let md = GgufMetadata::read(path)?;
         let err = |m: String| DataError::Gguf { path: path.display().to_string(), message: m };
-        match md.str("tokenizer.ggml.model") {
-            Some("gpt2") => {}
-            Some(other) => return Err(err(format!("tokenizer model '{other}' is not supported yet (byte-level BPE 'gpt2' is)"))),
+        let spm = match md.str("tokenizer.ggml.model") {
+            Some("gpt2") => false,
+            Some("llama") => true,
+            Some(other) => {
+                return Err(err(format!(
+                    "tokenizer model '{other}' is not supported yet (byte-level BPE 'gpt2' and SentencePiece 'llama' are)"
+                )))
+            }
             None => return Err(err("it embeds no tokenizer (no tokenizer.ggml.model)".into())),
-        }
+        };
         let strings = |key: &str| -> Result<Vec<String>, DataError> {
             md.kv
                 .get(key)
@@ -111,23 +113,8 @@ impl Tokenizer {
                 .collect()
         };
         let tokens = strings("tokenizer.ggml.tokens")?;
-        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
-            .into_iter()
-            .map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| err(format!("bad merge '{m}'"))))
-            .collect::<Result<_, _>>()?;
-        let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| err(e.to_string()))?;
-        let mut tok = tokenizers::Tokenizer::new(bpe);
-        let byte_level = ByteLevel::new(false, true, true);
-        match md.str("tokenizer.ggml.pre") {
-            // SmolLM / Qwen style: every digit its own pre-token, as their tokenizer.json says.
-            Some("smollm" | "qwen2" | "deepseek-llm") => tok.with_pre_tokenizer(Some(Sequence::new(vec![
-                PreTokenizerWrapper::Digits(Digits::new(true)),
-                PreTokenizerWrapper::ByteLevel(byte_level),
-            ]))),
-            _ => tok.with_pre_tokenizer(Some(byte_level)),
-        };
-        tok.with_decoder(Some(ByteLevel::default()));
+        let mut tok =
+            if spm { sentencepiece(&md, &tokens) } else { byte_level_bpe(&md, &tokens, strings("tokenizer.ggml.merges")?) }.map_err(err)?;
         // Control (3) and user-defined (4) tokens are matched whole, before BPE, as llama.cpp does.
         let types: Vec<i64> = md
             .kv
@@ -248,6 +235,97 @@ pub fn split_long_words(text: &str) -> Vec<&str> {
     }
     pieces.push(&text[start..]);
     pieces
+}
+
+/// A byte-level BPE vocabulary from GGUF (`tokenizer.ggml.model = gpt2`: SmolLM2, Qwen, Llama 3,
+/// GPT-2) from its tokens and merges, with the pre-tokenizer its `tokenizer.ggml.pre` names.
+fn byte_level_bpe(md: &GgufMetadata, tokens: &[String], merges: Vec<String>) -> Result<tokenizers::Tokenizer, String> {
+    use tokenizers::models::bpe::{Vocab, BPE};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::digits::Digits;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::PreTokenizerWrapper;
+    let merges: Vec<(String, String)> = merges
+        .into_iter()
+        .map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| format!("bad merge '{m}'")))
+        .collect::<Result<_, _>>()?;
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| e.to_string())?;
+    let mut tok = tokenizers::Tokenizer::new(bpe);
+    let byte_level = ByteLevel::new(false, true, true);
+    match md.str("tokenizer.ggml.pre") {
+        // SmolLM / Qwen style: every digit its own pre-token, as their tokenizer.json says.
+        Some("smollm" | "qwen2" | "deepseek-llm") => tok.with_pre_tokenizer(Some(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            PreTokenizerWrapper::ByteLevel(byte_level),
+        ]))),
+        _ => tok.with_pre_tokenizer(Some(byte_level)),
+    };
+    tok.with_decoder(Some(ByteLevel::default()));
+    Ok(tok)
+}
+
+/// A SentencePiece vocabulary from GGUF (`tokenizer.ggml.model = llama`: Llama 2, Mistral,
+/// TinyLlama) as llama.cpp's tokenizer runs it: a space before the text, spaces as `▁`, then the
+/// adjacent pair whose joined piece has the highest score merged first, and bytes of anything not
+/// in the vocabulary as `<0xXX>` tokens. As Hugging Face's converter does, this becomes a BPE whose
+/// merges are every split of every piece, ranked by the joined piece's score, with byte fallback.
+fn sentencepiece(md: &GgufMetadata, tokens: &[String]) -> Result<tokenizers::Tokenizer, String> {
+    use tokenizers::decoders::{byte_fallback::ByteFallback, fuse::Fuse, sequence::Sequence, strip::Strip};
+    use tokenizers::models::bpe::{Vocab, BPE};
+    use tokenizers::normalizers::{prepend::Prepend, replace::Replace, Sequence as Normalizers};
+    use tokenizers::{DecoderWrapper, NormalizerWrapper};
+    let scores: Vec<f64> = md
+        .kv
+        .get("tokenizer.ggml.scores")
+        .and_then(GgufValue::as_array)
+        .ok_or("tokenizer.ggml.scores is missing")?
+        .iter()
+        .map(|v| match v {
+            GgufValue::Float(f) => Ok(*f),
+            _ => Err("tokenizer.ggml.scores holds a non-number".to_owned()),
+        })
+        .collect::<Result<_, _>>()?;
+    if scores.len() != tokens.len() {
+        return Err(format!("{} scores for {} tokens", scores.len(), tokens.len()));
+    }
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    // Every split (left, right) of a piece whose halves are pieces too, the highest-scoring
+    // joined piece first.
+    let mut ranked: Vec<(f64, u32, u32, String, String)> = Vec::new();
+    for (id, piece) in tokens.iter().enumerate() {
+        for (at, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(at);
+            if let (Some(&li), Some(_)) = (vocab.get(l), vocab.get(r)) {
+                ranked.push((scores[id], id as u32, li, l.to_owned(), r.to_owned()));
+            }
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let merges = ranked.into_iter().map(|(_, _, _, l, r)| (l, r)).collect();
+    let unk = md.kv.get("tokenizer.ggml.unknown_token_id").and_then(GgufValue::as_i64).and_then(|i| tokens.get(i as usize)).cloned();
+    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+    if let Some(u) = unk {
+        builder = builder.unk_token(u);
+    }
+    let mut tok = tokenizers::Tokenizer::new(builder.build().map_err(|e| e.to_string())?);
+    let add_space = !matches!(md.kv.get("tokenizer.ggml.add_space_prefix"), Some(GgufValue::Bool(false)));
+    let mut norm = Vec::new();
+    if add_space {
+        norm.push(NormalizerWrapper::Prepend(Prepend::new("\u{2581}".into())));
+    }
+    norm.push(NormalizerWrapper::Replace(Replace::new(" ", "\u{2581}").map_err(|e| e.to_string())?));
+    tok.with_normalizer(Some(Normalizers::new(norm)));
+    let mut dec = vec![
+        DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(|e| e.to_string())?),
+        DecoderWrapper::ByteFallback(ByteFallback::new()),
+        DecoderWrapper::Fuse(Fuse::new()),
+    ];
+    if add_space {
+        dec.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
+    }
+    tok.with_decoder(Some(Sequence::new(dec)));
+    Ok(tok)
 }
 
 #[cfg(test)]
@@ -416,8 +494,15 @@ pub(crate) mod tests {
         assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("bad magic"));
         std::fs::write(&p, b"GGUF\x03\x00\x00\x00\x00").unwrap();
         assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("truncated"));
-        crate::gguf::write_metadata(&p, &[("tokenizer.ggml.model", GgufValue::Str("llama".into()))]).unwrap();
-        assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("'llama' is not supported"));
+        crate::gguf::write_metadata(&p, &[("tokenizer.ggml.model", GgufValue::Str("bert".into()))]).unwrap();
+        let e = Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("'bert' is not supported") && e.contains("SentencePiece 'llama'"), "{e}");
+        // A SentencePiece vocabulary without its scores.
+        let tokens = GgufValue::Array(vec![GgufValue::Str("<unk>".into()), GgufValue::Str("\u{2581}a".into())]);
+        crate::gguf::write_metadata(&p, &[("tokenizer.ggml.model", GgufValue::Str("llama".into())), ("tokenizer.ggml.tokens", tokens)])
+            .unwrap();
+        let e = Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.ggml.scores is missing"), "{e}");
         crate::gguf::write_metadata(&p, &[("general.name", GgufValue::Str("x".into()))]).unwrap();
         assert!(Tokenizer::by_name(p.to_str().unwrap()).unwrap_err().to_string().contains("no tokenizer"));
         assert!(Tokenizer::by_name("/missing/model.gguf").unwrap_err().to_string().contains("/missing/model.gguf"));

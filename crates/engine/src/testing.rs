@@ -343,3 +343,131 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
     let refs: Vec<TensorData<'_>> = tensors.iter().map(|(n, d, t, b)| (n.as_str(), d.clone(), *t, b.clone())).collect();
     write_gguf(path, &kv, &refs)
 }
+
+/// Writes a vocabulary-only GGUF with a SentencePiece tokenizer (`tokenizer.ggml.model = llama`,
+/// as Llama 2, Mistral and TinyLlama files have): `<unk>`, `<s>`, `</s>`, the 256 byte tokens
+/// `<0xXX>`, then pieces with descending scores, some of them joinable in more than one way so
+/// that the merge order matters. The hyper-parameters are a tiny llama's, for llama.cpp to read.
+pub fn write_spm_vocab(path: &Path) -> std::io::Result<()> {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    let mut types = vec![GgufValue::Int(2), GgufValue::Int(3), GgufValue::Int(3)];
+    types.extend((0..256).map(|_| GgufValue::Int(6)));
+    let pieces = [
+        "▁the",
+        "▁",
+        "e",
+        "t",
+        "a",
+        "h",
+        "s",
+        "n",
+        "i",
+        "o",
+        "r",
+        "c",
+        "d",
+        "l",
+        "u",
+        "m",
+        "w",
+        "f",
+        "g",
+        "y",
+        "p",
+        "b",
+        "v",
+        "k",
+        "x",
+        "j",
+        "q",
+        "z",
+        "▁t",
+        "th",
+        "he",
+        "▁th",
+        "at",
+        "▁c",
+        "▁ca",
+        "ca",
+        "▁cat",
+        "▁s",
+        "▁sa",
+        "▁sat",
+        "er",
+        "in",
+        "on",
+        "an",
+        "▁a",
+        "▁an",
+        "▁and",
+        "nd",
+        "▁o",
+        "▁on",
+        "en",
+        "▁w",
+        "or",
+        "▁wor",
+        "ld",
+        "▁world",
+        "1",
+        "2",
+        "3",
+        "4",
+        "0",
+        "12",
+        "123",
+        "▁1",
+        "é",
+        "caf",
+        "café",
+        "▁café",
+        "▁▁",
+        "▁▁▁▁",
+        "ï",
+        "na",
+        "ve",
+        "▁na",
+        "▁naï",
+        "T",
+        "H",
+        "E",
+        "▁T",
+        "▁The",
+        "he",
+        ".",
+        ",",
+        "!",
+        "?",
+        "ing",
+        "▁ing",
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for p in pieces {
+        if seen.insert(p) {
+            tokens.push(p.to_owned());
+            types.push(GgufValue::Int(1));
+        }
+    }
+    let scores: Vec<GgufValue> = (0..tokens.len()).map(|i| GgufValue::Float(if i < 259 { 0.0 } else { -((i - 259) as f64) })).collect();
+    let n = tokens.len() as i64;
+    let kv: Vec<(&str, GgufValue)> = vec![
+        ("general.architecture", GgufValue::Str("llama".into())),
+        ("general.name", GgufValue::Str("tiny-spm".into())),
+        ("llama.block_count", GgufValue::Int(1)),
+        ("llama.embedding_length", GgufValue::Int(32)),
+        ("llama.attention.head_count", GgufValue::Int(2)),
+        ("llama.feed_forward_length", GgufValue::Int(32)),
+        ("llama.context_length", GgufValue::Int(64)),
+        ("llama.attention.layer_norm_rms_epsilon", GgufValue::Float(1e-5)),
+        ("llama.vocab_size", GgufValue::Int(n)),
+        ("tokenizer.ggml.model", GgufValue::Str("llama".into())),
+        ("tokenizer.ggml.tokens", GgufValue::Array(tokens.into_iter().map(GgufValue::Str).collect())),
+        ("tokenizer.ggml.scores", GgufValue::Array(scores)),
+        ("tokenizer.ggml.token_type", GgufValue::Array(types)),
+        ("tokenizer.ggml.bos_token_id", GgufValue::Int(1)),
+        ("tokenizer.ggml.eos_token_id", GgufValue::Int(2)),
+        ("tokenizer.ggml.unknown_token_id", GgufValue::Int(0)),
+    ];
+    write_gguf(path, &kv, &[])
+}

@@ -44,6 +44,40 @@ fn write_family_models() {
     for arch in FAMILIES {
         write_tiny_model(&dir.join(format!("{arch}.gguf")), &spec(arch)).unwrap();
     }
+    inferbench_engine::testing::write_spm_vocab(&dir.join("spm.gguf")).unwrap();
+    std::fs::write(dir.join("spm-corpus.json"), serde_json::to_string(&SPM_CORPUS).unwrap()).unwrap();
+}
+
+/// The texts the SentencePiece tokenizer is checked on: spaces (leading, doubled, runs),
+/// Unicode in and out of the vocabulary (byte fallback), digits, punctuation, tabs and newlines.
+pub const SPM_CORPUS: [&str; 10] = [
+    "the cat sat on the world",
+    "The cat, the hat!",
+    "  two leading spaces and    four inside",
+    "naïve café 123 4567 12",
+    "emoji 🙂 and 日本語 fall back to bytes",
+    "tabs\tand\nnew lines",
+    "thethe catcat atat",
+    "",
+    " ",
+    "Zebra? xylophone; QUIZ 0000",
+];
+
+#[test]
+fn the_sentencepiece_tokenizer_matches_llama_cpp_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spm.gguf");
+    inferbench_engine::testing::write_spm_vocab(&path).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("spm")).unwrap()).unwrap();
+    assert_eq!(reference["sha256"].as_str().unwrap(), sha256(&path), "spm: the vocabulary changed; run scripts/gen-family-reference");
+    let tok = inferbench_data::tokenizer::Tokenizer::by_name(path.to_str().unwrap()).unwrap();
+    for (text, want) in SPM_CORPUS.iter().zip(reference["ids"].as_array().unwrap()) {
+        let want: Vec<u32> = want.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got = tok.encode(text);
+        assert_eq!(got, want, "{text:?}");
+        // And back: the text again (llama.cpp drops the leading space it added).
+        assert_eq!(tok.decode(&got).unwrap(), *text, "{text:?}");
+    }
 }
 
 #[test]
