@@ -7,7 +7,7 @@
 //! own KV cache, with each row's own position (rotary embedding and causal limit).
 
 use crate::kv::KvCache;
-use crate::quant::{dequantize, ggml, ggml_size, matmul, QActs, QMatrix, WeightFormat, QK};
+use crate::quant::{dequantize, ggml, ggml_size, matmul, QActs, QMatrix, WeightFormat, QK, QK_K};
 use crate::EngineError;
 use inferbench_data::gguf::{GgufMetadata, GgufValue, TensorInfo};
 use rayon::prelude::*;
@@ -215,8 +215,8 @@ struct Layer {
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Re-quantize every matrix to this format at load (None: keep Q4_1/Q8_0 as shipped, convert
-    /// anything else to Q8_0).
+    /// Re-quantize every matrix to this format at load (None: keep Q4_1/Q8_0 as shipped, Q4_0 and
+    /// Q5_0 exactly as Q8_0, Q4_K exactly as Q4_1, and round anything else to Q8_0).
     pub requantize: Option<WeightFormat>,
 }
 
@@ -347,18 +347,16 @@ impl Reader<'_> {
             )));
         }
         let raw = self.raw(t)?;
-        let native = match t.ggml_type {
-            ggml::Q4_1 => Some(WeightFormat::Q4_1),
-            ggml::Q8_0 => Some(WeightFormat::Q8_0),
-            _ => None,
-        };
+        // Types with a lossless home (Q4_1 and Q8_0 as shipped, Q4_0 / Q5_0 as Q8_0, Q4_K as
+        // Q4_1) keep every weight; the rest are rounded to Q8_0.
+        let lossless = QMatrix::lossless_format(t.ggml_type).filter(|_| t.ggml_type != ggml::Q4_K || cols % QK_K == 0);
         if self.opts.requantize == Some(WeightFormat::F32) {
             let f = dequantize(t.ggml_type, &raw, rows * cols)?;
             return Ok(QMatrix::quantize(&f, rows, cols, WeightFormat::F32));
         }
-        match (native, self.opts.requantize) {
-            (Some(_), None) => QMatrix::from_ggml(t.ggml_type, &raw, rows, cols),
-            (Some(n), Some(want)) if n == want => QMatrix::from_ggml(t.ggml_type, &raw, rows, cols),
+        match (lossless, self.opts.requantize) {
+            (Some(_), None) => QMatrix::repack_ggml(t.ggml_type, &raw, rows, cols),
+            (Some(n), Some(want)) if n == want => QMatrix::repack_ggml(t.ggml_type, &raw, rows, cols),
             (_, want) => {
                 let f = dequantize(t.ggml_type, &raw, rows * cols)?;
                 Ok(QMatrix::quantize(&f, rows, cols, want.unwrap_or(WeightFormat::Q8_0)))

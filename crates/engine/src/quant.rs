@@ -265,6 +265,76 @@ impl QMatrix {
         self.cols / QK
     }
 
+    /// The format a GGUF type can be held in without changing a single weight: Q4_0 and Q5_0 as
+    /// Q8_0 (their integers fit in 8 bits under the same scale), Q4_K as Q4_1 (each 32-value
+    /// sub-block's 6-bit scale and minimum folded into the `f32` scale and minimum). `None` for
+    /// types with no lossless home (Q5_1, Q5_K, Q6_K: converted with rounding).
+    pub fn lossless_format(t: u32) -> Option<WeightFormat> {
+        match t {
+            ggml::Q4_1 | ggml::Q4_K => Some(WeightFormat::Q4_1),
+            ggml::Q8_0 | ggml::Q4_0 | ggml::Q5_0 => Some(WeightFormat::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// Repacks Q4_0, Q5_0 (into Q8_0) and Q4_K (into Q4_1) blocks exactly: the matrix's values are
+    /// llama.cpp's dequantized values, bit for bit (tested against [`dequantize`]).
+    pub fn repack_ggml(t: u32, raw: &[u8], rows: usize, cols: usize) -> Result<Self, EngineError> {
+        let nb = rows * cols / QK;
+        let size_ok = ggml_size(t, rows * cols) == Some(raw.len()) && cols % QK == 0;
+        let mut q = Self { rows, cols, fmt: WeightFormat::Q8_0, d: Vec::with_capacity(nb), m: Vec::new(), qs: Vec::new(), f: Vec::new() };
+        match t {
+            _ if !size_ok => {}
+            ggml::Q4_1 | ggml::Q8_0 => return Self::from_ggml(t, raw, rows, cols),
+            ggml::Q4_0 => {
+                q.qs.reserve(nb * 32);
+                for b in raw.chunks_exact(18) {
+                    q.d.push(f16(b));
+                    q.qs.extend(b[2..].iter().map(|v| ((v & 0xF) as i8 - 8) as u8));
+                    q.qs.extend(b[2..].iter().map(|v| ((v >> 4) as i8 - 8) as u8));
+                }
+                return Ok(q);
+            }
+            ggml::Q5_0 => {
+                q.qs.reserve(nb * 32);
+                let mut vals = Vec::with_capacity(32);
+                for b in raw.chunks_exact(22) {
+                    vals.clear();
+                    dequant_q5(b, false, &mut vals);
+                    let d = f16(b);
+                    q.d.push(d);
+                    // The dequantized value is an exact small integer times d: recover it.
+                    q.qs.extend(vals.iter().map(|v| if d == 0.0 { 0 } else { (v / d).round() as i8 as u8 }));
+                }
+                return Ok(q);
+            }
+            ggml::Q4_K if cols % QK_K == 0 => {
+                q.fmt = WeightFormat::Q4_1;
+                q.m.reserve(nb);
+                q.qs.reserve(nb * 16);
+                for b in raw.chunks_exact(144) {
+                    let (d, dmin) = (f16(b), f16(&b[2..]));
+                    for (k, ql) in b[16..144].chunks_exact(32).enumerate() {
+                        for (j, high) in [(2 * k, false), (2 * k + 1, true)] {
+                            let (sc, mn) = scale_min_k4(j, &b[4..16]);
+                            q.d.push(d * f32::from(sc));
+                            q.m.push(-(dmin * f32::from(mn)));
+                            let nib = |l: usize| if high { ql[l] >> 4 } else { ql[l] & 0xF };
+                            q.qs.extend((0..16).map(|l| nib(l) | (nib(l + 16) << 4)));
+                        }
+                    }
+                }
+                return Ok(q);
+            }
+            _ => {}
+        }
+        Err(EngineError::Corrupt(format!(
+            "{} tensor of {rows}x{cols} has {} bytes, or has no lossless repacking",
+            ggml::name(t),
+            raw.len()
+        )))
+    }
+
     /// Takes GGUF Q4_1 / Q8_0 bytes as they are (no loss).
     pub fn from_ggml(t: u32, raw: &[u8], rows: usize, cols: usize) -> Result<Self, EngineError> {
         let nb = rows * cols / QK;

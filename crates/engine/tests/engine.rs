@@ -281,6 +281,46 @@ fn kquant_and_q5_blocks_dequantize_as_llama_cpp_does() {
     assert_eq!(seen, ["Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1"]);
 }
 
+/// Q4_0 and Q5_0 held as Q8_0, and Q4_K held as Q4_1, keep every weight bit for bit: the held
+/// matrix reads back exactly as the block format's dequantization (random blocks, and gguf-py's
+/// Q4_K and Q5_0 blocks from the fixture).
+#[test]
+fn lossless_repacking_keeps_every_weight() {
+    use inferbench_engine::quant::{dequantize, QMatrix};
+    use inferbench_engine::testing::encode;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ggml-blocks.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut cases: Vec<(u32, Vec<u8>, usize)> = Vec::new();
+    for t in v["types"].as_array().unwrap() {
+        let id = t["id"].as_u64().unwrap() as u32;
+        if id == ggml::Q4_K || id == ggml::Q5_0 {
+            let hex = t["hex"].as_str().unwrap();
+            let raw: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            cases.push((id, raw, t["elements"].as_u64().unwrap() as usize));
+        }
+    }
+    // Q4_0 from its definition: random nibbles under one scale per 32 values.
+    let q4_0: Vec<u8> =
+        (0..4u8).flat_map(|b| [0x00, 0x3C + b].into_iter().chain((0..16u8).map(move |i| i.wrapping_mul(37).wrapping_add(b)))).collect();
+    cases.push((ggml::Q4_0, q4_0, 128));
+    // And a Q4_K written by the test encoder, 2 rows of 256.
+    let w: Vec<f32> = (0..512).map(|i| ((i * 53 % 97) as f32 / 48.0 - 1.0) * 0.3).collect();
+    cases.push((ggml::Q4_K, encode(ggml::Q4_K, &w), 512));
+    for (t, raw, n) in cases {
+        let rows = if n % 512 == 0 { 2 } else { 1 };
+        let m = QMatrix::repack_ggml(t, &raw, rows, n / rows).unwrap();
+        assert_eq!(Some(m.format()), QMatrix::lossless_format(t));
+        let want = dequantize(t, &raw, n).unwrap();
+        let got = m.to_f32();
+        assert_eq!(got.len(), n);
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "{} element {i}: held {a}, block format {b}", ggml::name(t));
+        }
+    }
+    // Nothing lossless for the rest.
+    assert_eq!(QMatrix::lossless_format(ggml::Q6_K), None);
+}
+
 /// A model whose matrices are K-quants (Q4_K, Q5_K, Q6_K, as a Q4_K_M file mixes them) loads,
 /// decodes, and its first-step logits stay close to those of the same weights in F32.
 #[test]
