@@ -867,12 +867,13 @@ pub struct EngineArgs {
     /// Prefill tokens one step may take while at least as many sequences decode as wait for
     /// prefill [default: up to --max-num-batched-tokens]. 16 keeps inter-token latency even (a
     /// new prompt is prefilled in small chunks between decode steps; a burst of arrivals still
-    /// goes whole: demo ITL p99 2.6-2.9x its median instead of 9-27x) at about 3% less output
-    /// throughput on a 2-core CPU.
+    /// goes whole: demo ITL p99 2.2x its median instead of 17-26x) at about 5% less output
+    /// throughput on a 2-core CPU (docs/architecture.md says why).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_prefill_tokens_while_decoding: Option<u64>,
-    /// Re-quantize the weights at load: q4_1 or q8_0 [default: as shipped].
-    #[arg(long, value_parser = ["q4_1", "q8_0"])]
+    /// Re-quantize the weights at load: q4_1, q8_0, or q4_k (llama.cpp's Q4_K blocks, for matrices
+    /// whose rows are a multiple of 256 wide; narrower ones as q8_0) [default: as shipped].
+    #[arg(long, value_parser = ["q4_1", "q8_0", "q4_k"])]
     pub quantization: Option<String>,
 }
 
@@ -976,7 +977,7 @@ pub struct EngineBenchArgs {
     /// report.include_system_info = false.
     #[arg(long, help_heading = "Report")]
     pub no_system_info: bool,
-    /// quantization.formats, comma-separated: shipped, q4_1, q8_0, f32 (F32 is the reference).
+    /// quantization.formats, comma-separated: shipped, q4_1, q8_0, q4_k, f32 (F32 is the reference).
     #[arg(long, value_delimiter = ',', help_heading = "Quantization")]
     pub quantization_formats: Option<Vec<String>>,
     /// speculative.enabled: compare speculative decoding with target-only decoding.

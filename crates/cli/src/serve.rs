@@ -2,7 +2,7 @@
 
 use crate::args::{EngineArgs, ServeArgs, SimArgs};
 use anyhow::{Context, Result};
-use inferbench_engine::{Engine, EngineConfig, LoadOptions, WeightFormat};
+use inferbench_engine::{Engine, EngineConfig, LoadOptions, Quantization};
 use inferbench_server::{serve, EngineGenerator, Generator, SimConfig, Simulator};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,7 +110,7 @@ pub struct EngineInfo {
 pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>, EngineInfo)> {
     let spec = e.model.clone();
     let (path, name) = tokio::task::spawn_blocking(move || crate::model::resolve(spec.as_deref())).await??;
-    let requantize = e.quantization.as_deref().and_then(WeightFormat::parse);
+    let requantize = e.quantization.as_deref().and_then(Quantization::parse);
     let p = path.clone();
     let loaded = tokio::task::spawn_blocking(move || inferbench_engine::load(&p, &LoadOptions { requantize }))
         .await?

@@ -20,7 +20,7 @@ pub use engine::{Engine, EngineConfig, Event, EventSink, FinishReason, Request};
 pub use kv::KvCache;
 pub use llama::{BatchItem, Config, LoadOptions, Model};
 pub use prometheus::EngineStats;
-pub use quant::WeightFormat;
+pub use quant::{Quantization, WeightFormat};
 pub use sampling::{Sampler, SamplingParams};
 
 /// Why the engine refused or failed.

@@ -7,7 +7,7 @@
 //! own KV cache, with each row's own position (rotary embedding and causal limit).
 
 use crate::kv::KvCache;
-use crate::quant::{dequantize, ggml, ggml_size, matmul, QActs, QMatrix, WeightFormat, QK, QK_K};
+use crate::quant::{dequantize, ggml, ggml_size, matmul, quantize_q4_k, QActs, QMatrix, Quantization, WeightFormat, QK, QK_K};
 use crate::EngineError;
 use inferbench_data::gguf::{GgufMetadata, GgufValue, TensorInfo};
 use rayon::prelude::*;
@@ -217,7 +217,7 @@ struct Layer {
 pub struct LoadOptions {
     /// Re-quantize every matrix to this format at load (None: keep Q4_1/Q8_0 as shipped, Q4_0 and
     /// Q5_0 exactly as Q8_0, Q4_K exactly as Q4_1, and round anything else to Q8_0).
-    pub requantize: Option<WeightFormat>,
+    pub requantize: Option<Quantization>,
 }
 
 /// A loaded model: weights shared by every sequence.
@@ -350,11 +350,23 @@ impl Reader<'_> {
         // Types with a lossless home (Q4_1 and Q8_0 as shipped, Q4_0 / Q5_0 as Q8_0, Q4_K as
         // Q4_1) keep every weight; the rest are rounded to Q8_0.
         let lossless = QMatrix::lossless_format(t.ggml_type).filter(|_| t.ggml_type != ggml::Q4_K || cols % QK_K == 0);
-        if self.opts.requantize == Some(WeightFormat::F32) {
+        let want = match self.opts.requantize {
+            Some(Quantization::To(f)) => Some(f),
+            Some(Quantization::Q4K) if cols % QK_K == 0 => {
+                if t.ggml_type == ggml::Q4_K {
+                    return QMatrix::repack_ggml(t.ggml_type, &raw, rows, cols);
+                }
+                let f = dequantize(t.ggml_type, &raw, rows * cols)?;
+                return QMatrix::repack_ggml(ggml::Q4_K, &quantize_q4_k(&f), rows, cols);
+            }
+            Some(Quantization::Q4K) => Some(WeightFormat::Q8_0),
+            None => None,
+        };
+        if want == Some(WeightFormat::F32) {
             let f = dequantize(t.ggml_type, &raw, rows * cols)?;
             return Ok(QMatrix::quantize(&f, rows, cols, WeightFormat::F32));
         }
-        match (lossless, self.opts.requantize) {
+        match (lossless, want) {
             (Some(_), None) => QMatrix::repack_ggml(t.ggml_type, &raw, rows, cols),
             (Some(n), Some(want)) if n == want => QMatrix::repack_ggml(t.ggml_type, &raw, rows, cols),
             (_, want) => {

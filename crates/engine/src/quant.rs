@@ -70,6 +70,33 @@ pub enum WeightFormat {
     F32,
 }
 
+/// What `--quantization` asks of the loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    /// Every matrix re-quantized to this held format.
+    To(WeightFormat),
+    /// Every matrix with rows of a multiple of 256 values quantized to llama.cpp's Q4_K (kept
+    /// as is where the file already has Q4_K) and held as Q4_1 without further loss; narrower
+    /// matrices, which llama.cpp cannot make Q4_K either, are held as Q8_0.
+    Q4K,
+}
+
+impl Quantization {
+    /// Parses `q4_k`, or a [`WeightFormat`] name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "q4_k" => Some(Self::Q4K),
+            other => WeightFormat::parse(other).map(Self::To),
+        }
+    }
+}
+
+impl From<WeightFormat> for Quantization {
+    fn from(f: WeightFormat) -> Self {
+        Self::To(f)
+    }
+}
+
 impl WeightFormat {
     /// Parses `q4_1` / `q8_0` (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
@@ -113,6 +140,132 @@ pub fn ggml_size(t: u32, elements: usize) -> Option<usize> {
 
 /// Elements per K-quant super-block.
 pub const QK_K: usize = 256;
+
+/// llama.cpp's `nearest_int`: round half to even.
+fn nearest(x: f32) -> i32 {
+    x.round_ties_even() as i32
+}
+
+/// llama.cpp's `make_qkx2_quants`: the scale and minimum of `x` (`L` its levels in 0..=nmax)
+/// that minimise the weighted squared error, searched over 21 trial scales.
+fn make_qkx2_quants(x: &[f32], weights: &[f32], nmax: i32, levels: &mut [u8]) -> (f32, f32) {
+    let (rmin, rdelta, nstep) = (-1.0f32, 0.1f32, 20);
+    let n = x.len();
+    let (mut min, mut max) = (x[0], x[0]);
+    let (mut sum_w, mut sum_x) = (weights[0], weights[0] * x[0]);
+    for i in 1..n {
+        min = min.min(x[i]);
+        max = max.max(x[i]);
+        sum_w += weights[i];
+        sum_x += weights[i] * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        levels.iter_mut().for_each(|l| *l = 0);
+        return (0.0, -min);
+    }
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best = 0f32;
+    for i in 0..n {
+        let l = nearest(iscale * (x[i] - min)).clamp(0, nmax);
+        levels[i] = l as u8;
+        let diff = scale * l as f32 + min - x[i];
+        best += weights[i] * diff * diff;
+    }
+    let mut aux = [0u8; 32];
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
+        for i in 0..n {
+            let l = nearest(iscale * (x[i] - min)).clamp(0, nmax);
+            aux[i] = l as u8;
+            let (w, l) = (weights[i], l as f32);
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        let d = sum_w * sum_l2 - sum_l * sum_l;
+        if d > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut mad = 0f32;
+            for i in 0..n {
+                let diff = this_scale * aux[i] as f32 + this_min - x[i];
+                mad += weights[i] * diff * diff;
+            }
+            if mad < best {
+                levels[..n].copy_from_slice(&aux[..n]);
+                best = mad;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// Quantizes `x` (a multiple of 256 values) to Q4_K blocks exactly as llama.cpp's
+/// `quantize_row_q4_K_ref` does (no importance matrix): per 32 values a searched scale and
+/// minimum, both stored as 6 bits under the super-block's f16 scales. Checked byte for byte
+/// against llama.cpp's own quantizer (`tests/fixtures/q4_k-llama-cpp.json`).
+pub fn quantize_q4_k(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / QK_K * 144);
+    for x in x.chunks_exact(QK_K) {
+        let mut levels = [0u8; QK_K];
+        let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
+        let mut weights = [0f32; 32];
+        for j in 0..8 {
+            let xs = &x[32 * j..32 * j + 32];
+            let av_x = (xs.iter().map(|v| v * v).sum::<f32>() / 32.0).sqrt();
+            weights.iter_mut().zip(xs).for_each(|(w, v)| *w = av_x + v.abs());
+            (scales[j], mins[j]) = make_qkx2_quants(xs, &weights, 15, &mut levels[32 * j..32 * j + 32]);
+        }
+        let max_scale = scales.iter().copied().fold(0f32, f32::max);
+        let max_min = mins.iter().copied().fold(0f32, f32::max);
+        let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+        let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+        let mut packed = [0u8; 12];
+        for j in 0..8 {
+            let ls = (nearest(inv_scale * scales[j]) as u8).min(63);
+            let lm = (nearest(inv_min * mins[j]) as u8).min(63);
+            if j < 4 {
+                packed[j] = ls;
+                packed[j + 4] = lm;
+            } else {
+                packed[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+                packed[j - 4] |= (ls >> 4) << 6;
+                packed[j] |= (lm >> 4) << 6;
+            }
+        }
+        let d = half::f16::from_f32(max_scale / 63.0);
+        let dmin = half::f16::from_f32(max_min / 63.0);
+        for j in 0..8 {
+            let (sc, m) = scale_min_k4(j, &packed);
+            let dj = d.to_f32() * f32::from(sc);
+            if dj == 0.0 {
+                continue;
+            }
+            let dm = dmin.to_f32() * f32::from(m);
+            for i in 0..32 {
+                levels[32 * j + i] = nearest((x[32 * j + i] + dm) / dj).clamp(0, 15) as u8;
+            }
+        }
+        out.extend_from_slice(&d.to_le_bytes());
+        out.extend_from_slice(&dmin.to_le_bytes());
+        out.extend_from_slice(&packed);
+        for g in levels.chunks_exact(64) {
+            out.extend((0..32).map(|l| g[l] | (g[l + 32] << 4)));
+        }
+    }
+    out
+}
 
 /// The 6-bit scale and minimum of sub-block `j` (0..8) from a K-quant's 12 packed bytes, as
 /// llama.cpp's `get_scale_min_k4`.

@@ -253,7 +253,7 @@ fn other_weight_types_load_and_requantize() {
         assert_eq!(run_all(&e, vec![req(&[5, 6, 7], 4)])[0].0.len(), 4);
     }
     let (_d, p) = tiny(TinySpec::default());
-    let l = load(&p, &LoadOptions { requantize: Some(inferbench_engine::WeightFormat::Q8_0) }).unwrap();
+    let l = load(&p, &LoadOptions { requantize: Some(inferbench_engine::WeightFormat::Q8_0.into()) }).unwrap();
     assert_eq!(l.model.weight_format(), inferbench_engine::WeightFormat::Q8_0);
 }
 
@@ -352,7 +352,7 @@ fn kquant_models_load_and_stay_close_to_their_f32_reference() {
         // Held as F32, its first-step logits approximate those of the same random weights
         // stored as F32 (the same seed), as closely as the format's bits allow.
         let first = |p: &std::path::Path| {
-            let l = load(p, &LoadOptions { requantize: Some(inferbench_engine::WeightFormat::F32) }).unwrap();
+            let l = load(p, &LoadOptions { requantize: Some(inferbench_engine::WeightFormat::F32.into()) }).unwrap();
             let m = &l.model;
             let mut c = KvCache::new(m.cfg.n_layer, m.cfg.kv_dim(), 64);
             let out = m.forward(&mut [BatchItem { tokens: &[5, 6, 7], start: 0, cache: &mut c, want_logits: true }]).unwrap();

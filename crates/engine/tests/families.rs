@@ -45,6 +45,7 @@ fn write_family_models() {
         write_tiny_model(&dir.join(format!("{arch}.gguf")), &spec(arch)).unwrap();
     }
     inferbench_engine::testing::write_spm_vocab(&dir.join("spm.gguf")).unwrap();
+    write_tiny_model(&dir.join("q4k-source.gguf"), &q4k_source()).unwrap();
     std::fs::write(dir.join("spm-corpus.json"), serde_json::to_string(&SPM_CORPUS).unwrap()).unwrap();
 }
 
@@ -99,7 +100,7 @@ fn each_family_matches_llama_cpp_logits_at_every_position() {
             .iter()
             .map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect())
             .collect();
-        let model = Model::load(&path, &LoadOptions { requantize: Some(WeightFormat::F32) }).unwrap();
+        let model = Model::load(&path, &LoadOptions { requantize: Some(WeightFormat::F32.into()) }).unwrap();
         let mut cache = KvCache::new(model.cfg.n_layer, model.cfg.kv_dim(), tokens.len());
         let got = model.forward_all(&tokens, 0, &mut cache).unwrap();
         assert_eq!(got.len(), want.len(), "{arch}");
@@ -206,4 +207,68 @@ fn each_family_serves_batched_requests_as_it_serves_them_alone() {
         assert!(alone.iter().all(|ids| ids.len() == 10), "{arch}: {alone:?}");
         assert_eq!(run(&[0, 1, 2]), alone, "{arch}");
     }
+}
+
+/// An F32 llama 256 wide (K-quant blocks need rows of 256), for the Q4_K quantizer's reference.
+fn q4k_source() -> TinySpec {
+    TinySpec {
+        layers: 1,
+        embd: 256,
+        heads: 4,
+        kv_heads: 1,
+        ff: 256,
+        matrix_type: ggml::F32,
+        embd_type: ggml::F32,
+        seed: 5,
+        ..TinySpec::default()
+    }
+}
+
+/// Our Q4_K quantizer writes llama.cpp's bytes: the reference is `llama_model_quantize` (Q4_K_S)
+/// of the same F32 file, one of its Q4_K tensors byte for byte.
+#[test]
+fn the_q4_k_quantizer_writes_llama_cpps_bytes() {
+    use inferbench_data::gguf::GgufMetadata;
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q4k-source.gguf");
+    write_tiny_model(&path, &q4k_source()).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("q4_k")).unwrap()).unwrap();
+    assert_eq!(reference["sha256"].as_str().unwrap(), sha256(&path), "the source file changed; run scripts/gen-family-reference");
+    let md = GgufMetadata::read(&path).unwrap();
+    let name = reference["tensor"].as_str().unwrap();
+    let t = md.tensor(name).unwrap();
+    assert_eq!(t.ggml_type, ggml::F32);
+    let mut raw = vec![0u8; t.elements() as usize * 4];
+    std::fs::File::open(&path).unwrap().read_exact_at(&mut raw, md.data_offset + t.offset).unwrap();
+    let values: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let ours: String = inferbench_engine::quant::quantize_q4_k(&values).iter().map(|b| format!("{b:02x}")).collect();
+    let want = reference["hex"].as_str().unwrap();
+    assert_eq!(ours.len(), want.len());
+    let first = ours.as_bytes().iter().zip(want.as_bytes()).position(|(a, b)| a != b);
+    assert!(first.is_none(), "{name}: first difference in block {} (byte {})", first.unwrap() / 288, first.unwrap() / 2 % 144);
+}
+
+/// `--quantization q4_k`: every 256-wide matrix becomes llama.cpp's Q4_K, held as Q4_1, and the
+/// model still computes what its F32 weights do, within 4-bit rounding.
+#[test]
+fn q4_k_requantization_holds_q4_1_and_stays_close_to_f32() {
+    use inferbench_engine::Quantization;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q4k-source.gguf");
+    write_tiny_model(&path, &q4k_source()).unwrap();
+    let exact = Model::load(&path, &LoadOptions { requantize: Some(WeightFormat::F32.into()) }).unwrap();
+    let q4k = Model::load(&path, &LoadOptions { requantize: Some(Quantization::Q4K) }).unwrap();
+    assert_eq!(q4k.weight_format(), WeightFormat::Q4_1);
+    // 4.5 bits a weight plus this engine's f32 scales: well under the F32 model's bytes.
+    assert!(q4k.weight_bytes * 4 < exact.weight_bytes, "{} vs {}", q4k.weight_bytes, exact.weight_bytes);
+    let tokens = [256u32, 72, 101, 108, 258];
+    let logits = |m: &Model| {
+        let mut cache = KvCache::new(m.cfg.n_layer, m.cfg.kv_dim(), tokens.len());
+        m.forward_all(&tokens, 0, &mut cache).unwrap().pop().unwrap()
+    };
+    let (a, b) = (logits(&exact), logits(&q4k));
+    let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    let cos = dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt());
+    assert!(cos > 0.99, "cosine {cos}");
 }

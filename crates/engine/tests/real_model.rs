@@ -62,7 +62,7 @@ fn q4_k_m_from_llama_cpp_matches_llama_cpp() {
         return;
     };
     // INFERBENCH_Q4KM_AS=f32 holds the weights exactly (dequantized) instead of as Q8_0.
-    let requantize = std::env::var("INFERBENCH_Q4KM_AS").ok().and_then(|f| inferbench_engine::WeightFormat::parse(&f));
+    let requantize = std::env::var("INFERBENCH_Q4KM_AS").ok().and_then(|f| inferbench_engine::Quantization::parse(&f));
     let l = load(std::path::Path::new(&model), &LoadOptions { requantize }).unwrap();
     let m = &l.model;
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();

@@ -10,7 +10,7 @@ fn greedy_speculative_output_equals_target_only_output() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.gguf");
     write_tiny_model(&p, &TinySpec::default()).unwrap();
-    let target = load(&p, &LoadOptions { requantize: Some(WeightFormat::F32) }).unwrap();
+    let target = load(&p, &LoadOptions { requantize: Some(WeightFormat::F32.into()) }).unwrap();
     let draft = load(&p, &LoadOptions::default()).unwrap();
     check_tokenizers(&target, &draft).unwrap();
     let greedy = SamplingParams::default();
@@ -36,7 +36,7 @@ fn sampled_speculative_runs_and_mismatched_tokenizers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.gguf");
     write_tiny_model(&p, &TinySpec::default()).unwrap();
-    let target = load(&p, &LoadOptions { requantize: Some(WeightFormat::Q8_0) }).unwrap();
+    let target = load(&p, &LoadOptions { requantize: Some(WeightFormat::Q8_0.into()) }).unwrap();
     let draft = load(&p, &LoadOptions::default()).unwrap();
     let s = SamplingParams { temperature: 0.8, top_p: 0.95, top_k: 0, seed: Some(3) };
     let (a, stats) = generate_speculative(&target.model, &draft.model, &[1, 2, 3], 30, 4, &s, &target.eos, true).unwrap();

@@ -33,8 +33,8 @@ pub fn load_options(fmt: &str) -> Result<LoadOptions> {
     if fmt == "shipped" {
         return Ok(LoadOptions::default());
     }
-    let requantize = inferbench_engine::WeightFormat::parse(fmt)
-        .ok_or_else(|| BenchError::invalid(format!("unknown format '{fmt}' (shipped, q4_1, q8_0, f32)")))?;
+    let requantize = inferbench_engine::Quantization::parse(fmt)
+        .ok_or_else(|| BenchError::invalid(format!("unknown format '{fmt}' (shipped, q4_1, q8_0, q4_k, f32)")))?;
     Ok(LoadOptions { requantize: Some(requantize) })
 }
 
