@@ -349,7 +349,7 @@ impl Reader<'_> {
         let raw = self.raw(t)?;
         // Types with a lossless home (Q4_1 and Q8_0 as shipped, Q4_0 / Q5_0 as Q8_0, Q4_K as
         // Q4_1) keep every weight; the rest are rounded to Q8_0.
-        let lossless = QMatrix::lossless_format(t.ggml_type).filter(|_| t.ggml_type != ggml::Q4_K || cols % QK_K == 0);
+        let lossless = QMatrix::lossless_format(t.ggml_type, cols);
         let want = match self.opts.requantize {
             Some(Quantization::To(f)) => Some(f),
             Some(Quantization::Q4K) if cols % QK_K == 0 => {

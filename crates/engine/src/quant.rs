@@ -315,23 +315,26 @@ fn dequant_q6k(b: &[u8], out: &mut Vec<f32>) {
     }
 }
 
+/// The 32 integers of a Q5_0 / Q5_1 block (`rest`: the 4-byte mask of fifth bits, then the
+/// nibbles), less `offset` (16 for Q5_0's signed values).
+fn q5_ints(rest: &[u8], offset: i32) -> [i32; 32] {
+    let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let qs = &rest[4..20];
+    let mut x = [0i32; 32];
+    for j in 0..16 {
+        let h0 = ((qh >> j) << 4) & 0x10;
+        let h1 = (qh >> (j + 12)) & 0x10;
+        x[j] = (u32::from(qs[j] & 0xF) | h0) as i32 - offset;
+        x[j + 16] = (u32::from(qs[j] >> 4) | h1) as i32 - offset;
+    }
+    x
+}
+
 /// Q5_0 and Q5_1: a fifth bit per weight from a 32-bit mask.
 fn dequant_q5(b: &[u8], with_min: bool, out: &mut Vec<f32>) {
     let d = f16(b);
     let (m, rest) = if with_min { (f16(&b[2..]), &b[4..]) } else { (0.0, &b[2..]) };
-    let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-    let qs = &rest[4..20];
-    let offset = if with_min { 0 } else { 16 };
-    let mut y = [0f32; 32];
-    for j in 0..16 {
-        let h0 = ((qh >> j) << 4) & 0x10;
-        let h1 = (qh >> (j + 12)) & 0x10;
-        let x0 = (u32::from(qs[j] & 0xF) | h0) as i32 - offset;
-        let x1 = (u32::from(qs[j] >> 4) | h1) as i32 - offset;
-        y[j] = x0 as f32 * d + m;
-        y[j + 16] = x1 as f32 * d + m;
-    }
-    out.extend_from_slice(&y);
+    out.extend(q5_ints(rest, if with_min { 0 } else { 16 }).iter().map(|&x| x as f32 * d + m));
 }
 
 fn f16(b: &[u8]) -> f32 {
@@ -421,10 +424,12 @@ impl QMatrix {
     /// The format a GGUF type can be held in without changing a single weight: Q4_0 and Q5_0 as
     /// Q8_0 (their integers fit in 8 bits under the same scale), Q4_K as Q4_1 (each 32-value
     /// sub-block's 6-bit scale and minimum folded into the `f32` scale and minimum). `None` for
-    /// types with no lossless home (Q5_1, Q5_K, Q6_K: converted with rounding).
-    pub fn lossless_format(t: u32) -> Option<WeightFormat> {
+    /// types with no lossless home (Q5_1, Q5_K, Q6_K: converted with rounding), and for Q4_K rows
+    /// (`cols`) that are not whole super-blocks.
+    pub fn lossless_format(t: u32, cols: usize) -> Option<WeightFormat> {
         match t {
-            ggml::Q4_1 | ggml::Q4_K => Some(WeightFormat::Q4_1),
+            ggml::Q4_1 => Some(WeightFormat::Q4_1),
+            ggml::Q4_K if cols % QK_K == 0 => Some(WeightFormat::Q4_1),
             ggml::Q8_0 | ggml::Q4_0 | ggml::Q5_0 => Some(WeightFormat::Q8_0),
             _ => None,
         }
@@ -450,14 +455,9 @@ impl QMatrix {
             }
             ggml::Q5_0 => {
                 q.qs.reserve(nb * 32);
-                let mut vals = Vec::with_capacity(32);
                 for b in raw.chunks_exact(22) {
-                    vals.clear();
-                    dequant_q5(b, false, &mut vals);
-                    let d = f16(b);
-                    q.d.push(d);
-                    // The dequantized value is an exact small integer times d: recover it.
-                    q.qs.extend(vals.iter().map(|v| if d == 0.0 { 0 } else { (v / d).round() as i8 as u8 }));
+                    q.d.push(f16(b));
+                    q.qs.extend(q5_ints(&b[2..], 16).iter().map(|&x| x as i8 as u8));
                 }
                 return Ok(q);
             }

@@ -309,7 +309,7 @@ fn lossless_repacking_keeps_every_weight() {
     for (t, raw, n) in cases {
         let rows = if n % 512 == 0 { 2 } else { 1 };
         let m = QMatrix::repack_ggml(t, &raw, rows, n / rows).unwrap();
-        assert_eq!(Some(m.format()), QMatrix::lossless_format(t));
+        assert_eq!(Some(m.format()), QMatrix::lossless_format(t, n / rows));
         let want = dequantize(t, &raw, n).unwrap();
         let got = m.to_f32();
         assert_eq!(got.len(), n);
@@ -318,7 +318,8 @@ fn lossless_repacking_keeps_every_weight() {
         }
     }
     // Nothing lossless for the rest.
-    assert_eq!(QMatrix::lossless_format(ggml::Q6_K), None);
+    assert_eq!(QMatrix::lossless_format(ggml::Q6_K, 256), None);
+    assert_eq!(QMatrix::lossless_format(ggml::Q4_K, 576), None);
 }
 
 /// A model whose matrices are K-quants (Q4_K, Q5_K, Q6_K, as a Q4_K_M file mixes them) loads,
