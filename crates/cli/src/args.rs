@@ -871,10 +871,23 @@ pub struct EngineArgs {
     /// throughput on a 2-core CPU (docs/architecture.md says why).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_prefill_tokens_while_decoding: Option<u64>,
-    /// Re-quantize the weights at load: q4_1, q8_0, or q4_k (llama.cpp's Q4_K blocks, for matrices
-    /// whose rows are a multiple of 256 wide; narrower ones as q8_0) [default: as shipped].
-    #[arg(long, value_parser = ["q4_1", "q8_0", "q4_k"])]
+    /// Re-quantize the weights at load: q4_1, q8_0, q4_k (llama.cpp's Q4_K blocks, for matrices
+    /// whose rows are a multiple of 256 wide; narrower ones as q8_0), or f32 (dequantized: the
+    /// slow, exact reference) [default: as shipped].
+    #[arg(long, value_parser = ["q4_1", "q8_0", "q4_k", "f32"])]
     pub quantization: Option<String>,
+    /// Serve with speculative decoding: this GGUF (a path or a `model list` name, with the
+    /// target's tokenizer) proposes tokens that the model checks in its batched steps. Output is
+    /// unchanged; /metrics gains vLLM's vllm:spec_decode_* counters, which `run` reads into an
+    /// acceptance rate. The same file with --draft-quantization q4_1 makes a quick draft.
+    #[arg(long, value_name = "MODEL", help_heading = "Speculative decoding")]
+    pub draft_model: Option<String>,
+    /// Draft tokens proposed per sequence per step, as vLLM's num_speculative_tokens.
+    #[arg(long, default_value_t = 4, requires = "draft_model", value_parser = clap::value_parser!(u64).range(1..=16), help_heading = "Speculative decoding")]
+    pub num_speculative_tokens: u64,
+    /// Re-quantize the draft at load: q4_1, q8_0, q4_k or f32 [default: as shipped].
+    #[arg(long, requires = "draft_model", value_parser = ["q4_1", "q8_0", "q4_k", "f32"], help_heading = "Speculative decoding")]
+    pub draft_quantization: Option<String>,
 }
 
 /// Which `inferbench engine` YAML keys have flags, and which are YAML-only (a test checks this
@@ -885,13 +898,14 @@ YAML keys and flags:
   throughput.* (--concurrent-requests --batch-sizes --tokens-per-request --duration-seconds),
   report.* (--output-dir --format --no-system-info --result-filename), quantization.formats,
   speculative.enabled (--speculative), speculative.gamma, speculative.draft (--draft-model),
-  comparison.enabled and comparison.variant.quantization (--compare-variant), targets.default
+  speculative.prompts (--num-prompts), speculative.rate, speculative.duration_seconds
+  (--duration), speculative.batch_size, speculative.max_batch_length, speculative.placement,
+  speculative.max_tokens, speculative.temperature, speculative.draft_quantization,
+  speculative.target_quantization, comparison.enabled and comparison.variant.quantization (--compare-variant), targets.default
   (--target), llama_bench.* (--pp --tg --pg --depth --repetitions --threads --output
   --no-warmup --compare-with).
   YAML-only: llama_bench.batch_size, memory.measure_peak, memory.measure_kv_cache, test_prompts, quantization.prompts,
-  quantization.max_tokens, speculative.draft_quantization, speculative.target_quantization,
-  speculative.prompts, speculative.max_tokens, speculative.temperature,
-  speculative.duration_seconds, comparison.baseline.name, comparison.baseline.quantization,
+  quantization.max_tokens, speculative.seed, comparison.baseline.name, comparison.baseline.quantization,
   comparison.baseline.threads, comparison.variant.name, comparison.variant.threads,
   comparison.batch_sizes, comparison.iterations, comparison.input_tokens,
   comparison.tokens_per_request, targets.<model>.";
@@ -983,9 +997,45 @@ pub struct EngineBenchArgs {
     /// speculative.enabled: compare speculative decoding with target-only decoding.
     #[arg(long, help_heading = "Speculative decoding")]
     pub speculative: bool,
-    /// speculative.gamma: tokens the draft proposes per target pass.
+    /// speculative.gamma: tokens the draft proposes per target pass; a comma-separated list
+    /// runs one speculative arm per value (--gamma 2,4,8), each against the same target arm.
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = clap::value_parser!(u64).range(1..=16), help_heading = "Speculative decoding")]
+    pub gamma: Option<Vec<u64>>,
+    /// speculative.prompts: requests per arm (all at once, or arriving at --rate).
     #[arg(long, help_heading = "Speculative decoding")]
-    pub gamma: Option<usize>,
+    pub num_prompts: Option<usize>,
+    /// speculative.rate: requests per second, Poisson arrivals [default: all at once].
+    #[arg(long, value_name = "REQ_PER_S", help_heading = "Speculative decoding")]
+    pub rate: Option<f64>,
+    /// speculative.duration_seconds: with --rate, requests arrive for this long (time-based run);
+    /// without, rounds of --num-prompts repeat until this long has passed.
+    #[arg(long, value_name = "SECONDS", help_heading = "Speculative decoding")]
+    pub duration: Option<f64>,
+    /// speculative.batch_size: sequences decoded together (1: one at a time).
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub batch_size: Option<usize>,
+    /// speculative.max_batch_length: tokens one step may carry (prefill chunks, decode tokens
+    /// and proposals being checked).
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub max_batch_length: Option<usize>,
+    /// speculative.placement: where draft and target run: same (one shared pool), separate
+    /// (disjoint halves of the CPUs), 'ratio T:D' (disjoint sets, T to D), auto (same here: the
+    /// two take turns within a step).
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub placement: Option<String>,
+    /// speculative.max_tokens: tokens generated per request.
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub max_tokens: Option<usize>,
+    /// speculative.temperature: 0 is greedy; above 0, seeded sampling (output still equals the
+    /// target's own, request for request).
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub temperature: Option<f32>,
+    /// speculative.draft_quantization: shipped, q4_1, q8_0, q4_k or f32.
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub draft_quantization: Option<String>,
+    /// speculative.target_quantization: shipped, q4_1, q8_0, q4_k or f32.
+    #[arg(long, help_heading = "Speculative decoding")]
+    pub target_quantization: Option<String>,
     /// speculative.draft: the draft model (path or name) [default: the target's file].
     #[arg(long, help_heading = "Speculative decoding")]
     pub draft_model: Option<String>,

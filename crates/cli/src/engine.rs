@@ -89,8 +89,39 @@ fn apply(cfg: &mut BenchConfig, a: &EngineBenchArgs) -> Result<()> {
         cfg.comparison.variant.quantization = v.clone();
         cfg.comparison.variant.name = v.clone();
     }
-    if let Some(g) = a.gamma {
-        cfg.speculative.gamma = g;
+    let sp = &mut cfg.speculative;
+    if let Some(g) = &a.gamma {
+        sp.gamma = g.iter().map(|&g| g as usize).collect();
+    }
+    if let Some(n) = a.num_prompts {
+        sp.prompts = n;
+    }
+    if a.rate.is_some() {
+        sp.rate = a.rate;
+    }
+    if let Some(d) = a.duration {
+        sp.duration_seconds = d;
+    }
+    if let Some(b) = a.batch_size {
+        sp.batch_size = b;
+    }
+    if let Some(m) = a.max_batch_length {
+        sp.max_batch_length = m;
+    }
+    if let Some(p) = &a.placement {
+        sp.placement = p.clone();
+    }
+    if let Some(m) = a.max_tokens {
+        sp.max_tokens = m;
+    }
+    if let Some(t) = a.temperature {
+        sp.temperature = t;
+    }
+    if let Some(q) = &a.draft_quantization {
+        sp.draft_quantization = q.clone();
+    }
+    if let Some(q) = &a.target_quantization {
+        sp.target_quantization = q.clone();
     }
     if a.draft_model.is_some() {
         cfg.speculative.draft = a.draft_model.clone();

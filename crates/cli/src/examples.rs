@@ -159,6 +159,8 @@ pub const SERVE: &str = concat!(
   inferbench serve --port 8000
   inferbench serve --model SmolLM2-135M-Instruct --port 8000 --max-num-seqs 8 \\
       --max-prefill-tokens-while-decoding 16
+  inferbench serve --port 8000 --quantization f32 --draft-model SmolLM2-135M-Instruct \\
+      --draft-quantization q4_1 --num-speculative-tokens 4
 ",
     exit_codes!()
 );
@@ -180,7 +182,9 @@ pub const ENGINE: &str = concat!(
       0 --batch-sizes 1
   inferbench engine --config config/benchmark.yaml   # minutes
   inferbench engine --config config/quantization.yaml   # minutes
-  inferbench engine --config config/speculative.yaml --gamma 3   # minutes
+  inferbench engine --config config/speculative.yaml --gamma 2,4,8   # minutes
+  inferbench engine --config config/speculative.yaml --rate 1 --duration 300 \\
+      --placement separate   # minutes
   inferbench engine --pp 64 --tg 16 --depth 0,64 --repetitions 2
   inferbench engine --pp 512 --tg 128 --output sql | sqlite3 bench.db   # minutes
   inferbench engine --config config/llama-bench.yaml --compare-with llama-bench.json   # minutes

@@ -2,7 +2,7 @@
 
 use crate::args::{EngineArgs, ServeArgs, SimArgs};
 use anyhow::{Context, Result};
-use inferbench_engine::{Engine, EngineConfig, LoadOptions, Quantization};
+use inferbench_engine::{DraftConfig, Engine, EngineConfig, LoadOptions, Quantization};
 use inferbench_server::{serve, EngineGenerator, Generator, SimConfig, Simulator};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,13 +115,33 @@ pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>
     let loaded = tokio::task::spawn_blocking(move || inferbench_engine::load(&p, &LoadOptions { requantize }))
         .await?
         .with_context(|| format!("cannot load the model {}", path.display()))?;
+    let draft = match &e.draft_model {
+        Some(spec) => Some(load_draft(spec, e.draft_quantization.as_deref(), &loaded).await?),
+        None => None,
+    };
+    let draft_line = draft.as_ref().map(|(d, p)| {
+        format!(
+            "; draft {} ({} layers, {}), {} speculative tokens",
+            p.display(),
+            d.cfg.n_layer,
+            d.weight_format(),
+            e.num_speculative_tokens
+        )
+    });
     let cfg = EngineConfig {
+        draft: draft.map(|(model, _)| DraftConfig {
+            model,
+            num_speculative_tokens: e.num_speculative_tokens as usize,
+            threads: None,
+            cpus: None,
+        }),
         max_num_seqs: s.max_num_seqs.unwrap_or(16),
         max_num_batched_tokens: e.max_num_batched_tokens,
         max_prefill_tokens_while_decoding: e.max_prefill_tokens_while_decoding.map(|v| v as usize),
         kv_cache_bytes: (e.kv_cache_memory_mib.max(0.0) * 1048576.0) as usize,
         max_model_len: s.max_model_len.map(|v| v as usize),
         threads: e.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        cpus: None,
     };
     let m = &loaded.model;
     let summary = format!(
@@ -139,11 +159,29 @@ pub async fn engine(e: &EngineArgs, s: &SimArgs) -> Result<(Arc<EngineGenerator>
         cfg.threads,
         cfg.max_num_seqs,
         e.kv_cache_memory_mib,
-    );
+    ) + draft_line.as_deref().unwrap_or("");
     let engine =
         Engine::start(loaded.model.clone(), loaded.tokenizer.clone(), loaded.eos.clone(), cfg).context("cannot start the engine")?;
     let served = s.served_model_name.clone().unwrap_or(name);
     Ok((Arc::new(EngineGenerator::new(engine, served)), EngineInfo { path, summary }))
+}
+
+/// Loads the draft of `--draft-model` and checks that it tokenizes as the target does.
+async fn load_draft(
+    spec: &str,
+    quantization: Option<&str>,
+    target: &inferbench_engine::Loaded,
+) -> Result<(Arc<inferbench_engine::Model>, std::path::PathBuf)> {
+    let spec = spec.to_owned();
+    let (path, _) = tokio::task::spawn_blocking(move || crate::model::resolve(Some(&spec))).await??;
+    let requantize = quantization.and_then(Quantization::parse);
+    let p = path.clone();
+    let draft = tokio::task::spawn_blocking(move || inferbench_engine::load(&p, &LoadOptions { requantize }))
+        .await?
+        .with_context(|| format!("cannot load the draft model {}", path.display()))?;
+    inferbench_engine::speculative::check_tokenizers(target, &draft)
+        .map_err(|e| crate::usage(format!("--draft-model {}: {e}", path.display())))?;
+    Ok((draft.model, path))
 }
 
 /// Runs `inferbench serve` until interrupted.

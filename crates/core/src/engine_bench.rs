@@ -267,16 +267,50 @@ pub struct SpecConfig {
     pub draft_quantization: String,
     /// Format the target is held in.
     pub target_quantization: String,
-    /// Tokens the draft proposes per target pass.
-    pub gamma: usize,
-    /// Prompts per round.
+    /// Tokens the draft proposes per target pass: a number, or a list that runs one speculative
+    /// arm per value (`[2, 4, 8]`).
+    #[serde(deserialize_with = "one_or_many")]
+    #[schemars(with = "OneOrMany")]
+    pub gamma: Vec<usize>,
+    /// Requests per arm in fixed-count mode (seed 001's `NUM_PROMPTS`); with `rate` and no
+    /// duration, this many arrive at that rate.
     pub prompts: usize,
-    /// Tokens generated per prompt.
+    /// Tokens generated per request.
     pub max_tokens: usize,
-    /// 0 is greedy (output must equal the target's own); above 0 uses sampled acceptance.
+    /// 0 is greedy (output must equal the target's own); above 0, seeded sampling.
     pub temperature: f32,
-    /// Repeat the prompts until this many seconds have passed (0: one round).
+    /// Requests per second with Poisson arrivals (seed 001's `AUTO_RATE`) [default: every
+    /// request at once].
+    pub rate: Option<f64>,
+    /// With `rate`: requests arrive for this long (`AUTO_DURATION`) and the arm ends when they
+    /// are done. Without: rounds of `prompts` repeat until this long has passed (0: one round).
     pub duration_seconds: f64,
+    /// Sequences decoded together (`BATCH_SIZE`; 1 runs them one at a time).
+    pub batch_size: usize,
+    /// Tokens one forward step may carry (`MAX_BATCH_LENGTH`): prefill chunks, decode tokens
+    /// and the proposals being checked.
+    pub max_batch_length: usize,
+    /// Where the two models run on this machine's cores: `same` (one shared pool), `separate`
+    /// (disjoint halves), `ratio T:D` (disjoint sets split T to D) or `auto`.
+    pub placement: String,
+    /// Seed of the arrival times and of sampling.
+    pub seed: u64,
+}
+
+/// A number or a list of numbers (YAML `gamma: 4` or `gamma: [2, 4, 8]`).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema and its deserializer are used
+enum OneOrMany {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(v) => vec![v],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl Default for QuantConfig {
@@ -292,11 +326,16 @@ impl Default for SpecConfig {
             draft: None,
             draft_quantization: "shipped".into(),
             target_quantization: "f32".into(),
-            gamma: 4,
+            gamma: vec![4],
             prompts: 4,
             max_tokens: 64,
             temperature: 0.0,
+            rate: None,
             duration_seconds: 0.0,
+            batch_size: 1,
+            max_batch_length: 512,
+            placement: "same".into(),
+            seed: 0,
         }
     }
 }
@@ -486,30 +525,89 @@ pub struct QuantRow {
     pub prompts: usize,
 }
 
-/// The speculative-decoding comparison.
+/// The speculative-decoding comparison (seed 001): a target-only arm and one speculative arm
+/// per gamma, each the same requests through the engine's scheduler. The top-level figures are
+/// the best speculative arm's against the target arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SpecResult {
     /// Target model and format.
     pub target: String,
     /// Draft model and format.
     pub draft: String,
-    /// Tokens proposed per target pass.
+    /// Tokens proposed per target pass (the best arm's).
     pub gamma: usize,
     /// Sampling temperature (0 is greedy).
     pub temperature: f32,
-    /// Prompts generated (over all rounds).
+    /// Requests in each arm (the speculative arm's, in a time-based run).
     pub prompts_run: usize,
-    /// Target-only decode rate, tokens/s.
+    /// Target-only output rate, tokens/s.
     pub target_only_tokens_per_second: f64,
-    /// Speculative decode rate, tokens/s.
+    /// Speculative output rate, tokens/s.
     pub speculative_tokens_per_second: f64,
     /// Speculative over target-only rate.
     pub speedup: f64,
     /// Accepted draft tokens / proposed ones.
     pub acceptance_rate: f64,
-    /// Tokens gained per target pass.
+    /// Tokens gained per target pass (1 + accepted per draft).
     pub mean_accepted_length: f64,
-    /// Greedy only: every speculative output equalled the target-only output.
+    /// Every speculative output equalled the target-only output for the same request (greedy,
+    /// or sampled with the same seed: verification keeps the target's own tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identical_to_target: Option<bool>,
+    /// Where the models ran, as resolved (`same: 2 shared threads`).
+    #[serde(default)]
+    pub placement: String,
+    /// How requests arrived (`4 at once`, `Poisson 2 req/s for 60 s`).
+    #[serde(default)]
+    pub arrivals: String,
+    /// Sequences decoded together.
+    #[serde(default)]
+    pub batch_size: usize,
+    /// Every arm: target only first, then one per gamma.
+    #[serde(default)]
+    pub arms: Vec<SpecArm>,
+}
+
+/// One arm of the speculative comparison: its requests' latencies, token counts and rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SpecArm {
+    /// `target` or `speculative`, with the gamma when several run (`speculative_gamma4`).
+    pub name: String,
+    /// Tokens proposed per pass (none for the target arm).
+    pub gamma: Option<usize>,
+    /// Requests completed.
+    pub requests: usize,
+    /// Prompt tokens over all requests.
+    pub prompt_tokens: u64,
+    /// Generated tokens over all requests.
+    pub generated_tokens: u64,
+    /// Prompt plus generated tokens.
+    pub total_tokens: u64,
+    /// From the first arrival to the last request's end, seconds.
+    pub duration_s: f64,
+    /// Generated tokens per second of `duration_s`.
+    pub output_tokens_per_second: f64,
+    /// Prompt and generated tokens per second of `duration_s`.
+    pub total_tokens_per_second: f64,
+    /// Requests per second of `duration_s`.
+    pub requests_per_second: f64,
+    /// Time to first token from each request's scheduled arrival, ms.
+    pub ttft_ms: Distribution,
+    /// End-to-end latency from each request's scheduled arrival, ms.
+    pub e2e_ms: Distribution,
+    /// Output rate over the target arm's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup: Option<f64>,
+    /// Accepted over proposed draft tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance_rate: Option<f64>,
+    /// 1 + accepted tokens per draft checked (vLLM's mean acceptance length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_acceptance_length: Option<f64>,
+    /// Share of drafts whose token at each position (0 first) was accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acceptance_by_position: Vec<f64>,
+    /// Each request's output equalled the target arm's for the same request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identical_to_target: Option<bool>,
 }

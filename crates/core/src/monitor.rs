@@ -97,6 +97,13 @@ pub struct ServerReport {
     /// Accepted over drafted speculative tokens in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_decode_acceptance: Option<f64>,
+    /// Speculative decoding, vLLM's mean acceptance length: 1 + accepted tokens per draft checked
+    /// (the tokens a target pass yields per sequence) in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_decode_mean_acceptance_length: Option<f64>,
+    /// Share of drafts whose token at each position (0 first) was accepted, in the window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spec_decode_acceptance_by_position: Vec<f64>,
     /// Tokens the server says it generated in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_tokens: Option<f64>,

@@ -34,6 +34,31 @@ pub struct EngineConfig {
     pub max_model_len: Option<usize>,
     /// Compute threads.
     pub threads: usize,
+    /// CPUs the compute threads are pinned to, one each in turn (`None`: not pinned).
+    pub cpus: Option<Vec<usize>>,
+    /// A draft model for speculative decoding (`None`: plain decoding).
+    pub draft: Option<DraftConfig>,
+}
+
+/// Speculative decoding in the serving engine: each step, every decoding sequence has the draft
+/// propose up to `num_speculative_tokens` tokens (greedily, all sequences batched), and the
+/// target checks them in the same forward step as everyone else's work. The target samples each
+/// position as it would without a draft (same sampler, same random draws) and a proposal stands
+/// while it equals the target's token, so the output is exactly what plain decoding gives, greedy
+/// or seeded. (vLLM's rejection sampler accepts more often at temperature > 0; at temperature 0
+/// the two agree.)
+#[derive(Debug, Clone)]
+pub struct DraftConfig {
+    /// The draft model (same vocabulary as the target).
+    pub model: Arc<Model>,
+    /// Tokens proposed per step at most.
+    pub num_speculative_tokens: usize,
+    /// Threads of the draft's own pool (`None`: the draft shares the target's threads). Draft
+    /// and target run one after the other within a step, so a pool of its own only pays where
+    /// the two would otherwise contend (placement `separate` / `ratio` of the benchmark).
+    pub threads: Option<usize>,
+    /// CPUs the draft's own threads are pinned to.
+    pub cpus: Option<Vec<usize>>,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +70,8 @@ impl Default for EngineConfig {
             kv_cache_bytes: 512 << 20,
             max_model_len: None,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            cpus: None,
+            draft: None,
         }
     }
 }
@@ -163,23 +190,38 @@ impl Engine {
                 cfg.max_num_batched_tokens, cfg.max_num_seqs
             )));
         }
-        let max_len = cfg.max_model_len.unwrap_or(model.cfg.context_length).min(model.cfg.context_length);
-        let kv_budget_tokens = cfg.kv_cache_bytes / model.cfg.kv_bytes_per_token();
+        let mut max_len = cfg.max_model_len.unwrap_or(model.cfg.context_length).min(model.cfg.context_length);
+        // Each position is cached by the target and, when there is one, by the draft.
+        let mut bytes_per_token = model.cfg.kv_bytes_per_token();
+        if let Some(d) = &cfg.draft {
+            if d.model.cfg.vocab != model.cfg.vocab {
+                return Err(EngineError::BadInput(format!(
+                    "the draft's vocabulary ({} tokens) differs from the target's ({}); speculative decoding needs the same tokenizer",
+                    d.model.cfg.vocab, model.cfg.vocab
+                )));
+            }
+            if d.num_speculative_tokens == 0 {
+                return Err(EngineError::BadInput("num_speculative_tokens must be at least 1 with a draft model".into()));
+            }
+            max_len = max_len.min(d.model.cfg.context_length);
+            bytes_per_token += d.model.cfg.kv_bytes_per_token();
+        }
+        let kv_budget_tokens = cfg.kv_cache_bytes / bytes_per_token;
         if kv_budget_tokens == 0 {
             return Err(EngineError::BadInput(format!("a KV-cache budget of {} bytes holds no token", cfg.kv_cache_bytes)));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.threads.max(1))
-            .thread_name(|i| format!("inferbench-compute-{i}"))
-            .build()
-            .map_err(|e| EngineError::Internal(format!("thread pool: {e}")))?;
-        let stats = Arc::new(EngineStats::new(kv_budget_tokens));
+        let pool = compute_pool(cfg.threads, cfg.cpus.clone(), "compute")?;
+        let draft_pool = match &cfg.draft {
+            Some(DraftConfig { threads: Some(t), cpus, .. }) => Some(compute_pool(*t, cpus.clone(), "draft")?),
+            _ => None,
+        };
+        let stats = Arc::new(EngineStats::new(kv_budget_tokens, cfg.draft.as_ref().map_or(0, |d| d.num_speculative_tokens)));
         let shared = Arc::new(Shared { model, tokenizer, eos, cfg, max_len, kv_budget_tokens, stats });
         let (tx, rx) = mpsc::channel();
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("inferbench-engine".into())
-            .spawn(move || pool.install(|| Scheduler::new(s).run(rx)))
+            .spawn(move || pool.install(|| Scheduler::new(s, draft_pool).run(rx)))
             .map_err(|e| EngineError::Internal(format!("cannot start the engine thread: {e}")))?;
         Ok(Self { shared, tx: Some(tx), thread: Some(thread) })
     }
@@ -262,6 +304,8 @@ struct Seq {
     tokens: Vec<u32>,
     prompt_len: usize,
     cache: KvCache,
+    /// The draft's cache (speculative decoding): positions of `tokens` the draft has seen.
+    draft_cache: Option<KvCache>,
     sampler: Sampler,
     sink: Box<dyn EventSink>,
     req: Request,
@@ -278,16 +322,26 @@ impl Seq {
     }
 }
 
+/// One sequence's share of a step: `tokens` of its own (prefill chunk or its last token) plus
+/// `proposals` draft tokens to check.
+struct Planned {
+    seq: usize,
+    tokens: usize,
+    proposals: usize,
+}
+
 struct Scheduler {
     s: Arc<Shared>,
+    /// The draft's own threads, when it does not share the target's.
+    draft_pool: Option<rayon::ThreadPool>,
     waiting: VecDeque<Job>,
     running: Vec<Seq>,
     kv_used: usize,
 }
 
 impl Scheduler {
-    fn new(s: Arc<Shared>) -> Self {
-        Self { s, waiting: VecDeque::new(), running: Vec::new(), kv_used: 0 }
+    fn new(s: Arc<Shared>, draft_pool: Option<rayon::ThreadPool>) -> Self {
+        Self { s, draft_pool, waiting: VecDeque::new(), running: Vec::new(), kv_used: 0 }
     }
 
     fn run(mut self, rx: mpsc::Receiver<Job>) {
@@ -327,6 +381,7 @@ impl Scheduler {
                 prompt_len: tokens.len(),
                 tokens,
                 cache: KvCache::new(c.n_layer, c.kv_dim(), need),
+                draft_cache: self.s.cfg.draft.as_ref().map(|d| KvCache::new(d.model.cfg.n_layer, d.model.cfg.kv_dim(), need)),
                 sampler: Sampler::new(j.req.sampling.clone()),
                 sink: j.sink,
                 req: j.req,
@@ -346,64 +401,113 @@ impl Scheduler {
             self.recount();
             return;
         }
-        // Decoding sequences first (one token each), then prefill chunks in arrival order.
+        // Decoding sequences first (their token, plus draft proposals to check when there is a
+        // draft), then prefill chunks in arrival order.
+        let spec_k = self.s.cfg.draft.as_ref().map_or(0, |d| d.num_speculative_tokens);
         let mut budget = self.s.cfg.max_num_batched_tokens;
-        let mut plan: Vec<(usize, usize)> = Vec::new(); // (seq index, tokens this step)
+        let mut plan: Vec<Planned> = Vec::new();
         for (i, q) in self.running.iter().enumerate() {
             if q.tokens.len() - q.cache.len() == 1 && budget > 0 {
-                plan.push((i, 1));
-                budget -= 1;
+                // Proposals past max_tokens would be thrown away: propose only what can stand.
+                let k = spec_k.min(q.req.max_tokens.saturating_sub(q.generated() + 1)).min(budget - 1);
+                plan.push(Planned { seq: i, tokens: 1 + k, proposals: k });
+                budget -= 1 + k;
             }
         }
+        let decoding = plan.len();
         let prefilling = self.running.iter().filter(|q| q.tokens.len() - q.cache.len() > 1).count();
-        budget = prefill_budget(budget, plan.len(), prefilling, self.s.cfg.max_prefill_tokens_while_decoding);
+        budget = prefill_budget(budget, decoding, prefilling, self.s.cfg.max_prefill_tokens_while_decoding);
         for (i, q) in self.running.iter().enumerate() {
             let pending = q.tokens.len() - q.cache.len();
             if pending > 1 && budget > 0 {
                 let n = pending.min(budget);
-                plan.push((i, n));
+                plan.push(Planned { seq: i, tokens: n, proposals: 0 });
                 budget -= n;
             }
         }
-        plan.sort_unstable();
+        plan.sort_unstable_by_key(|p| p.seq);
+        // The draft proposes first; each speculating sequence's step is then its last token
+        // followed by the proposals.
+        let proposals = match self.propose(&plan) {
+            Ok(p) => p,
+            Err(e) => return self.fail(&plan, &e),
+        };
+        let verify: Vec<Vec<u32>> = plan
+            .iter()
+            .zip(&proposals)
+            .map(|(p, props)| match props.is_empty() {
+                true => Vec::new(),
+                false => {
+                    std::iter::once(self.running[p.seq].tokens[self.running[p.seq].tokens.len() - 1]).chain(props.iter().copied()).collect()
+                }
+            })
+            .collect();
         let model = self.s.model.clone();
         let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(plan.len());
-        let mut planned = plan.iter().peekable();
+        let mut every_row = Vec::with_capacity(plan.len());
+        let mut planned = plan.iter().zip(&verify).peekable();
         for (i, q) in self.running.iter_mut().enumerate() {
-            if let Some(&(_, n)) = planned.next_if(|p| p.0 == i) {
+            if let Some((p, v)) = planned.next_if(|p| p.0.seq == i) {
                 let start = q.cache.len();
-                let want_logits = start + n == q.tokens.len();
-                items.push(BatchItem { tokens: &q.tokens[start..start + n], start, cache: &mut q.cache, want_logits });
+                let (tokens, want_logits) = match p.proposals {
+                    0 => (&q.tokens[start..start + p.tokens], start + p.tokens == q.tokens.len()),
+                    _ => (&v[..], true),
+                };
+                items.push(BatchItem { tokens, start, cache: &mut q.cache, want_logits });
+                every_row.push(p.proposals > 0);
             }
         }
         let t = Instant::now();
-        let result = model.forward(&mut items);
-        let step_tokens: usize = plan.iter().map(|p| p.1).sum();
+        let result = model.forward_mixed(&mut items, &every_row);
+        let step_tokens: usize = plan.iter().map(|p| p.tokens).sum();
         drop(items);
         self.s.stats.record_step(step_tokens, t.elapsed());
         let logits = match result {
             Ok(l) => l,
-            Err(e) => {
-                tracing::error!("forward step failed: {e}");
-                for &(i, _) in plan.iter().rev() {
-                    let mut q = self.running.swap_remove(i);
-                    q.sink.send(Event::Failed(e.to_string()));
-                }
-                self.recount();
-                return;
-            }
+            Err(e) => return self.fail(&plan, &e),
         };
-        // Logits come back in plan order for the sequences whose pending tokens are all cached.
+        // Logits come back in plan order: one row for each sequence whose pending tokens are all
+        // cached, one per checked position for each speculating sequence.
         let mut logits = logits.into_iter();
         let mut done = Vec::new();
-        for &(i, _) in &plan {
-            let q = &mut self.running[i];
-            if q.cache.len() != q.tokens.len() {
+        for (p, props) in plan.iter().zip(&proposals) {
+            let i = p.seq;
+            if props.is_empty() {
+                if self.running[i].cache.len() != self.running[i].tokens.len() {
+                    continue;
+                }
+                let Some(mut l) = logits.next() else { break };
+                if let (_, Some(finish)) = self.emit(i, &mut l) {
+                    done.push((i, finish));
+                }
                 continue;
             }
-            let Some(mut l) = logits.next() else { break };
-            if let Some(finish) = self.emit(i, &mut l) {
-                done.push((i, finish));
+            // The target's token at each checked position, as plain decoding would sample it;
+            // the next position counts only while the proposal before it was that token.
+            let rows: Vec<Vec<f32>> = logits.by_ref().take(props.len() + 1).collect();
+            let mut accepted = 0;
+            let mut finished = None;
+            for (j, mut row) in rows.into_iter().enumerate() {
+                let (tok, finish) = self.emit(i, &mut row);
+                let agreed = props.get(j) == Some(&tok);
+                accepted += usize::from(agreed);
+                if finish.is_some() || !agreed {
+                    finished = finish;
+                    break;
+                }
+            }
+            self.s.stats.speculated(props.len(), accepted);
+            match finished {
+                Some(f) => done.push((i, f)),
+                None => {
+                    // Cached positions past the last accepted proposal hold rejected tokens.
+                    let q = &mut self.running[i];
+                    let keep = q.tokens.len() - 1;
+                    q.cache.truncate(keep);
+                    if let Some(dc) = q.draft_cache.as_mut() {
+                        dc.truncate(keep);
+                    }
+                }
             }
         }
         done.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
@@ -413,14 +517,62 @@ impl Scheduler {
         self.recount();
     }
 
+    /// The draft's greedy proposals for each planned sequence that speculates (empty for the
+    /// others): `proposals` draft steps, every speculating sequence batched in each. The first
+    /// step also feeds the draft whatever of the sequence it has not seen (the prompt, the
+    /// first time).
+    fn propose(&mut self, plan: &[Planned]) -> Result<Vec<Vec<u32>>, EngineError> {
+        let mut out: Vec<Vec<u32>> = plan.iter().map(|p| Vec::with_capacity(p.proposals)).collect();
+        let Some(draft) = self.s.cfg.draft.as_ref().map(|d| d.model.clone()) else { return Ok(out) };
+        let rounds = plan.iter().map(|p| p.proposals).max().unwrap_or(0);
+        for round in 0..rounds {
+            let mut items: Vec<BatchItem<'_>> = Vec::new();
+            let mut who = Vec::new();
+            let mut planned = plan.iter().enumerate().peekable();
+            for (i, q) in self.running.iter_mut().enumerate() {
+                let Some((k, p)) = planned.next_if(|p| p.1.seq == i) else { continue };
+                if round >= p.proposals {
+                    continue;
+                }
+                let Some(dc) = q.draft_cache.as_mut() else { continue };
+                let start = dc.len();
+                let tokens = match round {
+                    0 => &q.tokens[start..],
+                    _ => std::slice::from_ref(&out[k][round - 1]),
+                };
+                items.push(BatchItem { tokens, start, cache: dc, want_logits: true });
+                who.push(k);
+            }
+            let logits = match &self.draft_pool {
+                Some(pool) => pool.install(|| draft.forward(&mut items))?,
+                None => draft.forward(&mut items)?,
+            };
+            drop(items);
+            for (k, l) in who.into_iter().zip(logits) {
+                out[k].push(crate::sampling::argmax(&l));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fails every planned sequence with `e` (a forward step that could not run).
+    fn fail(&mut self, plan: &[Planned], e: &EngineError) {
+        tracing::error!("forward step failed: {e}");
+        for p in plan.iter().rev() {
+            let mut q = self.running.swap_remove(p.seq);
+            q.sink.send(Event::Failed(e.to_string()));
+        }
+        self.recount();
+    }
+
     fn recount(&mut self) {
         self.kv_used = self.running.iter().map(|q| q.cache.capacity()).sum();
         self.s.stats.set_running(self.running.len(), self.kv_used);
     }
 
-    /// Samples and delivers the next token of sequence `i`; `Some(alive)` when it is over
-    /// (`alive` false when the client went away).
-    fn emit(&mut self, i: usize, logits: &mut [f32]) -> Option<bool> {
+    /// Samples and delivers the next token of sequence `i`: the token, and `Some(alive)` when the
+    /// sequence is over (`alive` false when the client went away).
+    fn emit(&mut self, i: usize, logits: &mut [f32]) -> (u32, Option<bool>) {
         let s = &self.s;
         let q = &mut self.running[i];
         let eos_allowed = !q.req.ignore_eos && q.generated() >= q.req.min_tokens;
@@ -453,9 +605,9 @@ impl Scheduler {
                 rest = q.text.get(q.emitted..).unwrap_or_default().to_owned();
             }
             if !rest.is_empty() && !q.sink.send(Event::Token { id: tok, text: rest }) {
-                return Some(false);
+                return (tok, Some(false));
             }
-            return finish(q, FinishReason::Stop);
+            return (tok, finish(q, FinishReason::Stop));
         }
         q.tokens.push(tok);
         let mut text = q.detok.step(&s.tokenizer, &q.tokens[q.prompt_len..]);
@@ -484,15 +636,44 @@ impl Scheduler {
             q.emitted = upto.max(q.emitted);
         }
         if !q.sink.send(Event::Token { id: tok, text }) {
-            return Some(false);
+            return (tok, Some(false));
         }
         if stopped {
-            return finish(q, FinishReason::Stop);
+            return (tok, finish(q, FinishReason::Stop));
         }
         if at_limit {
-            return finish(q, FinishReason::Length);
+            return (tok, finish(q, FinishReason::Length));
         }
-        None
+        (tok, None)
+    }
+}
+
+/// A pool of `threads` compute threads, pinned to `cpus` in turn when given.
+fn compute_pool(threads: usize, cpus: Option<Vec<usize>>, name: &'static str) -> Result<rayon::ThreadPool, EngineError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(move |i| format!("inferbench-{name}-{i}"))
+        .start_handler(move |i| {
+            if let Some(c) = cpus.as_ref().filter(|c| !c.is_empty()) {
+                pin_to_cpu(c[i % c.len()]);
+            }
+        })
+        .build()
+        .map_err(|e| EngineError::Internal(format!("thread pool: {e}")))
+}
+
+/// Pins the calling thread to one CPU (best effort: a CPU outside the process's set is ignored
+/// by the kernel with an error, and the thread stays unpinned).
+#[allow(unsafe_code)]
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against the set's size, and
+    // sched_setaffinity(0, ...) only affects the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::warn!("cannot pin a compute thread to CPU {cpu}: {}", std::io::Error::last_os_error());
+        }
     }
 }
 

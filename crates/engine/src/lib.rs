@@ -16,7 +16,7 @@ pub mod speculative;
 #[doc(hidden)]
 pub mod testing;
 
-pub use engine::{Engine, EngineConfig, Event, EventSink, FinishReason, Request};
+pub use engine::{DraftConfig, Engine, EngineConfig, Event, EventSink, FinishReason, Request};
 pub use kv::KvCache;
 pub use llama::{BatchItem, Config, LoadOptions, Model};
 pub use prometheus::EngineStats;

@@ -532,16 +532,23 @@ impl Model {
     /// Runs one step for a batch of sequences: appends their tokens to their caches and returns
     /// the next-token logits of each item that asked (in item order).
     pub fn forward(&self, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
-        self.forward_rows(items, false)
+        self.forward_rows(items, &[])
+    }
+
+    /// Like [`Model::forward`], but items flagged in `every_row` get logits after each of their
+    /// tokens: the serving engine verifies draft proposals beside ordinary decode and prefill
+    /// items in one step.
+    pub fn forward_mixed(&self, items: &mut [BatchItem<'_>], every_row: &[bool]) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.forward_rows(items, every_row)
     }
 
     /// Runs one sequence's tokens and returns the logits after every one of them (speculative
     /// decoding verifies all the draft's proposals in this one pass).
     pub fn forward_all(&self, tokens: &[u32], start: usize, cache: &mut KvCache) -> Result<Vec<Vec<f32>>, EngineError> {
-        self.forward_rows(&mut [BatchItem { tokens, start, cache, want_logits: true }], true)
+        self.forward_rows(&mut [BatchItem { tokens, start, cache, want_logits: true }], &[true])
     }
 
-    fn forward_rows(&self, items: &mut [BatchItem<'_>], every_row: bool) -> Result<Vec<Vec<f32>>, EngineError> {
+    fn forward_rows(&self, items: &mut [BatchItem<'_>], every_row: &[bool]) -> Result<Vec<Vec<f32>>, EngineError> {
         let c = &self.cfg;
         let (e, hd, kvd, qd) = (c.n_embd, c.head_dim, c.kv_dim(), c.q_dim());
         // Row bookkeeping: which item and position each row belongs to.
@@ -706,8 +713,8 @@ impl Model {
         // Only the last row of each item that wants logits goes through the output layer.
         let mut last = Vec::new();
         let mut row = 0;
-        for it in items.iter() {
-            if it.want_logits && every_row {
+        for (i, it) in items.iter().enumerate() {
+            if it.want_logits && every_row.get(i).copied().unwrap_or(false) {
                 last.extend(row..row + it.tokens.len());
             } else if it.want_logits {
                 last.push(row + it.tokens.len() - 1);

@@ -86,14 +86,23 @@ pub struct EngineStats {
     pub peak_running: AtomicI64,
     /// Most tokens one forward step carried (what a decoding sequence waited behind).
     pub peak_step_tokens: AtomicU64,
+    /// Speculative decoding: drafts checked (one per sequence per step), as vLLM counts them.
+    pub spec_drafts: AtomicU64,
+    /// Speculative decoding: draft tokens proposed.
+    pub spec_draft_tokens: AtomicU64,
+    /// Speculative decoding: draft tokens the target accepted.
+    pub spec_accepted_tokens: AtomicU64,
+    /// Speculative decoding: accepted tokens by draft position (empty without a draft).
+    pub spec_accepted_per_pos: Vec<AtomicU64>,
     ttft: Histogram,
     itl: Histogram,
     e2e: Histogram,
 }
 
 impl EngineStats {
-    /// Fresh counters for a budget of `kv_budget_tokens` positions.
-    pub fn new(kv_budget_tokens: usize) -> Self {
+    /// Fresh counters for a budget of `kv_budget_tokens` positions, with acceptance counted for
+    /// `num_speculative_tokens` draft positions (0: no speculative decoding).
+    pub fn new(kv_budget_tokens: usize, num_speculative_tokens: usize) -> Self {
         Self {
             running: AtomicI64::new(0),
             waiting: AtomicI64::new(0),
@@ -107,6 +116,10 @@ impl EngineStats {
             step_us: AtomicU64::new(0),
             peak_running: AtomicI64::new(0),
             peak_step_tokens: AtomicU64::new(0),
+            spec_drafts: AtomicU64::new(0),
+            spec_draft_tokens: AtomicU64::new(0),
+            spec_accepted_tokens: AtomicU64::new(0),
+            spec_accepted_per_pos: (0..num_speculative_tokens).map(|_| AtomicU64::new(0)).collect(),
             ttft: Histogram::new(TTFT_BUCKETS),
             itl: Histogram::new(ITL_BUCKETS),
             e2e: Histogram::new(E2E_BUCKETS),
@@ -128,6 +141,16 @@ impl EngineStats {
         self.step_tokens.fetch_add(tokens as u64, Relaxed);
         self.peak_step_tokens.fetch_max(tokens as u64, Relaxed);
         self.step_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    /// One sequence's draft of `proposed` tokens, of which the first `accepted` stood.
+    pub(crate) fn speculated(&self, proposed: usize, accepted: usize) {
+        self.spec_drafts.fetch_add(1, Relaxed);
+        self.spec_draft_tokens.fetch_add(proposed as u64, Relaxed);
+        self.spec_accepted_tokens.fetch_add(accepted as u64, Relaxed);
+        for c in self.spec_accepted_per_pos.iter().take(accepted) {
+            c.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn ttft(&self, d: Duration) {
@@ -163,6 +186,22 @@ impl EngineStats {
         for (name, kind, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {v}");
         }
+        if !self.spec_accepted_per_pos.is_empty() {
+            // vLLM's speculative-decoding counters (served only with a draft, as vLLM does).
+            let counters = [
+                ("vllm:spec_decode_num_drafts_total", "Drafts checked (one per sequence per step).", &self.spec_drafts),
+                ("vllm:spec_decode_num_draft_tokens_total", "Draft tokens proposed.", &self.spec_draft_tokens),
+                ("vllm:spec_decode_num_accepted_tokens_total", "Draft tokens accepted.", &self.spec_accepted_tokens),
+            ];
+            for (name, help, v) in counters {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{labels}}} {}", v.load(Relaxed));
+            }
+            let name = "vllm:spec_decode_num_accepted_tokens_per_pos_total";
+            let _ = writeln!(out, "# HELP {name} Draft tokens accepted, by position in the draft.\n# TYPE {name} counter");
+            for (pos, v) in self.spec_accepted_per_pos.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{{labels},position=\"{pos}\"}} {}", v.load(Relaxed));
+            }
+        }
         self.ttft.write(&mut out, "vllm:time_to_first_token_seconds", "Time from arrival to the first token.", &labels);
         self.itl.write(&mut out, "vllm:inter_token_latency_seconds", "Time between consecutive tokens of a request.", &labels);
         self.e2e.write(&mut out, "vllm:e2e_request_latency_seconds", "Time from arrival to the last token.", &labels);
@@ -176,7 +215,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative() {
-        let s = EngineStats::new(100);
+        let s = EngineStats::new(100, 0);
         s.ttft(Duration::from_millis(3));
         s.ttft(Duration::from_millis(30));
         s.ttft(Duration::from_secs(1000));
@@ -185,5 +224,25 @@ mod tests {
         assert!(text.contains("vllm:time_to_first_token_seconds_bucket{model_name=\"m\",le=\"0.04\"} 2"));
         assert!(text.contains("vllm:time_to_first_token_seconds_bucket{model_name=\"m\",le=\"+Inf\"} 3"));
         assert!(text.contains("vllm:time_to_first_token_seconds_count{model_name=\"m\"} 3"));
+    }
+
+    #[test]
+    fn speculative_counters_use_vllm_names_and_count_by_position() {
+        let s = EngineStats::new(100, 3);
+        s.speculated(3, 2);
+        s.speculated(3, 0);
+        s.speculated(2, 2);
+        let text = s.prometheus("m");
+        for line in [
+            "vllm:spec_decode_num_drafts_total{model_name=\"m\"} 3",
+            "vllm:spec_decode_num_draft_tokens_total{model_name=\"m\"} 8",
+            "vllm:spec_decode_num_accepted_tokens_total{model_name=\"m\"} 4",
+            "vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"m\",position=\"0\"} 2",
+            "vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"m\",position=\"1\"} 2",
+            "vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"m\",position=\"2\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        assert!(!EngineStats::new(100, 0).prometheus("m").contains("spec_decode"), "no draft: no counters, as vLLM");
     }
 }

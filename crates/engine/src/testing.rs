@@ -471,3 +471,28 @@ pub fn write_spm_vocab(path: &Path) -> std::io::Result<()> {
     ];
     write_gguf(path, &kv, &[])
 }
+
+/// Submits `reqs` to `e` at once and waits for all of them: each one's token ids, text and last
+/// event (tests compare engines configured differently on the same requests).
+pub fn run_requests(e: &crate::Engine, reqs: Vec<crate::Request>) -> Result<Vec<(Vec<u32>, String, crate::Event)>, crate::EngineError> {
+    let mut rxs = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        let (tx, rx) = std::sync::mpsc::channel();
+        e.submit(r, Box::new(tx))?;
+        rxs.push(rx);
+    }
+    rxs.into_iter()
+        .map(|rx| {
+            let (mut ids, mut text) = (Vec::new(), String::new());
+            loop {
+                match rx.recv().map_err(|_| crate::EngineError::Internal("the engine stopped answering".into()))? {
+                    crate::Event::Token { id, text: t } => {
+                        ids.push(id);
+                        text.push_str(&t);
+                    }
+                    end => return Ok((ids, text, end)),
+                }
+            }
+        })
+        .collect()
+}

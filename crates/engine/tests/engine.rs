@@ -28,28 +28,7 @@ fn engine(l: &Loaded, cfg: EngineConfig) -> Engine {
 
 /// Runs requests concurrently; returns each one's token ids, text and finish.
 fn run_all(e: &Engine, reqs: Vec<Request>) -> Vec<(Vec<u32>, String, Event)> {
-    let rxs: Vec<_> = reqs
-        .into_iter()
-        .map(|r| {
-            let (tx, rx) = mpsc::channel();
-            e.submit(r, Box::new(tx)).unwrap();
-            rx
-        })
-        .collect();
-    rxs.into_iter()
-        .map(|rx| {
-            let (mut ids, mut text) = (Vec::new(), String::new());
-            loop {
-                match rx.recv().unwrap() {
-                    Event::Token { id, text: t } => {
-                        ids.push(id);
-                        text.push_str(&t);
-                    }
-                    end => return (ids, text, end),
-                }
-            }
-        })
-        .collect()
+    inferbench_engine::testing::run_requests(e, reqs).unwrap()
 }
 
 fn req(prompt: &[u32], max_tokens: usize) -> Request {

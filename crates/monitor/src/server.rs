@@ -61,7 +61,11 @@ const COUNTERS: &[(&str, &[&str])] = &[
     ),
     ("spec_decode_accepted", &["vllm:spec_decode_num_accepted_tokens_total", "llamacpp:spec_decode_num_accepted_tokens_total"]),
     ("spec_decode_drafted", &["vllm:spec_decode_num_draft_tokens_total", "llamacpp:spec_decode_num_draft_tokens_total"]),
+    ("spec_decode_drafts", &["vllm:spec_decode_num_drafts_total"]),
 ];
+
+/// vLLM's accepted-token counter by draft position (label `position`).
+const SPEC_PER_POSITION: &str = "vllm:spec_decode_num_accepted_tokens_per_pos_total";
 
 /// Common latency names and their histogram families (seconds).
 const LATENCIES: &[(&str, &[&str])] = &[
@@ -237,6 +241,21 @@ impl ServerMonitor {
         };
         r.prefix_cache_hit_rate = ratio("prefix_cache_hits", "prefix_cache_queries");
         r.spec_decode_acceptance = ratio("spec_decode_accepted", "spec_decode_drafted");
+        // vLLM's mean acceptance length: tokens per draft checked, the target's own included.
+        r.spec_decode_mean_acceptance_length = ratio("spec_decode_accepted", "spec_decode_drafts").map(|a| 1.0 + a);
+        if let Some(&drafts) = r.counters.get("spec_decode_drafts").filter(|d| **d > 0.0) {
+            let mut by_pos: Vec<(usize, f64)> = last
+                .counters
+                .iter()
+                .filter(|((name, _), _)| name == SPEC_PER_POSITION)
+                .filter_map(|(k, v)| {
+                    let pos = k.1.split(',').find_map(|l| l.strip_prefix("position=\""))?.trim_end_matches('"').parse().ok()?;
+                    Some((pos, (v - first.counters.get(k).copied().unwrap_or(0.0)).max(0.0) / drafts))
+                })
+                .collect();
+            by_pos.sort_by_key(|p| p.0);
+            r.spec_decode_acceptance_by_position = by_pos.into_iter().map(|p| p.1).collect();
+        }
         r.generation_tokens = r.counters.get("generation_tokens").copied();
         for (name, _) in LATENCIES {
             let Some((family, h)) = common_histogram(last, name) else { continue };

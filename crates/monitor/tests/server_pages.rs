@@ -37,6 +37,10 @@ fn vllm() {
     assert_eq!((c["prompt_tokens"], c["generation_tokens"], c["preemptions"], c["requests_succeeded"]), (4000.0, 2560.0, 2.0, 20.0));
     assert_eq!(r.prefix_cache_hit_rate, Some(0.5));
     assert_eq!(r.spec_decode_acceptance, Some(0.5));
+    // 150 drafts in the window carried 600 tokens, 300 accepted: 1 + 300/150 tokens per draft;
+    // by position 120, 90, 60 and 30 of the 150.
+    assert_eq!(r.spec_decode_mean_acceptance_length, Some(3.0));
+    assert_eq!(r.spec_decode_acceptance_by_position, vec![0.8, 0.6, 0.4, 0.2]);
     assert_eq!((r.generation_tokens, r.client_output_tokens), (Some(2560.0), 2560));
     assert_eq!((r.gauges["running"].last, r.gauges["waiting"].last, r.gauges["kv_cache_usage"].max), (7.0, 3.0, 0.42));
     let t = &r.latency["ttft"];

@@ -193,6 +193,13 @@ fn monitor_rows(out: &mut String, m: &inferbench_core::monitor::MonitorReport, s
         if let Some(a) = sv.spec_decode_acceptance {
             row(out, "Speculative acceptance:", format!("{:.1} %", a * 100.0));
         }
+        if let Some(l) = sv.spec_decode_mean_acceptance_length {
+            row(out, "Speculative mean acceptance length:", format!("{l:.2}"));
+        }
+        if !sv.spec_decode_acceptance_by_position.is_empty() {
+            let by: Vec<String> = sv.spec_decode_acceptance_by_position.iter().map(|a| format!("{:.1}", a * 100.0)).collect();
+            row(out, "Acceptance by draft position (%):", by.join(" / "));
+        }
         if let Some(p) = sv.counters.get("preemptions").filter(|p| **p > 0.0) {
             row(out, "Preemptions:", p);
         }

@@ -84,16 +84,43 @@ pub fn engine(r: &EngineResult) -> String {
         }
     }
     if let Some(sp) = &r.speculative {
+        let _ = writeln!(s, "\nSpeculative decoding: draft {} -> target {}, temperature {}", sp.draft, sp.target, sp.temperature);
+        if !sp.arms.is_empty() {
+            let _ = writeln!(s, "  arrivals {}, batch size {}, placement {}", sp.arrivals, sp.batch_size, sp.placement);
+            let _ = writeln!(
+                s,
+                "  {:<22} {:>5} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7}  by position",
+                "arm", "reqs", "prompt", "generated", "tok/s", "TTFT p50", "TTFT p99", "E2E p50", "speedup", "accept"
+            );
+            for a in &sp.arms {
+                let p = |d: &inferbench_core::stats::Distribution, q: f64| d.percentile(q).unwrap_or(d.mean);
+                let by: Vec<String> = a.acceptance_by_position.iter().map(|x| format!("{:.0}", x * 100.0)).collect();
+                let _ = writeln!(
+                    s,
+                    "  {:<22} {:>5} {:>8} {:>9} {:>8.1} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>7}  {}",
+                    a.name,
+                    a.requests,
+                    a.prompt_tokens,
+                    a.generated_tokens,
+                    a.output_tokens_per_second,
+                    p(&a.ttft_ms, 50.0),
+                    p(&a.ttft_ms, 99.0),
+                    p(&a.e2e_ms, 50.0),
+                    a.speedup.map_or("-".into(), |x| format!("{x:.2}x")),
+                    a.acceptance_rate.map_or("-".into(), |x| format!("{:.1}%", x * 100.0)),
+                    by.join("/")
+                );
+            }
+            let _ =
+                writeln!(s, "  (tok/s: generated tokens over the arm's wall time; latencies in ms from each request's scheduled arrival)");
+        }
         let _ = writeln!(
             s,
-            "\nSpeculative decoding: draft {} -> target {}, gamma {}, temperature {}",
-            sp.draft, sp.target, sp.gamma, sp.temperature
-        );
-        let _ = writeln!(s, "  target only        {:>8.1} tok/s", sp.target_only_tokens_per_second);
-        let _ = writeln!(s, "  speculative        {:>8.1} tok/s   speedup {:.2}x", sp.speculative_tokens_per_second, sp.speedup);
-        let _ = writeln!(
-            s,
-            "  acceptance rate    {:>8.1}%   mean accepted length {:.2} tokens per target pass",
+            "  best: gamma {}, {:.1} tok/s against {:.1} target only, speedup {:.2}x, acceptance {:.1}%, {:.2} tokens per target pass",
+            sp.gamma,
+            sp.speculative_tokens_per_second,
+            sp.target_only_tokens_per_second,
+            sp.speedup,
             sp.acceptance_rate * 100.0,
             sp.mean_accepted_length
         );

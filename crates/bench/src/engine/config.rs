@@ -59,8 +59,24 @@ pub fn validate(c: &BenchConfig) -> Result<()> {
     for f in c.quantization.formats.iter().chain(sides) {
         load_options(f).map_err(|e| BenchError::invalid(format!("quantization / speculative: {e}")))?;
     }
-    if c.speculative.enabled && (c.speculative.gamma == 0 || c.speculative.prompts == 0 || c.speculative.max_tokens == 0) {
-        return bad("speculative.gamma, speculative.prompts and speculative.max_tokens must be positive");
+    let sp = &c.speculative;
+    if sp.enabled {
+        if sp.gamma.is_empty() || sp.gamma.contains(&0) || sp.prompts == 0 || sp.max_tokens == 0 || sp.batch_size == 0 {
+            return bad("speculative.gamma, speculative.prompts, speculative.max_tokens and speculative.batch_size must be positive");
+        }
+        let longest = sp.gamma.iter().max().copied().unwrap_or(1);
+        if sp.max_batch_length < sp.batch_size.max(longest + 1) {
+            return Err(BenchError::invalid(format!(
+                "speculative.max_batch_length ({}) must hold a step of batch_size ({}) sequences and a draft of gamma + 1 ({})",
+                sp.max_batch_length,
+                sp.batch_size,
+                longest + 1
+            )));
+        }
+        if sp.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) || !(sp.duration_seconds >= 0.0 && sp.duration_seconds.is_finite()) {
+            return bad("speculative.rate must be positive and speculative.duration_seconds non-negative");
+        }
+        super::speculative::placement(&sp.placement, 2, &[0, 1])?;
     }
     if let Some(lb) = &c.llama_bench {
         super::llama_bench::validate(lb)?;

@@ -223,9 +223,46 @@ fn write_reports(cfg: &BenchConfig, stem: &Path, r: &EngineResult) -> Result<Vec
         };
         write("csv", csv.as_bytes(), &mut out)?;
     }
+    if let Some(sp) = r.speculative.as_ref().filter(|sp| !sp.arms.is_empty()) {
+        out.extend(write_spec_arms(&with_ext(stem, "speculative"), r, sp)?);
+    }
     if cfg.report.format.iter().any(|f| f == "text") {
         write("txt", llama("md").unwrap_or_else(|| inferbench_report::text::engine(r)).as_bytes(), &mut out)?;
     }
+    Ok(out)
+}
+
+/// Seed 001's files, in a directory of their own so a re-run never overwrites one:
+/// `benchmark_results_target.json` and `benchmark_results_speculative[_gammaN].json` (one arm
+/// each, with the run's settings) and `benchmark_results.json` (every arm, the monitors).
+fn write_spec_arms(dir: &Path, r: &EngineResult, sp: &inferbench_core::engine_bench::SpecResult) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).ctx(format!("cannot create {}", dir.display()))?;
+    let settings = serde_json::json!({
+        "target": sp.target, "draft": sp.draft, "temperature": sp.temperature, "arrivals": sp.arrivals,
+        "batch_size": sp.batch_size, "placement": sp.placement, "config": r.config.speculative,
+    });
+    let mut out = Vec::new();
+    let mut put = |name: &str, v: &serde_json::Value| -> Result<()> {
+        let p = dir.join(name);
+        let text = serde_json::to_string_pretty(v).ctx("JSON")?;
+        inferbench_report::write_atomic(&p, text.as_bytes()).ctx(format!("cannot write {}", p.display()))?;
+        out.push(p);
+        Ok(())
+    };
+    for arm in &sp.arms {
+        put(&format!("benchmark_results_{}.json", arm.name), &serde_json::json!({ "settings": settings, "result": arm }))?;
+    }
+    let combined = serde_json::json!({
+        "settings": settings, "run_id": r.header.run_id, "model": r.model, "threads": r.threads,
+        "summary": {
+            "best_gamma": sp.gamma, "speedup": sp.speedup, "acceptance_rate": sp.acceptance_rate,
+            "target_only_tokens_per_second": sp.target_only_tokens_per_second,
+            "speculative_tokens_per_second": sp.speculative_tokens_per_second,
+            "identical_to_target": sp.identical_to_target,
+        },
+        "arms": sp.arms, "monitors": r.monitors,
+    });
+    put("benchmark_results.json", &combined)?;
     Ok(out)
 }
 
@@ -367,7 +404,7 @@ fn bench(cfg: &BenchConfig, path: &Path, name: &str, rec: Recorder, obs: &Observ
         metrics.insert(format!("token_agreement_{}", q.format), q.token_agreement);
     }
     let speculative = if cfg.speculative.enabled && !cancelled {
-        match speculative::run(&cfg.speculative, path, &chat_prompts(cfg.speculative.prompts), threads, obs) {
+        match speculative::run(&cfg.speculative, path, &chat_prompts(cfg.speculative.prompts), threads, &rec, obs) {
             Ok(r) => {
                 metrics.insert("speculative_speedup".into(), r.speedup);
                 metrics.insert("speculative_acceptance_rate".into(), r.acceptance_rate);

@@ -136,6 +136,44 @@ fn the_kv_budget_is_enforced() {
     assert_eq!(r.json()["completed"], 4);
 }
 
+/// A speculative serving run: `serve --draft-model` with a Q4_1 draft of the F32 target, driven
+/// by `run` at concurrency 4; the run reads the acceptance from the server's own counters, and a
+/// draft with another tokenizer is refused with one line.
+#[test]
+fn a_speculative_serving_run_reports_acceptance_from_the_server() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let flags = ["--model", &model, "--quantization", "q8_0", "--draft-model", &model, "--draft-quantization", "q4_1"];
+    let srv = Sim::serve(&[&flags[..], &["--num-speculative-tokens", "3", "--threads", "1", "--max-num-seqs", "4"]].concat());
+    let r = run(
+        &srv.url,
+        &["--tokenizer", &model, "--random-input-len", "12", "--random-output-len", "16", "--num-prompts", "8", "--max-concurrency", "4"],
+    );
+    r.assert_ok();
+    let j = r.json();
+    assert_eq!(j["total_output_tokens"], 8 * 16);
+    let server = &j["monitors"]["server"];
+    let acceptance = server["spec_decode_acceptance"].as_f64().unwrap_or_else(|| panic!("no acceptance in {server}"));
+    assert!((0.0..=1.0).contains(&acceptance), "{acceptance}");
+    let drafted = server["counters"]["spec_decode_drafted"].as_f64().unwrap();
+    let drafts = server["counters"]["spec_decode_drafts"].as_f64().unwrap();
+    assert!(drafts > 0.0 && drafted >= drafts && drafted <= 3.0 * drafts, "{server}");
+    let by_pos: Vec<f64> = server["spec_decode_acceptance_by_position"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(by_pos.len(), 3, "{server}");
+    let length = server["spec_decode_mean_acceptance_length"].as_f64().unwrap();
+    assert!((length - (1.0 + by_pos.iter().sum::<f64>())).abs() < 1e-9, "{length} vs {by_pos:?}");
+    assert!(r.stdout().contains("Speculative acceptance:"), "{}", r.stdout());
+    let m = srv.metrics();
+    assert!(m.contains("vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name=\"tiny\",position=\"2\"}"), "{m}");
+    // A draft whose vocabulary differs is refused before serving.
+    let other = d.path().join("other.gguf");
+    write_tiny_model(&other, &TinySpec { words: 10, ..Default::default() }).unwrap();
+    let out = Command::new(BIN).args(["serve", "--port", "0", "--model", &model, "--draft-model"]).arg(&other).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--draft-model") && err.contains("tokenizer") && err.lines().count() == 1, "{err}");
+}
+
 #[test]
 fn missing_or_corrupt_models_fail_with_one_clear_line() {
     let _m = machine_shared();
@@ -314,6 +352,74 @@ fn engine_bench_compares_formats_and_speculative_decoding() {
     assert!(c["verdict"].as_str().unwrap().contains("f32"));
     let text = std::fs::read_to_string(out.join(format!("{stem}.txt"))).unwrap();
     assert!(text.contains("Speculative decoding") && text.contains("Quantization") && text.contains("verdict"), "{text}");
+}
+
+/// Seed 001's run: a gamma sweep against the target arm with Poisson arrivals for a duration,
+/// batching, sampled decoding and a placement; one JSON per arm plus the combined file.
+#[test]
+fn speculative_arms_under_poisson_load_write_one_file_per_arm() {
+    let _m = machine_shared();
+    let (d, model) = tiny_model();
+    let out = d.path().join("out");
+    let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let o = Command::new(BIN)
+        .args(["engine", "--model", &model, "--threads", "1", "--test-runs", "1", "--input-lengths", "8", "--output-lengths", "4"])
+        .args(["--concurrent-requests", "0", "--batch-sizes", "1", "--speculative", "--gamma", "1,3"])
+        .args(["--rate", "40", "--duration", "0.5", "--batch-size", "4", "--max-batch-length", "64", "--max-tokens", "12"])
+        .args(["--temperature", "0.8", "--target-quantization", "q8_0", "--placement", if two_cpus { "separate" } else { "same" }])
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("Poisson 40 req/s for 0.5 s") && stderr.contains("speculative_gamma3"), "{stderr}");
+    let json = only_file(&out, ".json");
+    let j: Value = crate::harness::validated(&json);
+    let s = &j["speculative"];
+    let arms = s["arms"].as_array().unwrap();
+    let names: Vec<&str> = arms.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["target", "speculative_gamma1", "speculative_gamma3"]);
+    let n = arms[0]["requests"].as_u64().unwrap();
+    assert!(n >= 5, "0.5 s at 40 req/s: about 20 arrivals, {n}");
+    for a in arms {
+        assert_eq!(a["requests"].as_u64(), Some(n), "every arm runs the same arrivals");
+        assert_eq!(a["generated_tokens"].as_u64(), Some(12 * n));
+        assert_eq!(a["total_tokens"].as_u64().unwrap(), a["prompt_tokens"].as_u64().unwrap() + 12 * n);
+        assert_eq!(a["ttft_ms"]["count"].as_u64(), Some(n), "{a}");
+        assert!(a["e2e_ms"]["mean"].as_f64().unwrap() >= a["ttft_ms"]["mean"].as_f64().unwrap());
+    }
+    for (a, gamma) in arms[1..].iter().zip([1, 3]) {
+        assert_eq!(a["identical_to_target"], true, "seeded sampling keeps the target's output: {a}");
+        assert_eq!(a["acceptance_by_position"].as_array().unwrap().len(), gamma);
+        let acc = a["acceptance_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc) && a["speedup"].as_f64().unwrap() > 0.0, "{a}");
+    }
+    let place = s["placement"].as_str().unwrap();
+    assert!(place.starts_with(if two_cpus { "separate: target on CPUs" } else { "same" }), "{place}");
+    let stem = json.file_name().unwrap().to_string_lossy().trim_end_matches(".json").to_owned();
+    let dir = out.join(format!("{stem}.speculative"));
+    for name in ["benchmark_results_target.json", "benchmark_results_speculative_gamma1.json", "benchmark_results_speculative_gamma3.json"]
+    {
+        let arm: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap();
+        assert_eq!(arm["result"]["requests"].as_u64(), Some(n), "{name}");
+        assert_eq!(arm["settings"]["batch_size"], 4, "{name}");
+    }
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("benchmark_results.json")).unwrap()).unwrap();
+    assert_eq!(all["arms"].as_array().unwrap().len(), 3);
+    assert_eq!(all["summary"]["best_gamma"], s["gamma"]);
+    let text = std::fs::read_to_string(out.join(format!("{stem}.txt"))).unwrap();
+    assert!(text.contains("speculative_gamma3") && text.contains("by position"), "{text}");
+    // A bad placement or a step too short for a draft is refused before anything runs.
+    for (flags, want) in [
+        (&["--placement", "diagonal"][..], "speculative.placement 'diagonal'"),
+        (&["--gamma", "8", "--batch-size", "1", "--max-batch-length", "4"][..], "speculative.max_batch_length (4)"),
+    ] {
+        let o = Command::new(BIN).args(["engine", "--model", &model, "--speculative"]).args(flags).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want) && err.lines().count() == 1, "{err}");
+    }
 }
 
 #[test]
