@@ -347,6 +347,8 @@ impl Scheduler {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         loop {
             if self.running.is_empty() && self.waiting.is_empty() {
+                // Idle: the finished sequences' caches go back to the OS, not just to malloc.
+                crate::release_freed_memory();
                 match rx.recv() {
                     Ok(j) => self.waiting.push_back(j),
                     Err(_) => return,

@@ -388,6 +388,88 @@ pub fn dequantize(t: u32, raw: &[u8], elements: usize) -> Result<Vec<f32>, Engin
     Ok(out)
 }
 
+/// Per-block scales or minimums: the file's own `f16` bits where it had them (half the bytes of
+/// `f32`; converting is exact, so results are the same), or `f32` where a value is a product no
+/// `f16` holds (Q4_K's sub-block scales folded into Q4_1) or our own quantization chose it.
+#[derive(Debug, Clone)]
+pub(crate) enum Scales {
+    /// IEEE half bits.
+    Half(Vec<u16>),
+    /// Single precision.
+    Full(Vec<f32>),
+}
+
+impl Scales {
+    fn half(cap: usize) -> Self {
+        Self::Half(Vec::with_capacity(cap))
+    }
+
+    fn full(cap: usize) -> Self {
+        Self::Full(Vec::with_capacity(cap))
+    }
+
+    /// Value `i`.
+    #[inline]
+    fn get(&self, i: usize) -> f32 {
+        match self {
+            Self::Half(v) => half::f16::from_bits(v[i]).to_f32(),
+            Self::Full(v) => v[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Half(v) => v.len(),
+            Self::Full(v) => v.len(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Half(v) => v.len() * 2,
+            Self::Full(v) => v.len() * 4,
+        }
+    }
+
+    /// Appends the little-endian `f16` at the start of `b` (a GGUF block's scale).
+    fn push_bits(&mut self, b: &[u8]) {
+        let bits = u16::from_le_bytes([b[0], b[1]]);
+        match self {
+            Self::Half(v) => v.push(bits),
+            Self::Full(v) => v.push(half::f16::from_bits(bits).to_f32()),
+        }
+    }
+
+    fn push(&mut self, x: f32) {
+        self.widen_in_place().push(x);
+    }
+
+    /// Appends `other`, widening to `f32` when the two differ.
+    fn append(&mut self, other: Scales) {
+        match (&mut *self, other) {
+            (Self::Half(a), Self::Half(b)) => a.extend(b),
+            (_, other) => {
+                let a = self.widen_in_place();
+                match other {
+                    Self::Half(b) => a.extend(b.into_iter().map(|x| half::f16::from_bits(x).to_f32())),
+                    Self::Full(b) => a.extend(b),
+                }
+            }
+        }
+    }
+
+    /// The values as `f32`, widened in place if they were halves.
+    fn widen_in_place(&mut self) -> &mut Vec<f32> {
+        if let Self::Half(v) = self {
+            *self = Self::Full(v.iter().map(|&x| half::f16::from_bits(x).to_f32()).collect());
+        }
+        match self {
+            Self::Full(v) => v,
+            Self::Half(_) => unreachable!("widened above"),
+        }
+    }
+}
+
 /// A weight matrix of `rows` × `cols` (`cols` a multiple of 32), row-major, in blocks.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
@@ -397,9 +479,9 @@ pub struct QMatrix {
     pub cols: usize,
     fmt: WeightFormat,
     /// Per-block scales.
-    d: Vec<f32>,
+    d: Scales,
     /// Per-block minimums (Q4_1 only).
-    m: Vec<f32>,
+    m: Scales,
     /// Quantized values: Q4_1 16 bytes a block (low nibbles first 16 elements), Q8_0 32 bytes.
     qs: Vec<u8>,
     /// The values of an F32 matrix.
@@ -414,7 +496,7 @@ impl QMatrix {
 
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
-        self.d.len() * 4 + self.m.len() * 4 + self.qs.len() + self.f.len() * 4
+        self.d.bytes() + self.m.bytes() + self.qs.len() + self.f.len() * 4
     }
 
     fn blocks(&self) -> usize {
@@ -440,14 +522,14 @@ impl QMatrix {
     pub fn repack_ggml(t: u32, raw: &[u8], rows: usize, cols: usize) -> Result<Self, EngineError> {
         let nb = rows * cols / QK;
         let size_ok = ggml_size(t, rows * cols) == Some(raw.len()) && cols % QK == 0;
-        let mut q = Self { rows, cols, fmt: WeightFormat::Q8_0, d: Vec::with_capacity(nb), m: Vec::new(), qs: Vec::new(), f: Vec::new() };
+        let mut q = Self { rows, cols, fmt: WeightFormat::Q8_0, d: Scales::half(nb), m: Scales::half(0), qs: Vec::new(), f: Vec::new() };
         match t {
             _ if !size_ok => {}
             ggml::Q4_1 | ggml::Q8_0 => return Self::from_ggml(t, raw, rows, cols),
             ggml::Q4_0 => {
                 q.qs.reserve(nb * 32);
                 for b in raw.chunks_exact(18) {
-                    q.d.push(f16(b));
+                    q.d.push_bits(b);
                     q.qs.extend(b[2..].iter().map(|v| ((v & 0xF) as i8 - 8) as u8));
                     q.qs.extend(b[2..].iter().map(|v| ((v >> 4) as i8 - 8) as u8));
                 }
@@ -456,14 +538,15 @@ impl QMatrix {
             ggml::Q5_0 => {
                 q.qs.reserve(nb * 32);
                 for b in raw.chunks_exact(22) {
-                    q.d.push(f16(b));
+                    q.d.push_bits(b);
                     q.qs.extend(q5_ints(&b[2..], 16).iter().map(|&x| x as i8 as u8));
                 }
                 return Ok(q);
             }
             ggml::Q4_K if cols % QK_K == 0 => {
+                // Sub-block scale times block scale needs more bits than an f16 has.
                 q.fmt = WeightFormat::Q4_1;
-                q.m.reserve(nb);
+                (q.d, q.m) = (Scales::full(nb), Scales::full(nb));
                 q.qs.reserve(nb * 16);
                 for b in raw.chunks_exact(144) {
                     let (d, dmin) = (f16(b), f16(&b[2..]));
@@ -497,14 +580,14 @@ impl QMatrix {
                     rows,
                     cols,
                     fmt: WeightFormat::Q4_1,
-                    d: Vec::with_capacity(nb),
-                    m: Vec::with_capacity(nb),
+                    d: Scales::half(nb),
+                    m: Scales::half(nb),
                     qs: Vec::with_capacity(nb * 16),
                     f: Vec::new(),
                 };
                 for b in raw.chunks_exact(20) {
-                    q.d.push(f16(b));
-                    q.m.push(f16(&b[2..]));
+                    q.d.push_bits(b);
+                    q.m.push_bits(&b[2..]);
                     q.qs.extend_from_slice(&b[4..20]);
                 }
                 Ok(q)
@@ -514,13 +597,13 @@ impl QMatrix {
                     rows,
                     cols,
                     fmt: WeightFormat::Q8_0,
-                    d: Vec::with_capacity(nb),
-                    m: Vec::new(),
+                    d: Scales::half(nb),
+                    m: Scales::half(0),
                     qs: Vec::with_capacity(nb * 32),
                     f: Vec::new(),
                 };
                 for b in raw.chunks_exact(34) {
-                    q.d.push(f16(b));
+                    q.d.push_bits(b);
                     q.qs.extend_from_slice(&b[2..34]);
                 }
                 Ok(q)
@@ -535,10 +618,10 @@ impl QMatrix {
         let mut out = Vec::new();
         self.f.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         for b in 0..self.d.len() {
-            out.extend_from_slice(&f16(self.d[b]));
+            out.extend_from_slice(&f16(self.d.get(b)));
             match self.fmt {
                 WeightFormat::Q4_1 => {
-                    out.extend_from_slice(&f16(self.m[b]));
+                    out.extend_from_slice(&f16(self.m.get(b)));
                     out.extend_from_slice(&self.qs[b * 16..b * 16 + 16]);
                 }
                 WeightFormat::Q8_0 => out.extend_from_slice(&self.qs[b * 32..b * 32 + 32]),
@@ -551,7 +634,7 @@ impl QMatrix {
     /// Quantizes `f32` weights (`rows` × `cols`) to `fmt`.
     pub fn quantize(w: &[f32], rows: usize, cols: usize, fmt: WeightFormat) -> Self {
         let nb = rows * cols / QK;
-        let mut q = Self { rows, cols, fmt, d: Vec::with_capacity(nb), m: Vec::new(), qs: Vec::new(), f: Vec::new() };
+        let mut q = Self { rows, cols, fmt, d: Scales::full(nb), m: Scales::full(0), qs: Vec::new(), f: Vec::new() };
         match fmt {
             WeightFormat::F32 => q.f = w.to_vec(),
             WeightFormat::Q8_0 => {
@@ -565,7 +648,7 @@ impl QMatrix {
                 }
             }
             WeightFormat::Q4_1 => {
-                q.m.reserve(nb);
+                q.m = Scales::full(nb);
                 q.qs.reserve(nb * 16);
                 for b in w.chunks_exact(QK) {
                     let min = b.iter().fold(f32::INFINITY, |a, &x| a.min(x));
@@ -599,14 +682,15 @@ impl QMatrix {
         match self.fmt {
             WeightFormat::Q8_0 => {
                 for (j, v) in o.iter_mut().enumerate() {
-                    *v = self.qs[b * 32 + j] as i8 as f32 * self.d[b];
+                    *v = self.qs[b * 32 + j] as i8 as f32 * self.d.get(b);
                 }
             }
             WeightFormat::Q4_1 => {
                 let qs = &self.qs[b * 16..b * 16 + 16];
+                let (d, m) = (self.d.get(b), self.m.get(b));
                 for j in 0..16 {
-                    o[j] = (qs[j] & 0xF) as f32 * self.d[b] + self.m[b];
-                    o[j + 16] = (qs[j] >> 4) as f32 * self.d[b] + self.m[b];
+                    o[j] = (qs[j] & 0xF) as f32 * d + m;
+                    o[j + 16] = (qs[j] >> 4) as f32 * d + m;
                 }
             }
             WeightFormat::F32 => o.copy_from_slice(&self.f[b * QK..(b + 1) * QK]),
@@ -635,11 +719,11 @@ impl QMatrix {
                 .map(|p| if p.fmt == WeightFormat::Q8_0 { p } else { QMatrix::quantize(&p.to_f32(), p.rows, p.cols, WeightFormat::Q8_0) })
                 .collect()
         };
-        let mut out = QMatrix { rows: 0, cols, fmt: parts[0].fmt, d: Vec::new(), m: Vec::new(), qs: Vec::new(), f: Vec::new() };
+        let mut out = QMatrix { rows: 0, cols, fmt: parts[0].fmt, d: Scales::half(0), m: Scales::half(0), qs: Vec::new(), f: Vec::new() };
         for p in parts {
             out.rows += p.rows;
-            out.d.extend(p.d);
-            out.m.extend(p.m);
+            out.d.append(p.d);
+            out.m.append(p.m);
             out.qs.extend(p.qs);
             out.f.extend(p.f);
         }
@@ -786,7 +870,7 @@ enum Kernel {
 impl Kernel {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
             return Kernel::Avx2;
         }
         Kernel::Scalar
@@ -824,7 +908,7 @@ fn scalar_dot(w: &QMatrix, n: usize, x: &QActs, r: usize) -> f32 {
             WeightFormat::Q8_0 => {
                 let wq = &w.qs[wb * 32..wb * 32 + 32];
                 let s: i32 = wq.iter().zip(xq).map(|(&a, &b)| a as i8 as i32 * b as i32).sum();
-                acc += s as f32 * w.d[wb] * x.d[xb];
+                acc += s as f32 * w.d.get(wb) * x.d[xb];
             }
             WeightFormat::Q4_1 => {
                 let wq = &w.qs[wb * 16..wb * 16 + 16];
@@ -832,7 +916,7 @@ fn scalar_dot(w: &QMatrix, n: usize, x: &QActs, r: usize) -> f32 {
                 for j in 0..16 {
                     s += (wq[j] & 0xF) as i32 * xq[j] as i32 + (wq[j] >> 4) as i32 * xq[j + 16] as i32;
                 }
-                acc += s as f32 * w.d[wb] * x.d[xb] + w.m[wb] * x.s[xb];
+                acc += s as f32 * w.d.get(wb) * x.d[xb] + w.m.get(wb) * x.s[xb];
             }
             WeightFormat::F32 => unreachable!("handled above"),
         }
@@ -848,7 +932,7 @@ mod avx2 {
     //! in the same order whatever the tile shape, so results do not depend on the batch.
     //! Every pointer offset below stays inside the slices whose lengths the callers fix
     //! (`rows * cols` elements, `cols` a multiple of 32).
-    use super::{QActs, QMatrix, WeightFormat, QK};
+    use super::{QActs, QMatrix, Scales, WeightFormat, QK};
     use std::arch::x86_64::*;
 
     /// Activation rows per tile.
@@ -868,26 +952,15 @@ mod avx2 {
         let mut j = 0;
         while j < nw {
             let two = j + 1 < nw;
-            // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2 and FMA.
+            let half = matches!(w.d, Scales::Half(_));
+            // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
             let res: [[f32; TR]; 2] = unsafe {
-                match (w.fmt, two, nr) {
-                    (WeightFormat::Q4_1, true, 4) => tile::<true, 2, 4>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, true, 3) => tile::<true, 2, 3>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, true, 2) => tile::<true, 2, 2>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, true, _) => tile::<true, 2, 1>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, false, 4) => tile::<true, 1, 4>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, false, 3) => tile::<true, 1, 3>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, false, 2) => tile::<true, 1, 2>(w, n + j, x, r0),
-                    (WeightFormat::Q4_1, false, _) => tile::<true, 1, 1>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, true, 4) => tile::<false, 2, 4>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, true, 3) => tile::<false, 2, 3>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, true, 2) => tile::<false, 2, 2>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, true, _) => tile::<false, 2, 1>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, false, 4) => tile::<false, 1, 4>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, false, 3) => tile::<false, 1, 3>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, false, 2) => tile::<false, 1, 2>(w, n + j, x, r0),
-                    (WeightFormat::Q8_0, false, _) => tile::<false, 1, 1>(w, n + j, x, r0),
-                    (WeightFormat::F32, ..) => unreachable!("handled above"),
+                match (w.fmt, half) {
+                    (WeightFormat::Q4_1, true) => tiles::<true, true>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q4_1, false) => tiles::<true, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q8_0, true) => tiles::<false, true>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q8_0, false) => tiles::<false, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::F32, _) => unreachable!("handled above"),
                 }
             };
             for (jj, row) in res.iter().enumerate().take(if two { 2 } else { 1 }) {
@@ -970,49 +1043,117 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `Q4` selects Q4_1 (else Q8_0).
-    #[target_feature(enable = "avx2,fma")]
+    /// The tile shape for one (or two) weight rows and `nr` activation rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tiles<const Q4: bool, const H: bool>(w: &QMatrix, n: usize, x: &QActs, r0: usize, two: bool, nr: usize) -> [[f32; TR]; 2] {
+        match (two, nr) {
+            (true, 4) => tile::<Q4, H, 2, 4>(w, n, x, r0),
+            (true, 3) => tile::<Q4, H, 2, 3>(w, n, x, r0),
+            (true, 2) => tile::<Q4, H, 2, 2>(w, n, x, r0),
+            (true, _) => tile::<Q4, H, 2, 1>(w, n, x, r0),
+            (false, 4) => tile::<Q4, H, 1, 4>(w, n, x, r0),
+            (false, 3) => tile::<Q4, H, 1, 3>(w, n, x, r0),
+            (false, 2) => tile::<Q4, H, 1, 2>(w, n, x, r0),
+            (false, _) => tile::<Q4, H, 1, 1>(w, n, x, r0),
+        }
+    }
+
+    /// Raw pointers to a matrix's scales: `f16` bits, or `f32`.
+    fn scale_ptrs(s: &Scales) -> (*const u16, *const f32) {
+        match s {
+            Scales::Half(v) => (v.as_ptr(), std::ptr::null()),
+            Scales::Full(v) => (std::ptr::null(), v.as_ptr()),
+        }
+    }
+
+    /// Blocks whose `f16` scales are widened together before their dot products (8 per F16C
+    /// instruction, instead of one conversion per block and weight row).
+    const CHUNK: usize = 32;
+
+    /// Widens `n` `f16` values from `src` into `dst` (exactly).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn widen(src: *const u16, dst: *mut f32, n: usize) {
+        let mut i = 0;
+        while i + 8 <= n {
+            _mm256_storeu_ps(dst.add(i), _mm256_cvtph_ps(_mm_loadu_si128(src.add(i) as *const __m128i)));
+            i += 8;
+        }
+        while i < n {
+            *dst.add(i) = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(*src.add(i)))));
+            i += 1;
+        }
+    }
+
+    /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `Q4` selects Q4_1 (else Q8_0),
+    /// `H` scales held as `f16` (else `f32`).
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[allow(clippy::needless_range_loop)] // indices keep the register tile readable
-    unsafe fn tile<const Q4: bool, const NW: usize, const NR: usize>(w: &QMatrix, n: usize, x: &QActs, r0: usize) -> [[f32; TR]; 2] {
+    unsafe fn tile<const Q4: bool, const H: bool, const NW: usize, const NR: usize>(
+        w: &QMatrix,
+        n: usize,
+        x: &QActs,
+        r0: usize,
+    ) -> [[f32; TR]; 2] {
         let nb = w.cols / QK;
+        let (dp, mp) = (scale_ptrs(&w.d), scale_ptrs(&w.m));
         let ones = _mm256_set1_epi16(1);
         let mask = _mm_set1_epi8(0x0F);
         let mut acc = [[_mm256_setzero_ps(); NR]; NW];
         let mut mins = [_mm_setzero_ps(); NW];
         let pad = x.rows + 3;
         let bpb = if Q4 { 16 } else { 32 };
-        for b in 0..nb {
-            let mut wv = [_mm256_setzero_si256(); NW];
-            let mut aw = [_mm256_setzero_si256(); NW];
-            let mut dw = [_mm256_setzero_ps(); NW];
-            for j in 0..NW {
-                let blk = (n + j) * nb + b;
-                let q = w.qs.as_ptr().add(blk * bpb);
-                if Q4 {
-                    let raw = _mm_loadu_si128(q as *const __m128i);
-                    let lo = _mm_and_si128(raw, mask);
-                    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-                    wv[j] = _mm256_set_m128i(hi, lo);
-                } else {
-                    wv[j] = _mm256_loadu_si256(q as *const __m256i);
-                    aw[j] = _mm256_sign_epi8(wv[j], wv[j]);
-                }
-                dw[j] = _mm256_set1_ps(*w.d.get_unchecked(blk));
-                if Q4 {
-                    let st = _mm_loadu_ps(x.st.as_ptr().add(b * pad + r0));
-                    mins[j] = _mm_fmadd_ps(_mm_set1_ps(*w.m.get_unchecked(blk)), st, mins[j]);
-                }
-            }
-            for i in 0..NR {
-                let xb = (r0 + i) * nb + b;
-                let xv = _mm256_loadu_si256(x.qs.as_ptr().add(xb * QK) as *const __m256i);
-                let dx = _mm256_set1_ps(*x.d.get_unchecked(xb));
+        // Written by `widen` before each read (only when `H`): no need to zero them per call.
+        let mut dbuf = [[std::mem::MaybeUninit::<f32>::uninit(); CHUNK]; NW];
+        let mut mbuf = [[std::mem::MaybeUninit::<f32>::uninit(); CHUNK]; NW];
+        let mut c0 = 0;
+        while c0 < nb {
+            let cn = (nb - c0).min(CHUNK);
+            if H {
                 for j in 0..NW {
-                    let p16 = if Q4 { _mm256_maddubs_epi16(wv[j], xv) } else { _mm256_maddubs_epi16(aw[j], _mm256_sign_epi8(xv, wv[j])) };
-                    let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                    acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(p, dx), dw[j], acc[j][i]);
+                    let base = (n + j) * nb + c0;
+                    widen(dp.0.add(base), dbuf[j].as_mut_ptr().cast(), cn);
+                    if Q4 {
+                        widen(mp.0.add(base), mbuf[j].as_mut_ptr().cast(), cn);
+                    }
                 }
             }
+            for b in c0..c0 + cn {
+                let mut wv = [_mm256_setzero_si256(); NW];
+                let mut aw = [_mm256_setzero_si256(); NW];
+                let mut dw = [_mm256_setzero_ps(); NW];
+                for j in 0..NW {
+                    let blk = (n + j) * nb + b;
+                    let q = w.qs.as_ptr().add(blk * bpb);
+                    if Q4 {
+                        let raw = _mm_loadu_si128(q as *const __m128i);
+                        let lo = _mm_and_si128(raw, mask);
+                        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+                        wv[j] = _mm256_set_m128i(hi, lo);
+                    } else {
+                        wv[j] = _mm256_loadu_si256(q as *const __m256i);
+                        aw[j] = _mm256_sign_epi8(wv[j], wv[j]);
+                    }
+                    dw[j] = _mm256_set1_ps(if H { dbuf[j].get_unchecked(b - c0).assume_init() } else { *dp.1.add(blk) });
+                    if Q4 {
+                        let st = _mm_loadu_ps(x.st.as_ptr().add(b * pad + r0));
+                        let m = if H { mbuf[j].get_unchecked(b - c0).assume_init() } else { *mp.1.add(blk) };
+                        mins[j] = _mm_fmadd_ps(_mm_set1_ps(m), st, mins[j]);
+                    }
+                }
+                for i in 0..NR {
+                    let xb = (r0 + i) * nb + b;
+                    let xv = _mm256_loadu_si256(x.qs.as_ptr().add(xb * QK) as *const __m256i);
+                    let dx = _mm256_set1_ps(*x.d.get_unchecked(xb));
+                    for j in 0..NW {
+                        let p16 =
+                            if Q4 { _mm256_maddubs_epi16(wv[j], xv) } else { _mm256_maddubs_epi16(aw[j], _mm256_sign_epi8(xv, wv[j])) };
+                        let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                        acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(p, dx), dw[j], acc[j][i]);
+                    }
+                }
+            }
+            c0 += cn;
         }
         let mut out = [[0f32; TR]; 2];
         for j in 0..NW {
@@ -1075,6 +1216,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A file's Q4_1 / Q8_0 blocks keep their `f16` scales (two bytes a block less than `f32`)
+    /// and give the same bits as the same values held in `f32`.
+    #[test]
+    fn half_scales_give_the_same_bits_as_full_ones_in_less_memory() {
+        let (n, k) = (37, 96);
+        for fmt in [WeightFormat::Q8_0, WeightFormat::Q4_1] {
+            let t = if fmt == WeightFormat::Q8_0 { ggml::Q8_0 } else { ggml::Q4_1 };
+            let file = QMatrix::quantize(&rand_vec(n * k, 5), n, k, fmt).to_ggml();
+            let half = QMatrix::from_ggml(t, &file, n, k).unwrap();
+            assert!(matches!(half.d, Scales::Half(_)));
+            let mut full = half.clone();
+            full.d.widen_in_place();
+            full.m.widen_in_place();
+            let blocks = n * k / QK;
+            let per_block = if fmt == WeightFormat::Q8_0 { 2 } else { 4 };
+            assert_eq!(full.bytes() - half.bytes(), blocks * per_block, "{fmt}");
+            assert_eq!(half.to_f32(), full.to_f32());
+            for rows in [1, 2, 3, 4, 9] {
+                let x = rand_vec(rows * k, 17 + rows as u64);
+                let a = QActs::for_matrix(&half, &x, rows, k);
+                let (mut oh, mut of) = (vec![0f32; rows * n], vec![0f32; rows * n]);
+                matmul(&half, &a, &mut oh);
+                matmul(&full, &a, &mut of);
+                assert_eq!(oh, of, "{fmt}, {rows} rows");
+                for r in 0..rows {
+                    for j in 0..n {
+                        assert_eq!(scalar_dot(&half, j, &a, r).to_bits(), scalar_dot(&full, j, &a, r).to_bits());
+                    }
+                }
+            }
+        }
+        // Mixed parts widen to f32 when fused.
+        let file = QMatrix::quantize(&rand_vec(4 * 64, 9), 4, 64, WeightFormat::Q8_0).to_ggml();
+        let h = QMatrix::from_ggml(ggml::Q8_0, &file, 4, 64).unwrap();
+        let f = QMatrix::quantize(&rand_vec(4 * 64, 10), 4, 64, WeightFormat::Q8_0);
+        let both = QMatrix::concat(vec![h.clone(), f.clone()]);
+        assert!(matches!(both.d, Scales::Full(_)));
+        assert_eq!(both.to_f32(), [h.to_f32(), f.to_f32()].concat());
+        assert!(matches!(QMatrix::concat(vec![h.clone(), h]).d, Scales::Half(_)));
     }
 
     #[test]

@@ -117,6 +117,9 @@ pub(super) fn run(
         };
         (obs)(&Event::Progress(&format!("  llama-bench {}/{}: {} ({t} threads) ...", i + 1, tests.len(), row.name())));
         let samples = with_pool(t, || one_test(c, model, &row, rec))??;
+        // The test's cache and activations are freed; their pages must not count against the
+        // next test's peak (as they would not in a fresh llama-bench process).
+        inferbench_engine::release_freed_memory();
         if samples.is_empty() {
             break;
         }
