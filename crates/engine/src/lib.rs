@@ -104,8 +104,8 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, EngineError> {
 /// was freed, which showed as ~40 MB of resident memory beyond the weights. The same holds for
 /// KV caches and prefill activations once a burst of work is over (megabytes each, kept by glibc
 /// once its mmap threshold has risen past them), so the scheduler calls this when it goes idle
-/// and llama-bench's tests between tests. (Lowering the mmap threshold instead cost 7 % of
-/// prefill speed: every step's activations were then mapped and faulted in afresh.)
+/// and llama-bench's tests between tests. (Lowering the mmap threshold instead was dropped: every
+/// large step buffer is then mapped and faulted in afresh; its cost was not measured on its own.)
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused heap memory to the OS; it has no preconditions.

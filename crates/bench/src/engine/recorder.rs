@@ -13,7 +13,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 /// Timestamps events on the engine thread as they are emitted.
-struct Timed(mpsc::Sender<(Instant, Event)>);
+pub(super) struct Timed(pub(super) mpsc::Sender<(Instant, Event)>);
 
 impl EventSink for Timed {
     fn send(&mut self, ev: Event) -> bool {

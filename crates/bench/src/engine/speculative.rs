@@ -4,12 +4,12 @@
 //! on this machine's cores as asked. Every request is timed from its scheduled arrival; the
 //! engine's own counters give the acceptance, by draft position too.
 
-use super::recorder::Recorder;
+use super::recorder::{Recorder, Timed};
 use super::{config, dist, Result};
 use crate::error::{BenchError, Context};
 use crate::observer::{Event, Observer};
 use inferbench_core::engine_bench::{SpecArm, SpecConfig, SpecResult};
-use inferbench_engine::{DraftConfig, Engine, EngineConfig, EventSink, Request, SamplingParams};
+use inferbench_engine::{DraftConfig, Engine, EngineConfig, Request, SamplingParams};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -101,15 +101,6 @@ pub(crate) fn arrivals(c: &SpecConfig) -> Option<Vec<f64>> {
         out.push(t);
         // Exponential gaps: -ln(U) / rate, U in (0, 1].
         t += -(1.0 - rng.random::<f64>()).ln() / rate;
-    }
-}
-
-/// Timestamps events on the engine thread as they are emitted.
-struct Timed(mpsc::Sender<(Instant, inferbench_engine::Event)>);
-
-impl EventSink for Timed {
-    fn send(&mut self, ev: inferbench_engine::Event) -> bool {
-        self.0.send((Instant::now(), ev)).is_ok()
     }
 }
 
