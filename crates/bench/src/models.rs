@@ -62,7 +62,7 @@ pub fn resolve(spec: Option<&str>, on_pull: &mut dyn FnMut(PullEvent<'_>)) -> Re
             return Ok((p, name));
         }
         if s.ends_with(".gguf") && cache::known(s).is_none() {
-            return Err(BenchError::invalid(format!("--model {s}: no such file")));
+            return Err(BenchError::invalid(format!("model {s}: no such file")));
         }
     }
     let m = known(spec)?;

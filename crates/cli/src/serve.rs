@@ -173,7 +173,9 @@ async fn load_draft(
     target: &inferbench_engine::Loaded,
 ) -> Result<(Arc<inferbench_engine::Model>, std::path::PathBuf)> {
     let spec = spec.to_owned();
-    let (path, _) = tokio::task::spawn_blocking(move || crate::model::resolve(Some(&spec))).await??;
+    let (path, _) = tokio::task::spawn_blocking(move || crate::model::resolve(Some(&spec)))
+        .await?
+        .map_err(|e| crate::usage(format!("--draft-model: {e}")))?;
     let requantize = quantization.and_then(Quantization::parse);
     let p = path.clone();
     let draft = tokio::task::spawn_blocking(move || inferbench_engine::load(&p, &LoadOptions { requantize }))

@@ -172,6 +172,11 @@ fn a_speculative_serving_run_reports_acceptance_from_the_server() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--draft-model") && err.contains("tokenizer") && err.lines().count() == 1, "{err}");
+    // A draft that is not there names the flag it came from.
+    let out = Command::new(BIN).args(["serve", "--port", "0", "--model", &model, "--draft-model", "/nonexistent/d.gguf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--draft-model: model /nonexistent/d.gguf: no such file"), "{err}");
 }
 
 #[test]
