@@ -1,5 +1,5 @@
 //! Times the quantized matrix product alone: GMAC/s for the layer shapes of SmolLM2-135M at
-//! batch sizes 1 to 16. `cargo run --release -p inferbench-engine --example kernel [THREADS]`
+//! batch sizes 1 to 16, in each held format. `cargo run --release -p inferbench-engine --example kernel [THREADS]`
 
 use inferbench_engine::quant::{matmul, QActs, QMatrix, WeightFormat};
 use std::time::Instant;
@@ -11,6 +11,10 @@ fn main() {
         ("qkv", 960, 576, WeightFormat::Q4_1),
         ("gate_up", 3072, 576, WeightFormat::Q4_1),
         ("down", 576, 1536, WeightFormat::Q4_1),
+        // The held forms of a K-quant file's feed-forward down matrix (Q5_K, Q6_K).
+        ("down", 576, 1536, WeightFormat::Q5_1),
+        ("down", 576, 1536, WeightFormat::Q6),
+        ("down", 576, 1536, WeightFormat::Q8_0),
         ("output", 49152, 576, WeightFormat::Q8_0),
     ];
     for (name, n, k, fmt) in shapes {

@@ -66,6 +66,11 @@ pub enum WeightFormat {
     Q4_1,
     /// 8-bit with a scale per block (9 bits a weight as held here).
     Q8_0,
+    /// 5-bit with a scale and a minimum per block (7 bits a weight with `f32` scales): Q5_1
+    /// and Q5_K without loss.
+    Q5_1,
+    /// 6-bit, signed about 32, with a scale per 16 values (8 bits a weight): Q6_K without loss.
+    Q6,
     /// 32-bit floats: the reference the quantized formats are compared with.
     F32,
 }
@@ -109,11 +114,26 @@ impl WeightFormat {
     }
 }
 
+impl WeightFormat {
+    /// Bytes of quantized values per 32-value block.
+    const fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4_1 => 16,
+            Self::Q5_1 => 20,
+            Self::Q6 => 24,
+            Self::Q8_0 => 32,
+            Self::F32 => 0,
+        }
+    }
+}
+
 impl std::fmt::Display for WeightFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Q4_1 => "Q4_1",
             Self::Q8_0 => "Q8_0",
+            Self::Q5_1 => "Q5_1",
+            Self::Q6 => "Q6_K",
             Self::F32 => "F32",
         })
     }
@@ -337,6 +357,23 @@ fn dequant_q5(b: &[u8], with_min: bool, out: &mut Vec<f32>) {
     out.extend(q5_ints(rest, if with_min { 0 } else { 16 }).iter().map(|&x| x as f32 * d + m));
 }
 
+/// Appends 32 values (below 16, 32 or 64 as `fmt` is Q4_1, Q5_1 or Q6) in the held layout: 16
+/// bytes of nibbles (byte `j`: value `j` low, `j + 16` high); for Q5_1 a 32-bit little-endian
+/// plane of fifth bits (bit `e` for value `e`); for Q6 8 bytes of top-two-bit pairs, value
+/// `8k + i` in bits `2k..2k + 2` of byte `i`, so that one 64-bit broadcast and one shift per
+/// 64-bit lane put every pair under its value.
+fn push_packed(qs: &mut Vec<u8>, v: &[u8; QK], fmt: WeightFormat) {
+    qs.extend((0..16).map(|j| (v[j] & 0xF) | ((v[j + 16] & 0xF) << 4)));
+    match fmt {
+        WeightFormat::Q5_1 => {
+            let bits = v.iter().enumerate().fold(0u32, |a, (e, &x)| a | (u32::from((x >> 4) & 1) << e));
+            qs.extend_from_slice(&bits.to_le_bytes());
+        }
+        WeightFormat::Q6 => qs.extend((0..8).map(|i| (0..4).fold(0u8, |a, k| a | ((v[8 * k + i] >> 4) << (2 * k))))),
+        _ => {}
+    }
+}
+
 fn f16(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
 }
@@ -478,17 +515,27 @@ pub struct QMatrix {
     /// Input features.
     pub cols: usize,
     fmt: WeightFormat,
-    /// Per-block scales.
+    /// Per-block scales (Q6: two a block, one per 16 values).
     d: Scales,
-    /// Per-block minimums (Q4_1 only).
+    /// Per-block minimums (Q4_1 and Q5_1).
     m: Scales,
-    /// Quantized values: Q4_1 16 bytes a block (low nibbles first 16 elements), Q8_0 32 bytes.
+    /// Quantized values, [`WeightFormat::block_bytes`] a block: 16 bytes of nibbles (byte `j`
+    /// holds value `j` low and `j + 16` high), then for Q5_1 a 32-bit plane of fifth bits and
+    /// for Q6 planes of fifth and sixth bits (bit `e` for value `e`); Q8_0 32 signed bytes.
     qs: Vec<u8>,
     /// The values of an F32 matrix.
     f: Vec<f32>,
+    /// Row ranges in formats of their own, one after another (a fused Q/K/V whose files mix
+    /// types); empty for a matrix in one format, which holds its data itself.
+    parts: Vec<QMatrix>,
 }
 
 impl QMatrix {
+    /// A matrix of no values yet, to be filled block by block.
+    fn empty(rows: usize, cols: usize, fmt: WeightFormat, d: Scales, m: Scales, qs: Vec<u8>) -> Self {
+        Self { rows, cols, fmt, d, m, qs, f: Vec::new(), parts: Vec::new() }
+    }
+
     /// The storage format.
     pub fn format(&self) -> WeightFormat {
         self.fmt
@@ -496,7 +543,16 @@ impl QMatrix {
 
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
-        self.d.bytes() + self.m.bytes() + self.qs.len() + self.f.len() * 4
+        self.d.bytes() + self.m.bytes() + self.qs.len() + self.f.len() * 4 + self.parts.iter().map(QMatrix::bytes).sum::<usize>()
+    }
+
+    /// The matrix in one format, or its parts in theirs.
+    fn each_part(&self) -> &[QMatrix] {
+        if self.parts.is_empty() {
+            std::slice::from_ref(self)
+        } else {
+            &self.parts
+        }
     }
 
     fn blocks(&self) -> usize {
@@ -504,25 +560,29 @@ impl QMatrix {
     }
 
     /// The format a GGUF type can be held in without changing a single weight: Q4_0 and Q5_0 as
-    /// Q8_0 (their integers fit in 8 bits under the same scale), Q4_K as Q4_1 (each 32-value
-    /// sub-block's 6-bit scale and minimum folded into the `f32` scale and minimum). `None` for
-    /// types with no lossless home (Q5_1, Q5_K, Q6_K: converted with rounding), and for Q4_K rows
-    /// (`cols`) that are not whole super-blocks.
+    /// Q8_0 (their integers fit in 8 bits under the same scale), Q4_K as Q4_1 and Q5_K as Q5_1
+    /// (each 32-value sub-block's 6-bit scale and minimum folded into an `f32` scale and
+    /// minimum), Q6_K as Q6 (each 16 values' 8-bit scale folded into an `f32` scale). `None` for
+    /// F32/F16 and for K-quant rows (`cols`) that are not whole super-blocks.
     pub fn lossless_format(t: u32, cols: usize) -> Option<WeightFormat> {
         match t {
             ggml::Q4_1 => Some(WeightFormat::Q4_1),
             ggml::Q4_K if cols % QK_K == 0 => Some(WeightFormat::Q4_1),
+            ggml::Q5_1 => Some(WeightFormat::Q5_1),
+            ggml::Q5_K if cols % QK_K == 0 => Some(WeightFormat::Q5_1),
+            ggml::Q6_K if cols % QK_K == 0 => Some(WeightFormat::Q6),
             ggml::Q8_0 | ggml::Q4_0 | ggml::Q5_0 => Some(WeightFormat::Q8_0),
             _ => None,
         }
     }
 
-    /// Repacks Q4_0, Q5_0 (into Q8_0) and Q4_K (into Q4_1) blocks exactly: the matrix's values are
-    /// llama.cpp's dequantized values, bit for bit (tested against [`dequantize`]).
+    /// Repacks Q4_0, Q5_0 (into Q8_0), Q4_K (into Q4_1), Q5_1 and Q5_K (into Q5_1) and Q6_K
+    /// (into Q6) blocks exactly: the matrix's values are llama.cpp's dequantized values, bit for
+    /// bit (tested against [`dequantize`]).
     pub fn repack_ggml(t: u32, raw: &[u8], rows: usize, cols: usize) -> Result<Self, EngineError> {
         let nb = rows * cols / QK;
         let size_ok = ggml_size(t, rows * cols) == Some(raw.len()) && cols % QK == 0;
-        let mut q = Self { rows, cols, fmt: WeightFormat::Q8_0, d: Scales::half(nb), m: Scales::half(0), qs: Vec::new(), f: Vec::new() };
+        let mut q = Self::empty(rows, cols, WeightFormat::Q8_0, Scales::half(nb), Scales::half(0), Vec::new());
         match t {
             _ if !size_ok => {}
             ggml::Q4_1 | ggml::Q8_0 => return Self::from_ggml(t, raw, rows, cols),
@@ -543,21 +603,62 @@ impl QMatrix {
                 }
                 return Ok(q);
             }
-            ggml::Q4_K if cols % QK_K == 0 => {
+            ggml::Q4_K | ggml::Q5_K if cols % QK_K == 0 => {
                 // Sub-block scale times block scale needs more bits than an f16 has.
-                q.fmt = WeightFormat::Q4_1;
+                let five = t == ggml::Q5_K;
+                q.fmt = if five { WeightFormat::Q5_1 } else { WeightFormat::Q4_1 };
                 (q.d, q.m) = (Scales::full(nb), Scales::full(nb));
-                q.qs.reserve(nb * 16);
-                for b in raw.chunks_exact(144) {
+                q.qs.reserve(nb * q.fmt.block_bytes());
+                for b in raw.chunks_exact(if five { 176 } else { 144 }) {
                     let (d, dmin) = (f16(b), f16(&b[2..]));
-                    for (k, ql) in b[16..144].chunks_exact(32).enumerate() {
+                    let (qh, ql) = if five { (&b[16..48], &b[48..176]) } else { (&b[0..0], &b[16..144]) };
+                    for (k, ql) in ql.chunks_exact(32).enumerate() {
                         for (j, high) in [(2 * k, false), (2 * k + 1, true)] {
                             let (sc, mn) = scale_min_k4(j, &b[4..16]);
                             q.d.push(d * f32::from(sc));
                             q.m.push(-(dmin * f32::from(mn)));
-                            let nib = |l: usize| if high { ql[l] >> 4 } else { ql[l] & 0xF };
-                            q.qs.extend((0..16).map(|l| nib(l) | (nib(l + 16) << 4)));
+                            let fifth = |l: usize| if five { ((qh[l] >> j) & 1) << 4 } else { 0 };
+                            let v = |l: usize| (if high { ql[l] >> 4 } else { ql[l] & 0xF }) | fifth(l);
+                            push_packed(&mut q.qs, &std::array::from_fn(v), q.fmt);
                         }
+                    }
+                }
+                return Ok(q);
+            }
+            ggml::Q5_1 => {
+                q.fmt = WeightFormat::Q5_1;
+                q.m = Scales::half(nb);
+                q.qs.reserve(nb * 20);
+                for b in raw.chunks_exact(24) {
+                    q.d.push_bits(b);
+                    q.m.push_bits(&b[2..]);
+                    q.qs.extend_from_slice(&b[8..24]);
+                    q.qs.extend_from_slice(&b[4..8]);
+                }
+                return Ok(q);
+            }
+            ggml::Q6_K if cols % QK_K == 0 => {
+                q.fmt = WeightFormat::Q6;
+                q.d = Scales::full(nb * 2);
+                q.qs.reserve(nb * 24);
+                for b in raw.chunks_exact(210) {
+                    let (ql, qh, sc, d) = (&b[0..128], &b[128..192], &b[192..208], f16(&b[208..]));
+                    // The 256 values (0..=63) in order, as llama.cpp's dequantize_row_q6_K lays them out.
+                    let mut u = [0u8; QK_K];
+                    for n in 0..2 {
+                        let (ql, qh) = (&ql[64 * n..], &qh[32 * n..]);
+                        for l in 0..32 {
+                            let o = 128 * n + l;
+                            u[o] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
+                            u[o + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+                            u[o + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                            u[o + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                        }
+                    }
+                    for (i, vals) in u.chunks_exact(QK).enumerate() {
+                        q.d.push(d * f32::from(sc[2 * i] as i8));
+                        q.d.push(d * f32::from(sc[2 * i + 1] as i8));
+                        push_packed(&mut q.qs, &std::array::from_fn(|e| vals[e]), WeightFormat::Q6);
                     }
                 }
                 return Ok(q);
@@ -576,15 +677,7 @@ impl QMatrix {
         let nb = rows * cols / QK;
         match t {
             ggml::Q4_1 if raw.len() == nb * 20 => {
-                let mut q = Self {
-                    rows,
-                    cols,
-                    fmt: WeightFormat::Q4_1,
-                    d: Scales::half(nb),
-                    m: Scales::half(nb),
-                    qs: Vec::with_capacity(nb * 16),
-                    f: Vec::new(),
-                };
+                let mut q = Self::empty(rows, cols, WeightFormat::Q4_1, Scales::half(nb), Scales::half(nb), Vec::with_capacity(nb * 16));
                 for b in raw.chunks_exact(20) {
                     q.d.push_bits(b);
                     q.m.push_bits(&b[2..]);
@@ -593,15 +686,7 @@ impl QMatrix {
                 Ok(q)
             }
             ggml::Q8_0 if raw.len() == nb * 34 => {
-                let mut q = Self {
-                    rows,
-                    cols,
-                    fmt: WeightFormat::Q8_0,
-                    d: Scales::half(nb),
-                    m: Scales::half(0),
-                    qs: Vec::with_capacity(nb * 32),
-                    f: Vec::new(),
-                };
+                let mut q = Self::empty(rows, cols, WeightFormat::Q8_0, Scales::half(nb), Scales::half(0), Vec::with_capacity(nb * 32));
                 for b in raw.chunks_exact(34) {
                     q.d.push_bits(b);
                     q.qs.extend_from_slice(&b[2..34]);
@@ -612,10 +697,18 @@ impl QMatrix {
         }
     }
 
-    /// The matrix as GGUF block bytes (scales rounded to f16), for writing test models.
+    /// The matrix as GGUF block bytes (scales rounded to f16), for writing test models: Q4_1,
+    /// Q5_1 and Q8_0 blocks, F32 values, and Q6 as F32 values (no ggml type holds it).
     pub fn to_ggml(&self) -> Vec<u8> {
+        if !self.parts.is_empty() {
+            return self.parts.iter().flat_map(QMatrix::to_ggml).collect();
+        }
         let f16 = |x: f32| half::f16::from_f32(x).to_le_bytes();
         let mut out = Vec::new();
+        if self.fmt == WeightFormat::Q6 {
+            self.to_f32().iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            return out;
+        }
         self.f.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         for b in 0..self.d.len() {
             out.extend_from_slice(&f16(self.d.get(b)));
@@ -624,8 +717,13 @@ impl QMatrix {
                     out.extend_from_slice(&f16(self.m.get(b)));
                     out.extend_from_slice(&self.qs[b * 16..b * 16 + 16]);
                 }
+                WeightFormat::Q5_1 => {
+                    out.extend_from_slice(&f16(self.m.get(b)));
+                    out.extend_from_slice(&self.qs[b * 20 + 16..b * 20 + 20]);
+                    out.extend_from_slice(&self.qs[b * 20..b * 20 + 16]);
+                }
                 WeightFormat::Q8_0 => out.extend_from_slice(&self.qs[b * 32..b * 32 + 32]),
-                WeightFormat::F32 => {}
+                WeightFormat::F32 | WeightFormat::Q6 => {}
             }
         }
         out
@@ -634,7 +732,7 @@ impl QMatrix {
     /// Quantizes `f32` weights (`rows` × `cols`) to `fmt`.
     pub fn quantize(w: &[f32], rows: usize, cols: usize, fmt: WeightFormat) -> Self {
         let nb = rows * cols / QK;
-        let mut q = Self { rows, cols, fmt, d: Scales::full(nb), m: Scales::full(0), qs: Vec::new(), f: Vec::new() };
+        let mut q = Self::empty(rows, cols, fmt, Scales::full(nb), Scales::full(0), Vec::new());
         match fmt {
             WeightFormat::F32 => q.f = w.to_vec(),
             WeightFormat::Q8_0 => {
@@ -647,18 +745,35 @@ impl QMatrix {
                     q.qs.extend(b.iter().map(|x| (x * id).round() as i8 as u8));
                 }
             }
-            WeightFormat::Q4_1 => {
+            WeightFormat::Q4_1 | WeightFormat::Q5_1 => {
+                let levels = if fmt == WeightFormat::Q4_1 { 15 } else { 31 };
                 q.m = Scales::full(nb);
-                q.qs.reserve(nb * 16);
+                q.qs.reserve(nb * fmt.block_bytes());
                 for b in w.chunks_exact(QK) {
                     let min = b.iter().fold(f32::INFINITY, |a, &x| a.min(x));
                     let max = b.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                    let d = (max - min) / 15.0;
+                    let d = (max - min) / levels as f32;
                     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
                     q.d.push(d);
                     q.m.push(min);
-                    let nib = |x: f32| (((x - min) * id).round() as i32).clamp(0, 15) as u8;
-                    q.qs.extend((0..16).map(|j| nib(b[j]) | (nib(b[j + 16]) << 4)));
+                    let v = |j: usize| (((b[j] - min) * id).round() as i32).clamp(0, levels) as u8;
+                    push_packed(&mut q.qs, &std::array::from_fn(v), fmt);
+                }
+            }
+            WeightFormat::Q6 => {
+                q.qs.reserve(nb * 24);
+                for b in w.chunks_exact(QK) {
+                    let mut u = [0u8; QK];
+                    for (h, half) in b.chunks_exact(16).enumerate() {
+                        let amax = half.iter().fold(0f32, |a, x| a.max(x.abs()));
+                        let d = amax / 31.0;
+                        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                        q.d.push(d);
+                        for (j, x) in half.iter().enumerate() {
+                            u[16 * h + j] = ((x * id).round() as i32 + 32).clamp(0, 63) as u8;
+                        }
+                    }
+                    push_packed(&mut q.qs, &u, WeightFormat::Q6);
                 }
             }
         }
@@ -667,39 +782,59 @@ impl QMatrix {
 
     /// The weights as `f32` (for re-quantizing and for reference computations).
     pub fn to_f32(&self) -> Vec<f32> {
+        if !self.parts.is_empty() {
+            return self.parts.iter().flat_map(QMatrix::to_f32).collect();
+        }
         if self.fmt == WeightFormat::F32 {
             return self.f.clone();
         }
         let mut out = Vec::with_capacity(self.rows * self.cols);
-        for b in 0..self.d.len() {
+        for b in 0..self.rows * self.blocks() {
             out.extend_from_slice(&self.block_f32(b));
         }
         out
     }
 
+    /// Block `b`'s integers as the kernels multiply them: unsigned for Q4_1 / Q5_1 (scale and
+    /// minimum apply), signed for Q8_0 and Q6 (less 32).
+    fn block_ints(&self, b: usize) -> [i32; QK] {
+        let bb = self.fmt.block_bytes();
+        let q = &self.qs[b * bb..(b + 1) * bb];
+        std::array::from_fn(|e| {
+            let nib = i32::from(if e < 16 { q[e] & 0xF } else { q[e - 16] >> 4 });
+            match self.fmt {
+                WeightFormat::Q8_0 => q[e] as i8 as i32,
+                WeightFormat::Q4_1 => nib,
+                WeightFormat::Q5_1 => nib | (((q[16 + e / 8] >> (e % 8)) & 1) << 4) as i32,
+                WeightFormat::Q6 => (nib | (((q[16 + e % 8] >> (2 * (e / 8))) & 3) << 4) as i32) - 32,
+                WeightFormat::F32 => 0,
+            }
+        })
+    }
+
     fn block_f32(&self, b: usize) -> [f32; QK] {
-        let mut o = [0f32; QK];
-        match self.fmt {
-            WeightFormat::Q8_0 => {
-                for (j, v) in o.iter_mut().enumerate() {
-                    *v = self.qs[b * 32 + j] as i8 as f32 * self.d.get(b);
-                }
-            }
-            WeightFormat::Q4_1 => {
-                let qs = &self.qs[b * 16..b * 16 + 16];
-                let (d, m) = (self.d.get(b), self.m.get(b));
-                for j in 0..16 {
-                    o[j] = (qs[j] & 0xF) as f32 * d + m;
-                    o[j + 16] = (qs[j] >> 4) as f32 * d + m;
-                }
-            }
-            WeightFormat::F32 => o.copy_from_slice(&self.f[b * QK..(b + 1) * QK]),
+        if self.fmt == WeightFormat::F32 {
+            return std::array::from_fn(|e| self.f[b * QK + e]);
         }
-        o
+        let q = self.block_ints(b);
+        std::array::from_fn(|e| match self.fmt {
+            WeightFormat::Q4_1 | WeightFormat::Q5_1 => q[e] as f32 * self.d.get(b) + self.m.get(b),
+            WeightFormat::Q6 => q[e] as f32 * self.d.get(2 * b + e / 16),
+            _ => q[e] as f32 * self.d.get(b),
+        })
     }
 
     /// One row as `f32` (the embedding lookup).
     pub fn row_f32(&self, row: usize, out: &mut [f32]) {
+        if !self.parts.is_empty() {
+            let mut row = row;
+            for p in &self.parts {
+                if row < p.rows {
+                    return p.row_f32(row, out);
+                }
+                row -= p.rows;
+            }
+        }
         let nb = self.blocks();
         for b in 0..nb {
             out[b * QK..(b + 1) * QK].copy_from_slice(&self.block_f32(row * nb + b));
@@ -707,19 +842,27 @@ impl QMatrix {
     }
 
     /// Stacks matrices with the same column count (fusing Q, K and V into one product). Parts in
-    /// different formats are re-quantized to Q8_0.
+    /// one format are merged; parts in different formats (a Q4_K_M file's Q4_K query beside its
+    /// Q6_K value matrix) stay as they are, each multiplied by its own kernel, so no weight
+    /// changes. [`QMatrix::format`] is then the first part's.
     pub fn concat(parts: Vec<QMatrix>) -> QMatrix {
         let cols = parts[0].cols;
-        let same = parts.iter().all(|p| p.fmt == parts[0].fmt);
-        let parts = if same {
-            parts
-        } else {
-            parts
-                .into_iter()
-                .map(|p| if p.fmt == WeightFormat::Q8_0 { p } else { QMatrix::quantize(&p.to_f32(), p.rows, p.cols, WeightFormat::Q8_0) })
-                .collect()
+        let parts: Vec<QMatrix> = parts.into_iter().flat_map(|p| if p.parts.is_empty() { vec![p] } else { p.parts }).collect();
+        let mut out = QMatrix {
+            rows: 0,
+            cols,
+            fmt: parts[0].fmt,
+            d: Scales::half(0),
+            m: Scales::half(0),
+            qs: Vec::new(),
+            f: Vec::new(),
+            parts: Vec::new(),
         };
-        let mut out = QMatrix { rows: 0, cols, fmt: parts[0].fmt, d: Scales::half(0), m: Scales::half(0), qs: Vec::new(), f: Vec::new() };
+        if parts.iter().any(|p| p.fmt != parts[0].fmt) {
+            out.rows = parts.iter().map(|p| p.rows).sum();
+            out.parts = parts;
+            return out;
+        }
         for p in parts {
             out.rows += p.rows;
             out.d.append(p.d);
@@ -751,11 +894,12 @@ impl QActs {
     /// The activations in the form `w` multiplies: kept as `f32` for F32 weights, quantized to
     /// int8 blocks otherwise (so neither path pays for the other).
     pub fn for_matrix(w: &QMatrix, x: &[f32], rows: usize, cols: usize) -> Self {
-        if w.fmt == WeightFormat::F32 {
-            QActs { rows, cols, raw: x[..rows * cols].to_vec(), ..QActs::default() }
-        } else {
-            QActs::quantize(x, rows, cols)
+        let parts = w.each_part();
+        let raw = if parts.iter().any(|p| p.fmt == WeightFormat::F32) { x[..rows * cols].to_vec() } else { Vec::new() };
+        if parts.iter().all(|p| p.fmt == WeightFormat::F32) {
+            return QActs { rows, cols, raw, ..QActs::default() };
         }
+        QActs { raw, ..QActs::quantize(x, rows, cols) }
     }
 
     /// Quantizes `x` (`rows` × `cols`) to int8 blocks.
@@ -825,6 +969,17 @@ impl OutPtr {
 pub fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
     assert_eq!(w.cols, x.cols, "matmul: inner dimensions differ");
     assert_eq!(out.len(), x.rows * w.rows, "matmul: output size");
+    let mut col0 = 0;
+    for p in w.each_part() {
+        matmul_columns(p, x, out, w.rows, col0);
+        col0 += p.rows;
+    }
+}
+
+/// [`matmul`] of one single-format matrix into columns `col0..col0 + w.rows` of an output whose
+/// rows are `stride` wide.
+fn matmul_columns(w: &QMatrix, x: &QActs, out: &mut [f32], stride: usize, col0: usize) {
+    assert!(col0 + w.rows <= stride && out.len() == x.rows * stride, "matmul: output columns");
     if w.fmt == WeightFormat::F32 {
         assert_eq!(x.raw.len(), x.rows * x.cols, "matmul: F32 weights need QActs::for_matrix");
     } else {
@@ -847,11 +1002,11 @@ pub fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
             kernel.rows(w, n0, x, r0, nr, strip);
             for (j, col) in strip.chunks_exact(nr).enumerate() {
                 for (r, v) in col.iter().enumerate() {
-                    // SAFETY: (r0 + r, n0 + j) is inside `out` (asserted sizes) and only this
-                    // task writes column n0 + j.
+                    // SAFETY: (r0 + r, col0 + n0 + j) is inside `out` (asserted sizes) and only
+                    // this task writes that column.
                     #[allow(unsafe_code)]
                     unsafe {
-                        *ptr.get().add((r0 + r) * w.rows + n0 + j) = *v;
+                        *ptr.get().add((r0 + r) * stride + col0 + n0 + j) = *v;
                     }
                 }
             }
@@ -904,21 +1059,14 @@ fn scalar_dot(w: &QMatrix, n: usize, x: &QActs, r: usize) -> f32 {
         let wb = n * nb + b;
         let xb = r * nb + b;
         let xq = &x.qs[xb * QK..(xb + 1) * QK];
+        let wq = w.block_ints(wb);
+        let dot = |r: std::ops::Range<usize>| r.map(|e| wq[e] * i32::from(xq[e])).sum::<i32>() as f32;
         match w.fmt {
-            WeightFormat::Q8_0 => {
-                let wq = &w.qs[wb * 32..wb * 32 + 32];
-                let s: i32 = wq.iter().zip(xq).map(|(&a, &b)| a as i8 as i32 * b as i32).sum();
-                acc += s as f32 * w.d.get(wb) * x.d[xb];
+            WeightFormat::Q4_1 | WeightFormat::Q5_1 => acc += dot(0..QK) * w.d.get(wb) * x.d[xb] + w.m.get(wb) * x.s[xb],
+            WeightFormat::Q6 => {
+                acc += dot(0..16) * x.d[xb] * w.d.get(2 * wb) + dot(16..QK) * x.d[xb] * w.d.get(2 * wb + 1);
             }
-            WeightFormat::Q4_1 => {
-                let wq = &w.qs[wb * 16..wb * 16 + 16];
-                let mut s = 0i32;
-                for j in 0..16 {
-                    s += (wq[j] & 0xF) as i32 * xq[j] as i32 + (wq[j] >> 4) as i32 * xq[j + 16] as i32;
-                }
-                acc += s as f32 * w.d.get(wb) * x.d[xb] + w.m.get(wb) * x.s[xb];
-            }
-            WeightFormat::F32 => unreachable!("handled above"),
+            _ => acc += dot(0..QK) * w.d.get(wb) * x.d[xb],
         }
     }
     acc
@@ -956,10 +1104,14 @@ mod avx2 {
             // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
             let res: [[f32; TR]; 2] = unsafe {
                 match (w.fmt, half) {
-                    (WeightFormat::Q4_1, true) => tiles::<true, true>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q4_1, false) => tiles::<true, false>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q8_0, true) => tiles::<false, true>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q8_0, false) => tiles::<false, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q4_1, true) => tiles::<Q4_1, true>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q4_1, false) => tiles::<Q4_1, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q8_0, true) => tiles::<Q8_0, true>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q8_0, false) => tiles::<Q8_0, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q5_1, true) => tiles::<Q5_1, true>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q5_1, false) => tiles::<Q5_1, false>(w, n + j, x, r0, two, nr),
+                    // Q6's scales are products no f16 holds.
+                    (WeightFormat::Q6, _) => tiles::<Q6, false>(w, n + j, x, r0, two, nr),
                     (WeightFormat::F32, _) => unreachable!("handled above"),
                 }
             };
@@ -1043,19 +1195,36 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// Held formats as the kernel's const parameter.
+    const Q4_1: u8 = 0;
+    const Q8_0: u8 = 1;
+    const Q5_1: u8 = 2;
+    const Q6: u8 = 3;
+
     /// The tile shape for one (or two) weight rows and `nr` activation rows.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tiles<const Q4: bool, const H: bool>(w: &QMatrix, n: usize, x: &QActs, r0: usize, two: bool, nr: usize) -> [[f32; TR]; 2] {
+    unsafe fn tiles<const F: u8, const H: bool>(w: &QMatrix, n: usize, x: &QActs, r0: usize, two: bool, nr: usize) -> [[f32; TR]; 2] {
         match (two, nr) {
-            (true, 4) => tile::<Q4, H, 2, 4>(w, n, x, r0),
-            (true, 3) => tile::<Q4, H, 2, 3>(w, n, x, r0),
-            (true, 2) => tile::<Q4, H, 2, 2>(w, n, x, r0),
-            (true, _) => tile::<Q4, H, 2, 1>(w, n, x, r0),
-            (false, 4) => tile::<Q4, H, 1, 4>(w, n, x, r0),
-            (false, 3) => tile::<Q4, H, 1, 3>(w, n, x, r0),
-            (false, 2) => tile::<Q4, H, 1, 2>(w, n, x, r0),
-            (false, _) => tile::<Q4, H, 1, 1>(w, n, x, r0),
+            (true, 4) => tile::<F, H, 2, 4>(w, n, x, r0),
+            (true, 3) => tile::<F, H, 2, 3>(w, n, x, r0),
+            (true, 2) => tile::<F, H, 2, 2>(w, n, x, r0),
+            (true, _) => tile::<F, H, 2, 1>(w, n, x, r0),
+            (false, 4) => tile::<F, H, 1, 4>(w, n, x, r0),
+            (false, 3) => tile::<F, H, 1, 3>(w, n, x, r0),
+            (false, 2) => tile::<F, H, 1, 2>(w, n, x, r0),
+            (false, _) => tile::<F, H, 1, 1>(w, n, x, r0),
         }
+    }
+
+    /// 32 bytes, byte `e` 0xFF where bit `e` of the plane at `p` is set (llama.cpp's
+    /// `bytes_from_bits_32`).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn plane_bytes(p: *const u8) -> __m256i {
+        let bits = _mm256_set1_epi32((p as *const i32).read_unaligned());
+        let spread = _mm256_shuffle_epi8(bits, _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+        let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+        _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1))
     }
 
     /// Raw pointers to a matrix's scales: `f16` bits, or `f32`.
@@ -1085,11 +1254,11 @@ mod avx2 {
         }
     }
 
-    /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `Q4` selects Q4_1 (else Q8_0),
-    /// `H` scales held as `f16` (else `f32`).
+    /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `F` the held format, `H`
+    /// scales held as `f16` (else `f32`).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[allow(clippy::needless_range_loop)] // indices keep the register tile readable
-    unsafe fn tile<const Q4: bool, const H: bool, const NW: usize, const NR: usize>(
+    unsafe fn tile<const F: u8, const H: bool, const NW: usize, const NR: usize>(
         w: &QMatrix,
         n: usize,
         x: &QActs,
@@ -1102,7 +1271,9 @@ mod avx2 {
         let mut acc = [[_mm256_setzero_ps(); NR]; NW];
         let mut mins = [_mm_setzero_ps(); NW];
         let pad = x.rows + 3;
-        let bpb = if Q4 { 16 } else { 32 };
+        // Unsigned values with a minimum (Q4_1, Q5_1), or signed ones (Q8_0, Q6).
+        let with_min = F == Q4_1 || F == Q5_1;
+        let bpb = w.fmt.block_bytes();
         // Written by `widen` before each read (only when `H`): no need to zero them per call.
         let mut dbuf = [[std::mem::MaybeUninit::<f32>::uninit(); CHUNK]; NW];
         let mut mbuf = [[std::mem::MaybeUninit::<f32>::uninit(); CHUNK]; NW];
@@ -1113,7 +1284,7 @@ mod avx2 {
                 for j in 0..NW {
                     let base = (n + j) * nb + c0;
                     widen(dp.0.add(base), dbuf[j].as_mut_ptr().cast(), cn);
-                    if Q4 {
+                    if with_min {
                         widen(mp.0.add(base), mbuf[j].as_mut_ptr().cast(), cn);
                     }
                 }
@@ -1125,17 +1296,37 @@ mod avx2 {
                 for j in 0..NW {
                     let blk = (n + j) * nb + b;
                     let q = w.qs.as_ptr().add(blk * bpb);
-                    if Q4 {
+                    if F == Q8_0 {
+                        wv[j] = _mm256_loadu_si256(q as *const __m256i);
+                    } else {
                         let raw = _mm_loadu_si128(q as *const __m128i);
                         let lo = _mm_and_si128(raw, mask);
                         let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
                         wv[j] = _mm256_set_m128i(hi, lo);
-                    } else {
-                        wv[j] = _mm256_loadu_si256(q as *const __m256i);
+                        if F == Q5_1 {
+                            wv[j] = _mm256_or_si256(wv[j], _mm256_and_si256(plane_bytes(q.add(16)), _mm256_set1_epi8(0x10)));
+                        }
+                        if F == Q6 {
+                            // 64-bit lane k takes values 8k..8k + 8: their pairs sit at bits 2k of
+                            // each byte, moved to bits 4-5.
+                            let pairs = _mm256_set1_epi64x((q.add(16) as *const i64).read_unaligned());
+                            let up =
+                                _mm256_srlv_epi64(_mm256_sllv_epi64(pairs, _mm256_setr_epi64x(4, 2, 0, 0)), _mm256_setr_epi64x(0, 0, 0, 2));
+                            let top = _mm256_and_si256(up, _mm256_set1_epi8(0x30));
+                            wv[j] = _mm256_sub_epi8(_mm256_or_si256(wv[j], top), _mm256_set1_epi8(32));
+                        }
+                    }
+                    if !with_min {
                         aw[j] = _mm256_sign_epi8(wv[j], wv[j]);
                     }
-                    dw[j] = _mm256_set1_ps(if H { dbuf[j].get_unchecked(b - c0).assume_init() } else { *dp.1.add(blk) });
-                    if Q4 {
+                    dw[j] = if F == Q6 {
+                        // Lanes 0-3 sum values 0-15, lanes 4-7 values 16-31: one scale each.
+                        let pair = _mm_castpd_ps(_mm_load_sd(dp.1.add(2 * blk) as *const f64));
+                        _mm256_permutevar8x32_ps(_mm256_castps128_ps256(pair), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1))
+                    } else {
+                        _mm256_set1_ps(if H { dbuf[j].get_unchecked(b - c0).assume_init() } else { *dp.1.add(blk) })
+                    };
+                    if with_min {
                         let st = _mm_loadu_ps(x.st.as_ptr().add(b * pad + r0));
                         let m = if H { mbuf[j].get_unchecked(b - c0).assume_init() } else { *mp.1.add(blk) };
                         mins[j] = _mm_fmadd_ps(_mm_set1_ps(m), st, mins[j]);
@@ -1146,8 +1337,11 @@ mod avx2 {
                     let xv = _mm256_loadu_si256(x.qs.as_ptr().add(xb * QK) as *const __m256i);
                     let dx = _mm256_set1_ps(*x.d.get_unchecked(xb));
                     for j in 0..NW {
-                        let p16 =
-                            if Q4 { _mm256_maddubs_epi16(wv[j], xv) } else { _mm256_maddubs_epi16(aw[j], _mm256_sign_epi8(xv, wv[j])) };
+                        let p16 = if with_min {
+                            _mm256_maddubs_epi16(wv[j], xv)
+                        } else {
+                            _mm256_maddubs_epi16(aw[j], _mm256_sign_epi8(xv, wv[j]))
+                        };
                         let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
                         acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(p, dx), dw[j], acc[j][i]);
                     }
@@ -1195,9 +1389,19 @@ mod tests {
     fn matmul_matches_f32_reference_in_both_formats() {
         let (n, k) = (37, 96);
         let w = rand_vec(n * k, 1);
-        for fmt in [WeightFormat::Q8_0, WeightFormat::Q4_1, WeightFormat::F32] {
+        for fmt in [WeightFormat::Q8_0, WeightFormat::Q4_1, WeightFormat::Q5_1, WeightFormat::Q6, WeightFormat::F32] {
             let q = QMatrix::quantize(&w, n, k, fmt);
             let wd = q.to_f32();
+            // Within half a step of the format's grid (|w| <= 1).
+            let step = match fmt {
+                WeightFormat::Q4_1 => 2.0 / 15.0,
+                WeightFormat::Q5_1 => 2.0 / 31.0,
+                WeightFormat::Q6 => 1.0 / 31.0,
+                WeightFormat::Q8_0 => 1.0 / 127.0,
+                WeightFormat::F32 => 0.0,
+            };
+            let err = w.iter().zip(&wd).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= step / 2.0 + 1e-6, "{fmt}: quantization error {err}");
             for rows in [1, 3, 4, 9] {
                 let x = rand_vec(rows * k, 7 + rows as u64);
                 let a = QActs::for_matrix(&q, &x, rows, k);
@@ -1223,10 +1427,9 @@ mod tests {
     #[test]
     fn half_scales_give_the_same_bits_as_full_ones_in_less_memory() {
         let (n, k) = (37, 96);
-        for fmt in [WeightFormat::Q8_0, WeightFormat::Q4_1] {
-            let t = if fmt == WeightFormat::Q8_0 { ggml::Q8_0 } else { ggml::Q4_1 };
+        for (fmt, t) in [(WeightFormat::Q8_0, ggml::Q8_0), (WeightFormat::Q4_1, ggml::Q4_1), (WeightFormat::Q5_1, ggml::Q5_1)] {
             let file = QMatrix::quantize(&rand_vec(n * k, 5), n, k, fmt).to_ggml();
-            let half = QMatrix::from_ggml(t, &file, n, k).unwrap();
+            let half = QMatrix::repack_ggml(t, &file, n, k).unwrap();
             assert!(matches!(half.d, Scales::Half(_)));
             let mut full = half.clone();
             full.d.widen_in_place();
@@ -1257,6 +1460,37 @@ mod tests {
         assert!(matches!(both.d, Scales::Full(_)));
         assert_eq!(both.to_f32(), [h.to_f32(), f.to_f32()].concat());
         assert!(matches!(QMatrix::concat(vec![h.clone(), h]).d, Scales::Half(_)));
+    }
+
+    /// Fusing matrices of different formats keeps each part's weights and kernel: the fused
+    /// product equals the parts' own products bit for bit, column range by column range.
+    #[test]
+    fn mixed_formats_fuse_without_changing_a_weight() {
+        let k = 64;
+        let fmts = [WeightFormat::Q4_1, WeightFormat::Q6, WeightFormat::Q5_1, WeightFormat::F32, WeightFormat::Q4_1];
+        let parts: Vec<QMatrix> =
+            fmts.iter().enumerate().map(|(i, &f)| QMatrix::quantize(&rand_vec(5 * k, 40 + i as u64), 5, k, f)).collect();
+        let fused = QMatrix::concat(parts.clone());
+        assert_eq!((fused.rows, fused.format(), fused.parts.len()), (25, WeightFormat::Q4_1, 5));
+        assert_eq!(fused.to_f32(), parts.iter().flat_map(QMatrix::to_f32).collect::<Vec<f32>>());
+        assert_eq!(fused.bytes(), parts.iter().map(QMatrix::bytes).sum::<usize>());
+        let mut row = vec![0f32; k];
+        fused.row_f32(17, &mut row);
+        assert_eq!(row, parts[3].to_f32()[2 * k..3 * k].to_vec());
+        for rows in [1, 3, 6] {
+            let x = rand_vec(rows * k, 50 + rows as u64);
+            let mut out = vec![0f32; rows * 25];
+            matmul(&fused, &QActs::for_matrix(&fused, &x, rows, k), &mut out);
+            for (i, p) in parts.iter().enumerate() {
+                let mut own = vec![0f32; rows * 5];
+                matmul(p, &QActs::for_matrix(p, &x, rows, k), &mut own);
+                for r in 0..rows {
+                    assert_eq!(out[r * 25 + 5 * i..r * 25 + 5 * i + 5], own[r * 5..r * 5 + 5], "part {i}, {rows} rows");
+                }
+            }
+        }
+        // Same-format parts still merge into one matrix.
+        assert!(QMatrix::concat(vec![parts[0].clone(), parts[4].clone()]).parts.is_empty());
     }
 
     #[test]

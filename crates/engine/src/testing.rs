@@ -35,6 +35,9 @@ pub struct TinySpec {
     pub rope_base: f32,
     /// ggml type of the token embeddings (also the output matrix: the files tie them).
     pub embd_type: u32,
+    /// ggml type of `attn_v` where it differs from the other matrices' (a Q4_K_M file makes
+    /// some layers' value matrix Q6_K beside Q4_K queries and keys).
+    pub v_type: Option<u32>,
 }
 
 impl Default for TinySpec {
@@ -53,6 +56,7 @@ impl Default for TinySpec {
             head_dim: None,
             rope_base: 10000.0,
             embd_type: ggml::Q8_0,
+            v_type: None,
         }
     }
 }
@@ -294,7 +298,8 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
                 t.push(one_vec(name("attn_norm", "weight"), near_one(rand(e, 0.2))));
                 t.push(mat("attn_q", e, qd, rand(e * qd, sc * 2.0)));
                 t.push(mat("attn_k", e, kvd, rand(e * kvd, sc * 2.0)));
-                t.push(mat("attn_v", e, kvd, rand(e * kvd, sc)));
+                let vt = s.v_type.unwrap_or(mt);
+                t.push((name("attn_v", "weight"), vec![e as u64, kvd as u64], vt, encode(vt, &rand(e * kvd, sc))));
                 if arch == "qwen2" {
                     t.push(one_vec(name("attn_q", "bias"), rand(qd, 0.2)));
                     t.push(one_vec(name("attn_k", "bias"), rand(kvd, 0.2)));
@@ -332,7 +337,7 @@ pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> std::io::Result<()> {
         push("attn_norm", e, 1, ggml::F32, ones.clone());
         push("attn_q", e, e, mt, rand(e * e, sc * 2.0));
         push("attn_k", e, kvd, mt, rand(e * kvd, sc * 2.0));
-        push("attn_v", e, kvd, mt, rand(e * kvd, sc));
+        push("attn_v", e, kvd, s.v_type.unwrap_or(mt), rand(e * kvd, sc));
         push("attn_output", e, e, mt, rand(e * e, sc));
         push("ffn_norm", e, 1, ggml::F32, ones.clone());
         push("ffn_gate", e, ff, mt, rand(e * ff, sc));

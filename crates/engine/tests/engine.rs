@@ -260,9 +260,9 @@ fn kquant_and_q5_blocks_dequantize_as_llama_cpp_does() {
     assert_eq!(seen, ["Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1"]);
 }
 
-/// Q4_0 and Q5_0 held as Q8_0, and Q4_K held as Q4_1, keep every weight bit for bit: the held
-/// matrix reads back exactly as the block format's dequantization (random blocks, and gguf-py's
-/// Q4_K and Q5_0 blocks from the fixture).
+/// Q4_0 and Q5_0 held as Q8_0, Q4_K as Q4_1, Q5_1 and Q5_K as Q5_1, and Q6_K as Q6 keep every
+/// weight bit for bit: the held matrix reads back exactly as the block format's dequantization
+/// (random blocks, and gguf-py's blocks from the fixture).
 #[test]
 fn lossless_repacking_keeps_every_weight() {
     use inferbench_engine::quant::{dequantize, QMatrix};
@@ -272,7 +272,7 @@ fn lossless_repacking_keeps_every_weight() {
     let mut cases: Vec<(u32, Vec<u8>, usize)> = Vec::new();
     for t in v["types"].as_array().unwrap() {
         let id = t["id"].as_u64().unwrap() as u32;
-        if id == ggml::Q4_K || id == ggml::Q5_0 {
+        if [ggml::Q4_K, ggml::Q5_K, ggml::Q6_K, ggml::Q5_0, ggml::Q5_1].contains(&id) {
             let hex = t["hex"].as_str().unwrap();
             let raw: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
             cases.push((id, raw, t["elements"].as_u64().unwrap() as usize));
@@ -282,9 +282,11 @@ fn lossless_repacking_keeps_every_weight() {
     let q4_0: Vec<u8> =
         (0..4u8).flat_map(|b| [0x00, 0x3C + b].into_iter().chain((0..16u8).map(move |i| i.wrapping_mul(37).wrapping_add(b)))).collect();
     cases.push((ggml::Q4_0, q4_0, 128));
-    // And a Q4_K written by the test encoder, 2 rows of 256.
+    // And K-quants written by the test encoder, 2 rows of 256.
     let w: Vec<f32> = (0..512).map(|i| ((i * 53 % 97) as f32 / 48.0 - 1.0) * 0.3).collect();
-    cases.push((ggml::Q4_K, encode(ggml::Q4_K, &w), 512));
+    for t in [ggml::Q4_K, ggml::Q5_K, ggml::Q6_K] {
+        cases.push((t, encode(t, &w), 512));
+    }
     for (t, raw, n) in cases {
         let rows = if n % 512 == 0 { 2 } else { 1 };
         let m = QMatrix::repack_ggml(t, &raw, rows, n / rows).unwrap();
@@ -296,9 +298,10 @@ fn lossless_repacking_keeps_every_weight() {
             assert_eq!(a.to_bits(), b.to_bits(), "{} element {i}: held {a}, block format {b}", ggml::name(t));
         }
     }
-    // Nothing lossless for the rest.
-    assert_eq!(QMatrix::lossless_format(ggml::Q6_K, 256), None);
+    // K-quant rows must be whole super-blocks; floats are not "held" but converted.
+    assert_eq!(QMatrix::lossless_format(ggml::Q6_K, 576), None);
     assert_eq!(QMatrix::lossless_format(ggml::Q4_K, 576), None);
+    assert_eq!(QMatrix::lossless_format(ggml::F16, 256), None);
 }
 
 /// A model whose matrices are K-quants (Q4_K, Q5_K, Q6_K, as a Q4_K_M file mixes them) loads,
@@ -346,4 +349,37 @@ fn kquant_models_load_and_stay_close_to_their_f32_reference() {
         let want = if t == ggml::Q6_K { 0.999 } else { 0.99 };
         assert!(cos > want, "{}: cosine {cos} with the F32 model's logits", ggml::name(t));
     }
+}
+
+/// A Q4_K_M-style layer (Q4_K queries and keys, a Q6_K value matrix) fuses Q, K and V without
+/// re-quantizing any part: the held model's first-step logits are those of the file's exact
+/// weights up to the activations' 8-bit rounding, and it holds fewer bytes than the same file
+/// rounded to Q8_0.
+#[test]
+fn mixed_kquant_attention_keeps_every_weight() {
+    let spec =
+        TinySpec { embd: 256, heads: 4, kv_heads: 2, ff: 512, matrix_type: ggml::Q4_K, v_type: Some(ggml::Q6_K), ..Default::default() };
+    let (_d, p) = tiny(spec.clone());
+    let (_u, uniform) = tiny(TinySpec { v_type: None, ..spec });
+    let logits = |requantize: Option<inferbench_engine::Quantization>| {
+        let l = load(&p, &LoadOptions { requantize }).unwrap();
+        let m = &l.model;
+        let mut c = KvCache::new(m.cfg.n_layer, m.cfg.kv_dim(), 64);
+        let out = m.forward(&mut [BatchItem { tokens: &[5, 6, 7], start: 0, cache: &mut c, want_logits: true }]).unwrap();
+        (out.into_iter().flatten().collect::<Vec<f32>>(), m.weight_bytes, m.weight_format())
+    };
+    let (held, held_bytes, fmt) = logits(None);
+    let (exact, _, _) = logits(Some(inferbench_engine::WeightFormat::F32.into()));
+    let (_, q8_bytes, _) = logits(Some(inferbench_engine::WeightFormat::Q8_0.into()));
+    assert_eq!(fmt, inferbench_engine::WeightFormat::Q4_1, "the fused matrix reports its first part's format");
+    let dot: f32 = held.iter().zip(&exact).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = dot / (norm(&held) * norm(&exact));
+    assert!(cos > 0.9999, "cosine {cos} with the exact weights' logits");
+    assert!(held_bytes < q8_bytes, "held {held_bytes} bytes, as Q8_0 {q8_bytes}");
+    // Only the value matrices differ from an all-Q4_K file: 32 bytes a 32-value block as Q6
+    // against 24 as Q4_1 (128 x 256 values, 2 layers). Re-quantized to Q8_0 the whole fusion
+    // would cost 36 a block.
+    let uniform_bytes = load(&uniform, &LoadOptions::default()).unwrap().model.weight_bytes;
+    assert_eq!(held_bytes - uniform_bytes, 2 * (128 * 256 / 32) * (32 - 24));
 }
