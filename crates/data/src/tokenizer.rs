@@ -237,6 +237,12 @@ pub fn split_long_words(text: &str) -> Vec<&str> {
     pieces
 }
 
+/// llama.cpp's pre-tokenizer expression for Llama 3 (`LLAMA_VOCAB_PRE_TYPE_LLAMA3`).
+const LLAMA3_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// llama.cpp's pre-tokenizer expression for Qwen2 (`LLAMA_VOCAB_PRE_TYPE_QWEN2`).
+const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// A byte-level BPE vocabulary from GGUF (`tokenizer.ggml.model = gpt2`: SmolLM2, Qwen, Llama 3,
 /// GPT-2) from its tokens and merges, with the pre-tokenizer its `tokenizer.ggml.pre` names.
 fn byte_level_bpe(md: &GgufMetadata, tokens: &[String], merges: Vec<String>) -> Result<tokenizers::Tokenizer, String> {
@@ -244,21 +250,40 @@ fn byte_level_bpe(md: &GgufMetadata, tokens: &[String], merges: Vec<String>) -> 
     use tokenizers::pre_tokenizers::byte_level::ByteLevel;
     use tokenizers::pre_tokenizers::digits::Digits;
     use tokenizers::pre_tokenizers::sequence::Sequence;
-    use tokenizers::PreTokenizerWrapper;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    use tokenizers::{PreTokenizerWrapper, SplitDelimiterBehavior};
     let merges: Vec<(String, String)> = merges
         .into_iter()
         .map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| format!("bad merge '{m}'")))
         .collect::<Result<_, _>>()?;
     let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| e.to_string())?;
+    let pre = md.str("tokenizer.ggml.pre");
+    // Llama 3's family takes a pre-token that is itself in the vocabulary whole, merges or not.
+    let llama3 = matches!(pre, Some("llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"));
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(llama3).build().map_err(|e| e.to_string())?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
     let byte_level = ByteLevel::new(false, true, true);
-    match md.str("tokenizer.ggml.pre") {
-        // SmolLM / Qwen style: every digit its own pre-token, as their tokenizer.json says.
-        Some("smollm" | "qwen2" | "deepseek-llm") => tok.with_pre_tokenizer(Some(Sequence::new(vec![
+    // The pre-tokenizer expressions llama.cpp uses for each `tokenizer.ggml.pre` (llama-vocab.cpp),
+    // checked against llama.cpp's own test vectors on the real vocabularies (tests/llama_vocabs.rs).
+    let split = |pattern: &str| -> Result<PreTokenizerWrapper, String> {
+        let regex = SplitPattern::Regex(pattern.to_owned());
+        Ok(PreTokenizerWrapper::Split(Split::new(regex, SplitDelimiterBehavior::Isolated, false).map_err(|e| e.to_string())?))
+    };
+    let then_bytes =
+        |first: PreTokenizerWrapper| Sequence::new(vec![first, PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false))]);
+    match pre {
+        // Llama 3 and its kin: contractions in any case, a letter run with one leading
+        // non-letter, digits in threes.
+        _ if llama3 => tok.with_pre_tokenizer(Some(then_bytes(split(LLAMA3_SPLIT)?))),
+        Some("dbrx" | "smaug-bpe") => tok.with_pre_tokenizer(Some(then_bytes(split(LLAMA3_SPLIT)?))),
+        // Qwen2 / Qwen2.5 / Qwen3: the same with every digit alone.
+        Some("qwen2" | "deepseek-r1-qwen" | "stablelm2") => tok.with_pre_tokenizer(Some(then_bytes(split(QWEN2_SPLIT)?))),
+        // SmolLM and others: every digit alone, then GPT-2's expression.
+        Some("smollm" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva") => tok.with_pre_tokenizer(Some(Sequence::new(vec![
             PreTokenizerWrapper::Digits(Digits::new(true)),
             PreTokenizerWrapper::ByteLevel(byte_level),
         ]))),
+        // GPT-2's own expression (gpt-2, phi-2, mpt, olmo, and files that name none).
         _ => tok.with_pre_tokenizer(Some(byte_level)),
     };
     tok.with_decoder(Some(ByteLevel::default()));
@@ -484,6 +509,38 @@ pub(crate) mod tests {
         let rendered = chat.render(&[crate::ChatMessage { role: "user".into(), content: " cat".into() }], false).unwrap();
         assert_eq!(rendered, "<|im_start|>user\n cat<|im_end|>");
         assert_eq!(g.count(&rendered), 2 + hf.count("user\n cat"));
+    }
+
+    /// `tokenizer.ggml.pre` picks llama.cpp's expression: on a vocabulary of "3", "33", "333",
+    /// "a", "b" and "ab" (merges "3 3", "33 3", and none for "ab"), "3333" is one pre-token for
+    /// GPT-2 (33 + 33), "333" + "3" for Llama 3, single digits for Qwen2; and Llama 3 alone takes
+    /// the vocabulary's "ab" whole although no merge makes it.
+    #[test]
+    fn pre_tokenizer_follows_tokenizer_ggml_pre() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = ["3", "33", "333", "a", "b", "ab", "Ġ"];
+        let merges = ["3 3", "33 3"];
+        let id = |t: &str| tokens.iter().position(|x| *x == t).unwrap() as u32;
+        let load = |pre: Option<&str>| {
+            let p = dir.path().join(format!("{}.gguf", pre.unwrap_or("none")));
+            let mut kv = vec![
+                ("tokenizer.ggml.model", GgufValue::Str("gpt2".into())),
+                ("tokenizer.ggml.tokens", GgufValue::Array(tokens.iter().map(|t| GgufValue::Str((*t).into())).collect())),
+                ("tokenizer.ggml.merges", GgufValue::Array(merges.iter().map(|m| GgufValue::Str((*m).into())).collect())),
+            ];
+            if let Some(pre) = pre {
+                kv.push(("tokenizer.ggml.pre", GgufValue::Str(pre.into())));
+            }
+            crate::gguf::write_metadata(&p, &kv).unwrap();
+            Tokenizer::by_name(p.to_str().unwrap()).unwrap()
+        };
+        let (gpt2, llama3, qwen2, none) = (load(Some("gpt-2")), load(Some("llama-bpe")), load(Some("qwen2")), load(None));
+        assert_eq!(gpt2.encode("3333"), [id("33"), id("33")]);
+        assert_eq!(none.encode("3333"), gpt2.encode("3333"));
+        assert_eq!(llama3.encode("3333"), [id("333"), id("3")]);
+        assert_eq!(qwen2.encode("3333"), [id("3"); 4]);
+        assert_eq!(llama3.encode("ab"), [id("ab")]);
+        assert_eq!(qwen2.encode("ab"), [id("a"), id("b")]);
     }
 
     #[test]
