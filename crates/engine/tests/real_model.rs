@@ -98,11 +98,11 @@ fn agreement(exact: &[&[f32]], ours: &[&[f32]], other: &[&[f32]]) -> (f64, f64) 
     (kld, top1)
 }
 
-/// A Q4_K_M file made by llama.cpp's own quantizer from the shipped model, against llama.cpp
-/// itself: `scripts/check-kquant-llama` writes the file, llama.cpp's run of it and llama.cpp's
-/// run of its exact F32 conversion (65 positions on 8 prompts, teacher-forced along the
-/// quantized run's greedy tokens), then runs this with `INFERBENCH_Q4KM`, `INFERBENCH_Q4KM_REF`
-/// and `INFERBENCH_Q4KM_EXACT` set. Without them (llama-cpp-python takes a long build) it says it
+/// A K-quant file (Q4_K_M, Q5_K_M, Q6_K) made by llama.cpp's own quantizer from the shipped model,
+/// against llama.cpp itself: `scripts/check-kquant-llama` writes the file, llama.cpp's run of it
+/// and llama.cpp's run of its exact F32 conversion (65 positions on 8 prompts, teacher-forced
+/// along the quantized run's greedy tokens), then runs this with `INFERBENCH_KQUANT`,
+/// `INFERBENCH_KQUANT_REF` and `INFERBENCH_KQUANT_EXACT` set. Without them (llama-cpp-python takes a long build) it says it
 /// is skipped. Free-running greedy agreement over 16 tokens is printed, not asserted: with 8-bit
 /// activations a one-in-a-million change to any value flips later roundings and the text
 /// drifts, so llama.cpp disagrees with itself on it (docs/metrics.md). The test asks what is
@@ -111,16 +111,16 @@ fn agreement(exact: &[&[f32]], ours: &[&[f32]], other: &[&[f32]]) -> (f64, f64) 
 /// 95 % share over 520 positions), and that it picks llama.cpp's token as often as the exact
 /// weights do, within the same 2 points.
 #[test]
-fn q4_k_m_from_llama_cpp_matches_llama_cpp() {
+fn kquant_file_from_llama_cpp_matches_llama_cpp() {
     use inferbench_engine::{BatchItem, KvCache};
-    let vars = ["INFERBENCH_Q4KM", "INFERBENCH_Q4KM_REF", "INFERBENCH_Q4KM_EXACT"].map(std::env::var_os);
+    let vars = ["INFERBENCH_KQUANT", "INFERBENCH_KQUANT_REF", "INFERBENCH_KQUANT_EXACT"].map(std::env::var_os);
     let [Some(model), Some(quantized), Some(exact)] = vars else {
-        eprintln!("skipped: set INFERBENCH_Q4KM, INFERBENCH_Q4KM_REF and INFERBENCH_Q4KM_EXACT (scripts/check-kquant-llama does)");
+        eprintln!("skipped: set INFERBENCH_KQUANT, INFERBENCH_KQUANT_REF and INFERBENCH_KQUANT_EXACT (scripts/check-kquant-llama does)");
         return;
     };
     let (llama, exact) = (Reference::load(&quantized), Reference::load(&exact));
-    // INFERBENCH_Q4KM_AS=f32 (or q8_0 ...) holds the weights in that format instead.
-    let requantize = std::env::var("INFERBENCH_Q4KM_AS").ok().and_then(|f| inferbench_engine::Quantization::parse(&f));
+    // INFERBENCH_KQUANT_AS=f32 (or q8_0 ...) holds the weights in that format instead.
+    let requantize = std::env::var("INFERBENCH_KQUANT_AS").ok().and_then(|f| inferbench_engine::Quantization::parse(&f));
     let l = load(std::path::Path::new(&model), &LoadOptions { requantize }).unwrap();
     let m = &l.model;
     let step = |cache: &mut KvCache, tokens: &[u32], start: usize| {
@@ -150,9 +150,10 @@ fn q4_k_m_from_llama_cpp_matches_llama_cpp() {
     let (llama_kld, llama_top1_exact) = agreement(&e, &q, &e);
     let (_, top1_llama) = agreement(&e, &ours, &q);
     eprintln!(
-        "Q4_K_M over {} positions: KL from the exact weights {ours_kld:.5} nats (llama.cpp's own run {llama_kld:.5}); \
+        "{} over {} positions: KL from the exact weights {ours_kld:.5} nats (llama.cpp's own run {llama_kld:.5}); \
          top-1 as the exact weights {:.1} % (llama.cpp {:.1} %); top-1 as llama.cpp's run {:.1} %; \
          free-running greedy 16 tokens equal to llama.cpp's on {free_same} of {} prompts",
+        std::path::Path::new(&model).file_name().unwrap_or_default().to_string_lossy(),
         e.len(),
         ours_top1_exact * 100.0,
         llama_top1_exact * 100.0,
