@@ -215,8 +215,8 @@ struct Layer {
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Re-quantize every matrix to this format at load (None: keep Q4_1/Q8_0 as shipped, Q4_0 and
-    /// Q5_0 exactly as Q8_0, Q4_K exactly as Q4_1, and round anything else to Q8_0).
+    /// Re-quantize every matrix to this format at load (None: hold every block type without
+    /// changing a weight, see [`QMatrix::lossless_format`]; F16 is rounded to Q8_0).
     pub requantize: Option<Quantization>,
 }
 
@@ -347,8 +347,7 @@ impl Reader<'_> {
             )));
         }
         let raw = self.raw(t)?;
-        // Types with a lossless home (Q4_1 and Q8_0 as shipped, Q4_0 / Q5_0 as Q8_0, Q4_K as
-        // Q4_1) keep every weight; the rest are rounded to Q8_0.
+        // Every block type has a lossless home (QMatrix::lossless_format); F16 is rounded to Q8_0.
         let lossless = QMatrix::lossless_format(t.ggml_type, cols);
         let want = match self.opts.requantize {
             Some(Quantization::To(f)) => Some(f),

@@ -559,8 +559,9 @@ impl QMatrix {
         self.cols / QK
     }
 
-    /// The format a GGUF type can be held in without changing a single weight: Q4_0 and Q5_0 as
-    /// Q8_0 (their integers fit in 8 bits under the same scale), Q4_K as Q4_1 and Q5_K as Q5_1
+    /// The format a GGUF type can be held in without changing a single weight: Q4_0 as Q4_1 (a
+    /// minimum of -8 times the scale), Q5_0 as Q8_0 (its integers fit in 8 bits under the same
+    /// scale), Q4_K as Q4_1 and Q5_K as Q5_1
     /// (each 32-value sub-block's 6-bit scale and minimum folded into an `f32` scale and
     /// minimum), Q6_K as Q6 (each 16 values' 8-bit scale folded into an `f32` scale). `None` for
     /// F32/F16 and for K-quant rows (`cols`) that are not whole super-blocks.
@@ -571,12 +572,13 @@ impl QMatrix {
             ggml::Q5_1 => Some(WeightFormat::Q5_1),
             ggml::Q5_K if cols % QK_K == 0 => Some(WeightFormat::Q5_1),
             ggml::Q6_K if cols % QK_K == 0 => Some(WeightFormat::Q6),
-            ggml::Q8_0 | ggml::Q4_0 | ggml::Q5_0 => Some(WeightFormat::Q8_0),
+            ggml::Q4_0 => Some(WeightFormat::Q4_1),
+            ggml::Q8_0 | ggml::Q5_0 => Some(WeightFormat::Q8_0),
             _ => None,
         }
     }
 
-    /// Repacks Q4_0, Q5_0 (into Q8_0), Q4_K (into Q4_1), Q5_1 and Q5_K (into Q5_1) and Q6_K
+    /// Repacks Q4_0 (into Q4_1), Q5_0 (into Q8_0), Q4_K (into Q4_1), Q5_1 and Q5_K (into Q5_1) and Q6_K
     /// (into Q6) blocks exactly: the matrix's values are llama.cpp's dequantized values, bit for
     /// bit (tested against [`dequantize`]).
     pub fn repack_ggml(t: u32, raw: &[u8], rows: usize, cols: usize) -> Result<Self, EngineError> {
@@ -587,15 +589,29 @@ impl QMatrix {
             _ if !size_ok => {}
             ggml::Q4_1 | ggml::Q8_0 => return Self::from_ggml(t, raw, rows, cols),
             ggml::Q4_0 => {
-                q.qs.reserve(nb * 32);
+                // d * (q - 8) = d * q + (-8 * d): Q4_1 with a minimum of -8 * d, exact in f16 (a
+                // power of two times an f16) unless it overflows, when the minimums are f32.
+                q.fmt = WeightFormat::Q4_1;
+                q.m = Scales::half(nb);
+                q.qs.reserve(nb * 16);
                 for b in raw.chunks_exact(18) {
                     q.d.push_bits(b);
-                    q.qs.extend(b[2..].iter().map(|v| ((v & 0xF) as i8 - 8) as u8));
-                    q.qs.extend(b[2..].iter().map(|v| ((v >> 4) as i8 - 8) as u8));
+                    let m = -8.0 * f16(b);
+                    let m16 = half::f16::from_f32(m);
+                    if m16.to_f32() == m {
+                        q.m.push_bits(&m16.to_le_bytes());
+                    } else {
+                        q.m.push(m);
+                    }
+                    q.qs.extend_from_slice(&b[2..18]);
                 }
                 return Ok(q);
             }
             ggml::Q5_0 => {
+                // Held as Q8_0, not as Q5_1 with a minimum of -16 * d (also exact, 6 bits a
+                // weight against 8.5): on the Q4_K_M SmolLM2 (166 Q5_0 tensors) Q5_1 decoded
+                // ~10 % faster but prefilled ~18 % slower (its fifth-bit unpacking costs more
+                // than Q8_0's signs once a weight block serves 4 activation rows).
                 q.qs.reserve(nb * 32);
                 for b in raw.chunks_exact(22) {
                     q.d.push_bits(b);
