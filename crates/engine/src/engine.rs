@@ -479,26 +479,30 @@ impl Scheduler {
                     continue;
                 }
                 let Some(mut l) = logits.next() else { break };
-                if let (_, Some(finish)) = self.emit(i, &mut l) {
+                if let (_, Some(finish)) = self.emit(i, &mut l, |_, _| {}) {
                     done.push((i, finish));
                 }
                 continue;
             }
             // The target's token at each checked position, as plain decoding would sample it;
             // the next position counts only while the proposal before it was that token.
+            // The counters move before each token is delivered, so a client that has seen its
+            // request finish also sees that request's drafts counted.
             let rows: Vec<Vec<f32>> = logits.by_ref().take(props.len() + 1).collect();
-            let mut accepted = 0;
+            self.s.stats.drafted(props.len());
             let mut finished = None;
             for (j, mut row) in rows.into_iter().enumerate() {
-                let (tok, finish) = self.emit(i, &mut row);
-                let agreed = props.get(j) == Some(&tok);
-                accepted += usize::from(agreed);
-                if finish.is_some() || !agreed {
+                let proposed = props.get(j).copied();
+                let (tok, finish) = self.emit(i, &mut row, |tok, stats| {
+                    if proposed == Some(tok) {
+                        stats.accepted_at(j);
+                    }
+                });
+                if finish.is_some() || proposed != Some(tok) {
                     finished = finish;
                     break;
                 }
             }
-            self.s.stats.speculated(props.len(), accepted);
             match finished {
                 Some(f) => done.push((i, f)),
                 None => {
@@ -573,8 +577,9 @@ impl Scheduler {
     }
 
     /// Samples and delivers the next token of sequence `i`: the token, and `Some(alive)` when the
-    /// sequence is over (`alive` false when the client went away).
-    fn emit(&mut self, i: usize, logits: &mut [f32]) -> (u32, Option<bool>) {
+    /// sequence is over (`alive` false when the client went away). `sampled` sees the token before
+    /// anything is delivered.
+    fn emit(&mut self, i: usize, logits: &mut [f32], sampled: impl FnOnce(u32, &EngineStats)) -> (u32, Option<bool>) {
         let s = &self.s;
         let q = &mut self.running[i];
         let eos_allowed = !q.req.ignore_eos && q.generated() >= q.req.min_tokens;
@@ -586,6 +591,7 @@ impl Scheduler {
             }
         }
         let tok = q.sampler.sample(logits);
+        sampled(tok, &s.stats);
         let now = Instant::now();
         match q.last_token {
             None => s.stats.ttft(now - q.arrived),

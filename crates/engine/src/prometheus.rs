@@ -143,12 +143,16 @@ impl EngineStats {
         self.step_us.fetch_add(d.as_micros() as u64, Relaxed);
     }
 
-    /// One sequence's draft of `proposed` tokens, of which the first `accepted` stood.
-    pub(crate) fn speculated(&self, proposed: usize, accepted: usize) {
+    /// One sequence's draft of `proposed` tokens, about to be checked.
+    pub(crate) fn drafted(&self, proposed: usize) {
         self.spec_drafts.fetch_add(1, Relaxed);
         self.spec_draft_tokens.fetch_add(proposed as u64, Relaxed);
-        self.spec_accepted_tokens.fetch_add(accepted as u64, Relaxed);
-        for c in self.spec_accepted_per_pos.iter().take(accepted) {
+    }
+
+    /// The draft's token at position `pos` stood (every earlier one did too).
+    pub(crate) fn accepted_at(&self, pos: usize) {
+        self.spec_accepted_tokens.fetch_add(1, Relaxed);
+        if let Some(c) = self.spec_accepted_per_pos.get(pos) {
             c.fetch_add(1, Relaxed);
         }
     }
@@ -229,9 +233,11 @@ mod tests {
     #[test]
     fn speculative_counters_use_vllm_names_and_count_by_position() {
         let s = EngineStats::new(100, 3);
-        s.speculated(3, 2);
-        s.speculated(3, 0);
-        s.speculated(2, 2);
+        // Drafts of 3, 3 and 2 tokens, of which the first 2, none and both stood.
+        for (proposed, accepted) in [(3, 2), (3, 0), (2, 2)] {
+            s.drafted(proposed);
+            (0..accepted).for_each(|pos| s.accepted_at(pos));
+        }
         let text = s.prometheus("m");
         for line in [
             "vllm:spec_decode_num_drafts_total{model_name=\"m\"} 3",
