@@ -1,7 +1,8 @@
 //! Times the quantized matrix product alone: GMAC/s for the layer shapes of SmolLM2-135M at
-//! batch sizes 1 to 16, in each held format. `cargo run --release -p inferbench-engine --example kernel [THREADS]`
+//! batch sizes 1 to 512 (from 16 rows packed formats are unpacked once per task), in each held
+//! format. `cargo run --release -p inferbench-engine --example kernel [THREADS]`
 
-use inferbench_engine::quant::{matmul, QActs, QMatrix, WeightFormat};
+use inferbench_engine::quant::{ggml, matmul, QActs, QMatrix, WeightFormat};
 use std::time::Instant;
 
 fn main() {
@@ -9,7 +10,14 @@ fn main() {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
     let shapes = [
         ("qkv", 960, 576, WeightFormat::Q4_1),
+        // A Q4_K_M file's Q/K/V fuses Q5_0 (held as Q5_1) and Q8_0 parts: each multiplied alone.
+        ("q", 576, 576, WeightFormat::Q5_1),
+        ("k", 192, 576, WeightFormat::Q5_1),
+        ("k", 192, 576, WeightFormat::Q8_0),
         ("gate_up", 3072, 576, WeightFormat::Q4_1),
+        // A Q4_K_M file's narrow matrices are Q5_0, held as Q5_1.
+        ("gate_up", 3072, 576, WeightFormat::Q5_1),
+        ("gate_up", 3072, 576, WeightFormat::Q8_0),
         ("down", 576, 1536, WeightFormat::Q4_1),
         // The held forms of a K-quant file's feed-forward down matrix (Q5_K, Q6_K).
         ("down", 576, 1536, WeightFormat::Q5_1),
@@ -20,7 +28,15 @@ fn main() {
     for (name, n, k, fmt) in shapes {
         let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let q = QMatrix::quantize(&w, n, k, fmt);
-        for rows in [1usize, 4, 8, 16] {
+        // Through the file's block bytes, so the scales are held in f16 as a loaded model's are.
+        let t = match fmt {
+            WeightFormat::Q4_1 => Some(ggml::Q4_1),
+            WeightFormat::Q5_1 => Some(ggml::Q5_1),
+            WeightFormat::Q8_0 => Some(ggml::Q8_0),
+            _ => None,
+        };
+        let q = t.map_or(q.clone(), |t| QMatrix::repack_ggml(t, &q.to_ggml(), n, k).unwrap());
+        for rows in [1usize, 4, 8, 16, 64, 512] {
             let x: Vec<f32> = (0..rows * k).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
             let a = QActs::for_matrix(&q, &x, rows, k);
             let mut out = vec![0f32; rows * n];

@@ -560,9 +560,8 @@ impl QMatrix {
     }
 
     /// The format a GGUF type can be held in without changing a single weight: Q4_0 as Q4_1 (a
-    /// minimum of -8 times the scale), Q5_0 as Q8_0 (its integers fit in 8 bits under the same
-    /// scale), Q4_K as Q4_1 and Q5_K as Q5_1
-    /// (each 32-value sub-block's 6-bit scale and minimum folded into an `f32` scale and
+    /// minimum of -8 times the scale), Q5_0 as Q5_1 (-16 times the scale), Q4_K as Q4_1 and
+    /// Q5_K as Q5_1 (each 32-value sub-block's 6-bit scale and minimum folded into an `f32` scale and
     /// minimum), Q6_K as Q6 (each 16 values' 8-bit scale folded into an `f32` scale). `None` for
     /// F32/F16 and for K-quant rows (`cols`) that are not whole super-blocks.
     pub fn lossless_format(t: u32, cols: usize) -> Option<WeightFormat> {
@@ -573,12 +572,13 @@ impl QMatrix {
             ggml::Q5_K if cols % QK_K == 0 => Some(WeightFormat::Q5_1),
             ggml::Q6_K if cols % QK_K == 0 => Some(WeightFormat::Q6),
             ggml::Q4_0 => Some(WeightFormat::Q4_1),
-            ggml::Q8_0 | ggml::Q5_0 => Some(WeightFormat::Q8_0),
+            ggml::Q5_0 => Some(WeightFormat::Q5_1),
+            ggml::Q8_0 => Some(WeightFormat::Q8_0),
             _ => None,
         }
     }
 
-    /// Repacks Q4_0 (into Q4_1), Q5_0 (into Q8_0), Q4_K (into Q4_1), Q5_1 and Q5_K (into Q5_1) and Q6_K
+    /// Repacks Q4_0 (into Q4_1), Q5_0 (into Q5_1), Q4_K (into Q4_1), Q5_1 and Q5_K (into Q5_1) and Q6_K
     /// (into Q6) blocks exactly: the matrix's values are llama.cpp's dequantized values, bit for
     /// bit (tested against [`dequantize`]).
     pub fn repack_ggml(t: u32, raw: &[u8], rows: usize, cols: usize) -> Result<Self, EngineError> {
@@ -588,34 +588,30 @@ impl QMatrix {
         match t {
             _ if !size_ok => {}
             ggml::Q4_1 | ggml::Q8_0 => return Self::from_ggml(t, raw, rows, cols),
-            ggml::Q4_0 => {
-                // d * (q - 8) = d * q + (-8 * d): Q4_1 with a minimum of -8 * d, exact in f16 (a
-                // power of two times an f16) unless it overflows, when the minimums are f32.
-                q.fmt = WeightFormat::Q4_1;
+            ggml::Q4_0 | ggml::Q5_0 => {
+                // d * (q - 8) = d * q + (-8 * d): Q4_1 with a minimum of -8 * d (Q5_0: Q5_1 with
+                // -16 * d), exact in f16 (a power of two times an f16) unless it overflows, when
+                // the minimums are f32. Q5_0 used to be held as Q8_0 (8.5 bits a weight against
+                // 6), which prefilled faster until large batches unpacked weights once a task.
+                let five = t == ggml::Q5_0;
+                q.fmt = if five { WeightFormat::Q5_1 } else { WeightFormat::Q4_1 };
                 q.m = Scales::half(nb);
-                q.qs.reserve(nb * 16);
-                for b in raw.chunks_exact(18) {
+                q.qs.reserve(nb * q.fmt.block_bytes());
+                for b in raw.chunks_exact(if five { 22 } else { 18 }) {
                     q.d.push_bits(b);
-                    let m = -8.0 * f16(b);
+                    let m = if five { -16.0 } else { -8.0 } * f16(b);
                     let m16 = half::f16::from_f32(m);
                     if m16.to_f32() == m {
                         q.m.push_bits(&m16.to_le_bytes());
                     } else {
                         q.m.push(m);
                     }
-                    q.qs.extend_from_slice(&b[2..18]);
-                }
-                return Ok(q);
-            }
-            ggml::Q5_0 => {
-                // Held as Q8_0, not as Q5_1 with a minimum of -16 * d (also exact, 6 bits a
-                // weight against 8.5): on the Q4_K_M SmolLM2 (166 Q5_0 tensors) Q5_1 decoded
-                // ~10 % faster but prefilled ~18 % slower (its fifth-bit unpacking costs more
-                // than Q8_0's signs once a weight block serves 4 activation rows).
-                q.qs.reserve(nb * 32);
-                for b in raw.chunks_exact(22) {
-                    q.d.push_bits(b);
-                    q.qs.extend(q5_ints(&b[2..], 16).iter().map(|&x| x as i8 as u8));
+                    if five {
+                        q.qs.extend_from_slice(&b[6..22]);
+                        q.qs.extend_from_slice(&b[2..6]);
+                    } else {
+                        q.qs.extend_from_slice(&b[2..18]);
+                    }
                 }
                 return Ok(q);
             }
@@ -985,50 +981,75 @@ impl OutPtr {
 pub fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
     assert_eq!(w.cols, x.cols, "matmul: inner dimensions differ");
     assert_eq!(out.len(), x.rows * w.rows, "matmul: output size");
+    let parts = w.each_part();
+    for p in parts {
+        if p.fmt == WeightFormat::F32 {
+            assert_eq!(x.raw.len(), x.rows * x.cols, "matmul: F32 weights need QActs::for_matrix");
+        } else {
+            assert_eq!(x.qs.len(), x.rows * x.cols, "matmul: quantized weights need quantized activations");
+        }
+    }
+    // One parallel loop over every part's row ranges: a fused Q/K/V of mixed formats is as
+    // many tasks as one of a single format, not a fork-join per part.
+    let per_task = (w.rows / (rayon::current_num_threads() * 8)).clamp(4, 256) & !1;
+    let mut tasks = Vec::with_capacity(w.rows.div_ceil(per_task) + parts.len());
     let mut col0 = 0;
-    for p in w.each_part() {
-        matmul_columns(p, x, out, w.rows, col0);
+    for p in parts {
+        tasks.extend((0..p.rows).step_by(per_task).map(|n0| (p, col0, n0, (n0 + per_task).min(p.rows))));
         col0 += p.rows;
     }
+    let kernel = Kernel::detect();
+    let ptr = OutPtr(out.as_mut_ptr());
+    tasks.into_par_iter().for_each(|(p, col0, n0, n1)| rows_task(kernel, p, x, ptr, w.rows, col0, n0, n1));
 }
 
-/// [`matmul`] of one single-format matrix into columns `col0..col0 + w.rows` of an output whose
-/// rows are `stride` wide.
-fn matmul_columns(w: &QMatrix, x: &QActs, out: &mut [f32], stride: usize, col0: usize) {
-    assert!(col0 + w.rows <= stride && out.len() == x.rows * stride, "matmul: output columns");
-    if w.fmt == WeightFormat::F32 {
-        assert_eq!(x.raw.len(), x.rows * x.cols, "matmul: F32 weights need QActs::for_matrix");
-    } else {
-        assert_eq!(x.qs.len(), x.rows * x.cols, "matmul: quantized weights need quantized activations");
-    }
+/// Weight rows `n0..n1` of the single-format `w` against every activation row, into columns
+/// `col0 + n0..col0 + n1` of an output whose rows are `stride` wide.
+#[allow(clippy::too_many_arguments)]
+fn rows_task(kernel: Kernel, w: &QMatrix, x: &QActs, out: OutPtr, stride: usize, col0: usize, n0: usize, n1: usize) {
     let rows = x.rows;
-    let per_task = (w.rows / (rayon::current_num_threads() * 8)).clamp(4, 256) & !1;
-    let kernel = Kernel::detect();
-    let tasks = w.rows.div_ceil(per_task);
-    let ptr = OutPtr(out.as_mut_ptr());
-    (0..tasks).into_par_iter().for_each(|i| {
-        let n0 = i * per_task;
-        let n1 = (n0 + per_task).min(w.rows);
-        let mut strip = [0f32; 256 * 4];
+    // Packed formats are unpacked once per task, not once per tile of 4 activation rows, when
+    // a batch has enough rows for that to pay.
+    let widen = rows >= WIDEN_MIN_ROWS && matches!(w.fmt, WeightFormat::Q4_1 | WeightFormat::Q5_1 | WeightFormat::Q6);
+    let mut strip = [0f32; 256 * 4];
+    WIDE.with_borrow_mut(|buf| {
+        let wide = match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 if widen => {
+                avx2::widen_rows(w, n0, n1, buf);
+                Some((&buf[..], n0))
+            }
+            _ => None,
+        };
         // Rows of activations in groups of 4 keep the strip on the stack.
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(4);
             let strip = &mut strip[..(n1 - n0) * nr];
-            kernel.rows(w, n0, x, r0, nr, strip);
+            kernel.rows(w, n0, x, r0, nr, strip, wide);
             for (j, col) in strip.chunks_exact(nr).enumerate() {
                 for (r, v) in col.iter().enumerate() {
-                    // SAFETY: (r0 + r, col0 + n0 + j) is inside `out` (asserted sizes) and only
-                    // this task writes that column.
+                    // SAFETY: (r0 + r, col0 + n0 + j) is inside `out` (`matmul` asserted the
+                    // sizes) and only this task writes that column.
                     #[allow(unsafe_code)]
                     unsafe {
-                        *ptr.get().add((r0 + r) * stride + col0 + n0 + j) = *v;
+                        *out.get().add((r0 + r) * stride + col0 + n0 + j) = *v;
                     }
                 }
             }
             r0 += nr;
         }
     });
+}
+
+/// Activation rows from which a matrix product unpacks its weights once per task (the unpacking
+/// then costs a small share of the work, and decode steps keep reading packed weights).
+const WIDEN_MIN_ROWS: usize = 16;
+
+thread_local! {
+    /// Each worker's unpacked weight rows (at most 256 rows of one matrix: 256 × 1536 bytes for
+    /// SmolLM2's feed-forward down matrix).
+    static WIDE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[derive(Clone, Copy)]
@@ -1049,7 +1070,9 @@ impl Kernel {
 
     /// Dots weight rows `n..n + out.len() / nr` with activation rows `r0..r0 + nr` (at most 4),
     /// writing `out[j * nr + r]`.
-    fn rows(self, w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32]) {
+    /// `wide`: rows from `wide.1` already a byte a value (AVX2 only).
+    #[allow(clippy::too_many_arguments)]
+    fn rows(self, w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32], wide: Option<(&[u8], usize)>) {
         match self {
             Kernel::Scalar => {
                 for (j, col) in out.chunks_exact_mut(nr).enumerate() {
@@ -1059,7 +1082,7 @@ impl Kernel {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => avx2::rows(w, n, x, r0, nr, out),
+            Kernel::Avx2 => avx2::rows(w, n, x, r0, nr, out, wide),
         }
     }
 }
@@ -1103,7 +1126,7 @@ mod avx2 {
     const TR: usize = 4;
 
     /// Fills `out[j * nr + i]` for weight rows `n + j` and activation rows `r0 + i` (`nr` <= 4).
-    pub(super) fn rows(w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32]) {
+    pub(super) fn rows(w: &QMatrix, n: usize, x: &QActs, r0: usize, nr: usize, out: &mut [f32], wide: Option<(&[u8], usize)>) {
         let nw = out.len() / nr;
         if w.fmt == WeightFormat::F32 {
             for j in 0..nw {
@@ -1120,14 +1143,14 @@ mod avx2 {
             // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2, FMA and F16C.
             let res: [[f32; TR]; 2] = unsafe {
                 match (w.fmt, half) {
-                    (WeightFormat::Q4_1, true) => tiles::<Q4_1, true>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q4_1, false) => tiles::<Q4_1, false>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q8_0, true) => tiles::<Q8_0, true>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q8_0, false) => tiles::<Q8_0, false>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q5_1, true) => tiles::<Q5_1, true>(w, n + j, x, r0, two, nr),
-                    (WeightFormat::Q5_1, false) => tiles::<Q5_1, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q4_1, true) => tiles::<Q4_1, true>(w, n + j, x, r0, two, nr, wide),
+                    (WeightFormat::Q4_1, false) => tiles::<Q4_1, false>(w, n + j, x, r0, two, nr, wide),
+                    (WeightFormat::Q8_0, true) => tiles::<Q8_0, true>(w, n + j, x, r0, two, nr, wide),
+                    (WeightFormat::Q8_0, false) => tiles::<Q8_0, false>(w, n + j, x, r0, two, nr, wide),
+                    (WeightFormat::Q5_1, true) => tiles::<Q5_1, true>(w, n + j, x, r0, two, nr, wide),
+                    (WeightFormat::Q5_1, false) => tiles::<Q5_1, false>(w, n + j, x, r0, two, nr, wide),
                     // Q6's scales are products no f16 holds.
-                    (WeightFormat::Q6, _) => tiles::<Q6, false>(w, n + j, x, r0, two, nr),
+                    (WeightFormat::Q6, _) => tiles::<Q6, false>(w, n + j, x, r0, two, nr, wide),
                     (WeightFormat::F32, _) => unreachable!("handled above"),
                 }
             };
@@ -1219,16 +1242,40 @@ mod avx2 {
 
     /// The tile shape for one (or two) weight rows and `nr` activation rows.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tiles<const F: u8, const H: bool>(w: &QMatrix, n: usize, x: &QActs, r0: usize, two: bool, nr: usize) -> [[f32; TR]; 2] {
+    unsafe fn tiles<const F: u8, const H: bool>(
+        w: &QMatrix,
+        n: usize,
+        x: &QActs,
+        r0: usize,
+        two: bool,
+        nr: usize,
+        wide: Option<(&[u8], usize)>,
+    ) -> [[f32; TR]; 2] {
+        match wide {
+            Some((bytes, n0)) => shape::<F, H, true>(w, n, x, r0, two, nr, (bytes.as_ptr(), n0)),
+            None => shape::<F, H, false>(w, n, x, r0, two, nr, (std::ptr::null(), 0)),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn shape<const F: u8, const H: bool, const U: bool>(
+        w: &QMatrix,
+        n: usize,
+        x: &QActs,
+        r0: usize,
+        two: bool,
+        nr: usize,
+        wide: (*const u8, usize),
+    ) -> [[f32; TR]; 2] {
         match (two, nr) {
-            (true, 4) => tile::<F, H, 2, 4>(w, n, x, r0),
-            (true, 3) => tile::<F, H, 2, 3>(w, n, x, r0),
-            (true, 2) => tile::<F, H, 2, 2>(w, n, x, r0),
-            (true, _) => tile::<F, H, 2, 1>(w, n, x, r0),
-            (false, 4) => tile::<F, H, 1, 4>(w, n, x, r0),
-            (false, 3) => tile::<F, H, 1, 3>(w, n, x, r0),
-            (false, 2) => tile::<F, H, 1, 2>(w, n, x, r0),
-            (false, _) => tile::<F, H, 1, 1>(w, n, x, r0),
+            (true, 4) => tile::<F, H, U, 2, 4>(w, n, x, r0, wide),
+            (true, 3) => tile::<F, H, U, 2, 3>(w, n, x, r0, wide),
+            (true, 2) => tile::<F, H, U, 2, 2>(w, n, x, r0, wide),
+            (true, _) => tile::<F, H, U, 2, 1>(w, n, x, r0, wide),
+            (false, 4) => tile::<F, H, U, 1, 4>(w, n, x, r0, wide),
+            (false, 3) => tile::<F, H, U, 1, 3>(w, n, x, r0, wide),
+            (false, 2) => tile::<F, H, U, 1, 2>(w, n, x, r0, wide),
+            (false, _) => tile::<F, H, U, 1, 1>(w, n, x, r0, wide),
         }
     }
 
@@ -1270,25 +1317,84 @@ mod avx2 {
         }
     }
 
+    /// Block `q`'s 32 values as the kernels multiply them, a byte each: unsigned for Q4_1 and
+    /// Q5_1 (the minimum is added apart), signed for Q8_0 and Q6.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block_values<const F: u8>(q: *const u8) -> __m256i {
+        if F == Q8_0 {
+            return _mm256_loadu_si256(q as *const __m256i);
+        }
+        let mask = _mm_set1_epi8(0x0F);
+        let raw = _mm_loadu_si128(q as *const __m128i);
+        let lo = _mm_and_si128(raw, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+        let mut v = _mm256_set_m128i(hi, lo);
+        if F == Q5_1 {
+            v = _mm256_or_si256(v, _mm256_and_si256(plane_bytes(q.add(16)), _mm256_set1_epi8(0x10)));
+        }
+        if F == Q6 {
+            // 64-bit lane k takes values 8k..8k + 8: their pairs sit at bits 2k of each byte,
+            // moved to bits 4-5.
+            let pairs = _mm256_set1_epi64x((q.add(16) as *const i64).read_unaligned());
+            let up = _mm256_srlv_epi64(_mm256_sllv_epi64(pairs, _mm256_setr_epi64x(4, 2, 0, 0)), _mm256_setr_epi64x(0, 0, 0, 2));
+            let top = _mm256_and_si256(up, _mm256_set1_epi8(0x30));
+            v = _mm256_sub_epi8(_mm256_or_si256(v, top), _mm256_set1_epi8(32));
+        }
+        v
+    }
+
+    /// Writes the values of weight rows `n0..n1` a byte each (32 bytes a block, row after row)
+    /// into `dst`: a large batch then unpacks each block once, not once per tile of activation
+    /// rows. The bytes are those the kernels would unpack, so results do not change.
+    pub(super) fn widen_rows(w: &QMatrix, n0: usize, n1: usize, dst: &mut Vec<u8>) {
+        let blocks = (n1 - n0) * (w.cols / QK);
+        assert!(n1 <= w.rows && w.fmt != WeightFormat::F32);
+        dst.resize(blocks * QK, 0);
+        // SAFETY: `Kernel::Avx2` is only chosen after runtime detection of AVX2; blocks
+        // `n0 * nb..` of `w` and `blocks` blocks of `dst` exist.
+        unsafe {
+            match w.fmt {
+                WeightFormat::Q4_1 => widen_blocks::<Q4_1>(w, n0, blocks, dst),
+                WeightFormat::Q5_1 => widen_blocks::<Q5_1>(w, n0, blocks, dst),
+                WeightFormat::Q6 => widen_blocks::<Q6>(w, n0, blocks, dst),
+                _ => widen_blocks::<Q8_0>(w, n0, blocks, dst),
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn widen_blocks<const F: u8>(w: &QMatrix, n0: usize, blocks: usize, dst: &mut [u8]) {
+        let (bpb, first) = (w.fmt.block_bytes(), n0 * (w.cols / QK));
+        for b in 0..blocks {
+            let v = block_values::<F>(w.qs.as_ptr().add((first + b) * bpb));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(b * QK) as *mut __m256i, v);
+        }
+    }
+
     /// `NW` weight rows from `n` by `NR` activation rows from `r0`; `F` the held format, `H`
-    /// scales held as `f16` (else `f32`).
+    /// scales held as `f16` (else `f32`), `U` values read from `wide` (rows from `wide.1`, as
+    /// [`widen_rows`] writes them) instead of unpacked here.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[allow(clippy::needless_range_loop)] // indices keep the register tile readable
-    unsafe fn tile<const F: u8, const H: bool, const NW: usize, const NR: usize>(
+    unsafe fn tile<const F: u8, const H: bool, const U: bool, const NW: usize, const NR: usize>(
         w: &QMatrix,
         n: usize,
         x: &QActs,
         r0: usize,
+        wide: (*const u8, usize),
     ) -> [[f32; TR]; 2] {
         let nb = w.cols / QK;
         let (dp, mp) = (scale_ptrs(&w.d), scale_ptrs(&w.m));
         let ones = _mm256_set1_epi16(1);
-        let mask = _mm_set1_epi8(0x0F);
+        let (wide, wide_n0) = wide;
         let mut acc = [[_mm256_setzero_ps(); NR]; NW];
         let mut mins = [_mm_setzero_ps(); NW];
         let pad = x.rows + 3;
         // Unsigned values with a minimum (Q4_1, Q5_1), or signed ones (Q8_0, Q6).
         let with_min = F == Q4_1 || F == Q5_1;
+        // Small tiles have registers to spare for the minimums' terms in the main loop.
+        let mins_inline = NW * NR <= 4;
         let bpb = w.fmt.block_bytes();
         // Written by `widen` before each read (only when `H`): no need to zero them per call.
         let mut dbuf = [[std::mem::MaybeUninit::<f32>::uninit(); CHUNK]; NW];
@@ -1311,27 +1417,11 @@ mod avx2 {
                 let mut dw = [_mm256_setzero_ps(); NW];
                 for j in 0..NW {
                     let blk = (n + j) * nb + b;
-                    let q = w.qs.as_ptr().add(blk * bpb);
-                    if F == Q8_0 {
-                        wv[j] = _mm256_loadu_si256(q as *const __m256i);
+                    wv[j] = if U {
+                        _mm256_loadu_si256(wide.add(((n + j - wide_n0) * nb + b) * QK) as *const __m256i)
                     } else {
-                        let raw = _mm_loadu_si128(q as *const __m128i);
-                        let lo = _mm_and_si128(raw, mask);
-                        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-                        wv[j] = _mm256_set_m128i(hi, lo);
-                        if F == Q5_1 {
-                            wv[j] = _mm256_or_si256(wv[j], _mm256_and_si256(plane_bytes(q.add(16)), _mm256_set1_epi8(0x10)));
-                        }
-                        if F == Q6 {
-                            // 64-bit lane k takes values 8k..8k + 8: their pairs sit at bits 2k of
-                            // each byte, moved to bits 4-5.
-                            let pairs = _mm256_set1_epi64x((q.add(16) as *const i64).read_unaligned());
-                            let up =
-                                _mm256_srlv_epi64(_mm256_sllv_epi64(pairs, _mm256_setr_epi64x(4, 2, 0, 0)), _mm256_setr_epi64x(0, 0, 0, 2));
-                            let top = _mm256_and_si256(up, _mm256_set1_epi8(0x30));
-                            wv[j] = _mm256_sub_epi8(_mm256_or_si256(wv[j], top), _mm256_set1_epi8(32));
-                        }
-                    }
+                        block_values::<F>(w.qs.as_ptr().add(blk * bpb))
+                    };
                     if !with_min {
                         aw[j] = _mm256_sign_epi8(wv[j], wv[j]);
                     }
@@ -1342,7 +1432,7 @@ mod avx2 {
                     } else {
                         _mm256_set1_ps(if H { dbuf[j].get_unchecked(b - c0).assume_init() } else { *dp.1.add(blk) })
                     };
-                    if with_min {
+                    if with_min && mins_inline {
                         let st = _mm_loadu_ps(x.st.as_ptr().add(b * pad + r0));
                         let m = if H { mbuf[j].get_unchecked(b - c0).assume_init() } else { *mp.1.add(blk) };
                         mins[j] = _mm_fmadd_ps(_mm_set1_ps(m), st, mins[j]);
@@ -1360,6 +1450,17 @@ mod avx2 {
                         };
                         let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
                         acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(p, dx), dw[j], acc[j][i]);
+                    }
+                }
+            }
+            if with_min && !mins_inline {
+                // The minimums' terms, block by block as inline, but outside the loop above,
+                // whose 8 accumulators, weights and scales already fill the 16 vector registers.
+                for j in 0..NW {
+                    for b in c0..c0 + cn {
+                        let st = _mm_loadu_ps(x.st.as_ptr().add(b * pad + r0));
+                        let m = if H { mbuf[j].get_unchecked(b - c0).assume_init() } else { *mp.1.add((n + j) * nb + b) };
+                        mins[j] = _mm_fmadd_ps(_mm_set1_ps(m), st, mins[j]);
                     }
                 }
             }
@@ -1418,7 +1519,7 @@ mod tests {
             };
             let err = w.iter().zip(&wd).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(err <= step / 2.0 + 1e-6, "{fmt}: quantization error {err}");
-            for rows in [1, 3, 4, 9] {
+            for rows in [1, 3, 4, 9, WIDEN_MIN_ROWS + 3] {
                 let x = rand_vec(rows * k, 7 + rows as u64);
                 let a = QActs::for_matrix(&q, &x, rows, k);
                 let mut out = vec![0f32; rows * n];
@@ -1509,17 +1610,22 @@ mod tests {
         assert!(QMatrix::concat(vec![parts[0].clone(), parts[4].clone()]).parts.is_empty());
     }
 
+    /// A row's result does not depend on its batch, including batches large enough that the
+    /// weights are unpacked once up front (`WIDEN_MIN_ROWS`) instead of in each tile.
     #[test]
     fn a_row_gives_the_same_bits_alone_and_in_a_batch() {
         let (n, k) = (16, 64);
-        let q = QMatrix::quantize(&rand_vec(n * k, 3), n, k, WeightFormat::Q4_1);
-        let x = rand_vec(7 * k, 11);
-        let mut all = vec![0f32; 7 * n];
-        matmul(&q, &QActs::quantize(&x, 7, k), &mut all);
-        for r in 0..7 {
-            let mut one = vec![0f32; n];
-            matmul(&q, &QActs::quantize(&x[r * k..(r + 1) * k], 1, k), &mut one);
-            assert_eq!(one, all[r * n..(r + 1) * n].to_vec());
+        let rows = WIDEN_MIN_ROWS + 5;
+        for fmt in [WeightFormat::Q4_1, WeightFormat::Q5_1, WeightFormat::Q6, WeightFormat::Q8_0] {
+            let q = QMatrix::quantize(&rand_vec(n * k, 3), n, k, fmt);
+            let x = rand_vec(rows * k, 11);
+            let mut all = vec![0f32; rows * n];
+            matmul(&q, &QActs::quantize(&x, rows, k), &mut all);
+            for r in 0..rows {
+                let mut one = vec![0f32; n];
+                matmul(&q, &QActs::quantize(&x[r * k..(r + 1) * k], 1, k), &mut one);
+                assert_eq!(one, all[r * n..(r + 1) * n].to_vec(), "{fmt}, row {r}");
+            }
         }
     }
 

@@ -260,7 +260,7 @@ fn kquant_and_q5_blocks_dequantize_as_llama_cpp_does() {
     assert_eq!(seen, ["Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1"]);
 }
 
-/// Q4_0 held as Q4_1, Q5_0 as Q8_0, Q4_K as Q4_1, Q5_1 and Q5_K as Q5_1, and Q6_K as Q6 keep every
+/// Q4_0 held as Q4_1, Q4_K as Q4_1, Q5_0, Q5_1 and Q5_K as Q5_1, and Q6_K as Q6 keep every
 /// weight bit for bit: the held matrix reads back exactly as the block format's dequantization
 /// (random blocks, and gguf-py's blocks from the fixture).
 #[test]
