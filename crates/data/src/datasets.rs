@@ -657,7 +657,7 @@ fn shared_prefix(tok: &Tokenizer, opts: &DatasetOptions, rng: &mut SmallRng) -> 
     let prompts: Vec<Prompt> = (0..opts.num_prompts)
         .map(|i| {
             let g = i % groups;
-            let text = format!("{}{}", prefixes[g], gen(opts.input_len));
+            let text = tok.words_prompt(format!("{}{}", prefixes[g], gen(opts.input_len)));
             Prompt { category: Some(format!("group-{g}")), ..Prompt::new(text, opts.prefix_len + opts.input_len, output) }
         })
         .collect();
@@ -783,14 +783,18 @@ mod tests {
         let mut o = opts(DatasetKind::SharedPrefix, None, 8);
         o.prefix_len = 100;
         o.input_len = 20;
-        let ds = load_dataset(&tok(), &o).unwrap();
-        for p in &ds.prompts {
-            assert_eq!(tok().count(&p.text), 120);
+        let dir = tempfile::tempdir().unwrap();
+        let spm = crate::tokenizer::tests::write_spm_gguf(dir.path(), true);
+        for tok in [tok(), Tokenizer::by_name(spm.to_str().unwrap()).unwrap()] {
+            let ds = load_dataset(&tok, &o).unwrap();
+            for p in &ds.prompts {
+                assert_eq!(tok.count(&p.text), 120, "{}", tok.name());
+            }
+            let g0: Vec<_> = ds.prompts.iter().filter(|p| p.category.as_deref() == Some("group-0")).collect();
+            assert_eq!(g0.len(), 2);
+            assert_eq!(tok.encode(&g0[0].text)[..100], tok.encode(&g0[1].text)[..100]);
+            assert_ne!(tok.encode(&ds.prompts[0].text)[..100], tok.encode(&ds.prompts[1].text)[..100]);
         }
-        let g0: Vec<_> = ds.prompts.iter().filter(|p| p.category.as_deref() == Some("group-0")).collect();
-        assert_eq!(g0.len(), 2);
-        assert_eq!(tok().encode(&g0[0].text)[..100], tok().encode(&g0[1].text)[..100]);
-        assert_ne!(tok().encode(&ds.prompts[0].text)[..100], tok().encode(&ds.prompts[1].text)[..100]);
     }
 
     #[test]

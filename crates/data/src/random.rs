@@ -67,6 +67,7 @@ pub fn random_prompts(tok: &Tokenizer, cfg: &RandomConfig) -> Result<Vec<Prompt>
             let mut text = String::with_capacity(prefix.len() + n_in as usize * 7);
             text.push_str(&prefix);
             pick(n_in, &mut text, &mut rng);
+            let text = tok.words_prompt(text);
             let input_tokens = cfg.prefix_len + n_in;
             let counted = if i % every == 0 { tok.count(&text) } else { input_tokens as usize };
             if counted != input_tokens as usize {
@@ -103,10 +104,11 @@ mod tests {
     }
 
     #[test]
-    fn lengths_are_exact_with_hugging_face_and_gguf_tokenizers() {
+    fn lengths_are_exact_with_hugging_face_gguf_and_sentencepiece_tokenizers() {
         let dir = tempfile::tempdir().unwrap();
         let (gguf, _) = crate::tokenizer::tests::write_tiny_gguf(dir.path());
-        for spec in [dir.path().join("tokenizer.json"), gguf] {
+        let spm = crate::tokenizer::tests::write_spm_gguf(dir.path(), true);
+        for spec in [dir.path().join("tokenizer.json"), gguf, spm] {
             let tok = Tokenizer::by_name(spec.to_str().unwrap()).unwrap();
             let ps = random_prompts(&tok, &cfg()).unwrap();
             for p in &ps {

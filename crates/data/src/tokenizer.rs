@@ -19,7 +19,7 @@ pub struct Tokenizer {
 
 enum Inner {
     Tiktoken { bpe: &'static CoreBPE, words: &'static OnceLock<Vec<String>> },
-    Hf { tok: Box<tokenizers::Tokenizer>, words: OnceLock<Vec<String>>, chat: Option<ChatTemplate> },
+    Hf { tok: Box<tokenizers::Tokenizer>, words: OnceLock<Vec<String>>, chat: Option<ChatTemplate>, space_prefix: bool },
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -83,7 +83,15 @@ impl Tokenizer {
         let tok = tokenizers::Tokenizer::from_file(&file).map_err(|e| err(format!("cannot load: {e}")))?;
         let config = dir.map(|d| d.join("tokenizer_config.json")).filter(|p| p.exists());
         let chat = config.map(|c| ChatTemplate::from_tokenizer_config(&c)).transpose()?.flatten();
-        Ok(Self { name: path.display().to_string(), inner: Arc::new(Inner::Hf { tok: Box::new(tok), words: OnceLock::new(), chat }) })
+        Ok(Self::hf(path, tok, chat))
+    }
+
+    fn hf(path: &Path, tok: tokenizers::Tokenizer, chat: Option<ChatTemplate>) -> Self {
+        let space_prefix = adds_space_prefix(&tok);
+        Self {
+            name: path.display().to_string(),
+            inner: Arc::new(Inner::Hf { tok: Box::new(tok), words: OnceLock::new(), chat, space_prefix }),
+        }
     }
 
     /// The tokenizer a GGUF model file embeds: byte-level BPE (`tokenizer.ggml.model = gpt2`,
@@ -129,7 +137,7 @@ impl Tokenizer {
         let chat = md
             .str("tokenizer.chat_template")
             .map(|t| ChatTemplate::new(t, token_at("tokenizer.ggml.bos_token_id"), token_at("tokenizer.ggml.eos_token_id")));
-        Ok(Self { name: path.display().to_string(), inner: Arc::new(Inner::Hf { tok: Box::new(tok), words: OnceLock::new(), chat }) })
+        Ok(Self::hf(path, tok, chat))
     }
 
     /// The encoding's name (a bundled name, or the path it was loaded from).
@@ -181,15 +189,32 @@ impl Tokenizer {
         }
     }
 
-    /// Lower-case words that encode, with a leading space, to exactly one token each. A text made
-    /// of such words has exactly as many tokens as words in any tokenizer whose pre-tokenizer
-    /// splits at spaces (the generators re-encode samples to check). Used for exact-length
-    /// prompts and for the simulator's output.
+    /// Whether the tokenizer puts a space before the text itself, as SentencePiece's dummy prefix
+    /// does (Llama 2, Mistral, TinyLlama): " cat" is then two tokens and "cat" one.
+    pub fn adds_space_prefix(&self) -> bool {
+        matches!(&*self.inner, Inner::Hf { space_prefix: true, .. })
+    }
+
+    /// A text of [`single_token_words`](Self::single_token_words) as a prompt: without its first
+    /// space where the tokenizer adds one itself, so that its token count is its word count.
+    pub fn words_prompt(&self, mut text: String) -> String {
+        if self.adds_space_prefix() && text.starts_with(' ') {
+            text.remove(0);
+        }
+        text
+    }
+
+    /// Lower-case words, each with a leading space, that are exactly one token each (where the
+    /// tokenizer adds the first space itself, the word without it is that token). A text made of
+    /// such words, passed through [`words_prompt`](Self::words_prompt), has exactly as many tokens
+    /// as words in any tokenizer that splits at spaces (the generators re-encode samples to
+    /// check). Used for exact-length prompts and for the simulator's output.
     pub fn single_token_words(&self) -> &[String] {
         let (words, vocab) = match &*self.inner {
             Inner::Tiktoken { words, .. } => (*words, None),
             Inner::Hf { tok, words, .. } => (words, Some(tok.get_vocab_size(true) as u32)),
         };
+        let space_prefix = self.adds_space_prefix();
         words.get_or_init(|| {
             let mut found = Vec::new();
             let mut misses = 0;
@@ -203,14 +228,44 @@ impl Tokenizer {
                     continue;
                 };
                 misses = 0;
-                let Some(word) = piece.strip_prefix(' ') else { continue };
-                if (3..=8).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase()) && self.encode(&piece) == [id] {
-                    found.push(piece);
+                // A SentencePiece piece "▁cat" decodes alone as "cat" (the added space is dropped).
+                let word = match piece.strip_prefix(' ') {
+                    Some(w) => w,
+                    None if space_prefix => piece.as_str(),
+                    None => continue,
+                };
+                let whole = if space_prefix { word } else { piece.as_str() };
+                if (3..=8).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase()) && self.encode(whole) == [id] {
+                    found.push(format!(" {word}"));
                 }
             }
             found
         })
     }
+}
+
+/// Whether a Hugging Face tokenizer puts `▁` before the text itself: a `Prepend` normalizer (as
+/// the converter of SentencePiece files writes, and as [`sentencepiece`] builds), or a `Metaspace`
+/// pre-tokenizer that prepends (newer `tokenizer.json` files of the same models).
+fn adds_space_prefix(tok: &tokenizers::Tokenizer) -> bool {
+    use serde_json::Value;
+    fn any(v: &Value, hit: &dyn Fn(&serde_json::Map<String, Value>) -> bool) -> bool {
+        match v {
+            Value::Object(m) => hit(m) || m.values().any(|x| any(x, hit)),
+            Value::Array(a) => a.iter().any(|x| any(x, hit)),
+            _ => false,
+        }
+    }
+    let kind = |m: &serde_json::Map<String, Value>, t: &str| m.get("type").and_then(Value::as_str) == Some(t);
+    let prepend = tok.get_normalizer().and_then(|n| serde_json::to_value(n).ok()).is_some_and(|n| any(&n, &|m| kind(m, "Prepend")));
+    let metaspace = tok.get_pre_tokenizer().and_then(|p| serde_json::to_value(p).ok()).is_some_and(|p| {
+        any(&p, &|m| {
+            kind(m, "Metaspace")
+                && (matches!(m.get("prepend_scheme").and_then(Value::as_str), Some("always" | "first"))
+                    || m.get("add_prefix_space").and_then(Value::as_bool) == Some(true))
+        })
+    });
+    prepend || metaspace
 }
 
 /// Longest run of non-whitespace bytes encoded as one piece (see [`Tokenizer::encode`]).
@@ -569,5 +624,92 @@ pub(crate) mod tests {
     fn unknown_tokenizer_is_named() {
         let e = Tokenizer::by_name("llama9").unwrap_err();
         assert!(e.to_string().contains("unknown tokenizer 'llama9'"));
+    }
+
+    /// The pieces of a tiny SentencePiece vocabulary, best score first: four three-letter words
+    /// that start with `▁`, their prefixes, the letters, and "cat" as a word-inner piece.
+    const SPM_PIECES: [&str; 22] = [
+        "▁", "c", "a", "t", "d", "o", "g", "s", "h", "e", "▁c", "▁ca", "▁cat", "▁d", "▁do", "▁dog", "▁s", "▁sa", "▁sat", "▁t", "▁th",
+        "▁the",
+    ];
+
+    /// Writes a GGUF (metadata only) with a SentencePiece vocabulary (`<unk>`, `<s>`, `</s>`, the
+    /// 256 byte tokens, [`SPM_PIECES`] and "ca", "cat"), adding the space prefix or not.
+    pub(crate) fn write_spm_gguf(dir: &Path, add_space: bool) -> PathBuf {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+        let mut types = vec![GgufValue::Int(2), GgufValue::Int(3), GgufValue::Int(3)];
+        types.extend((0..256).map(|_| GgufValue::Int(6)));
+        let first = tokens.len();
+        tokens.extend(SPM_PIECES.iter().chain(&["ca", "cat"]).map(|p| p.to_string()));
+        types.extend((first..tokens.len()).map(|_| GgufValue::Int(1)));
+        let scores = (0..tokens.len()).map(|i| GgufValue::Float(if i < first { 0.0 } else { -(i as f64) })).collect();
+        let path = dir.join(format!("spm-{add_space}.gguf"));
+        crate::gguf::write_metadata(
+            &path,
+            &[
+                ("tokenizer.ggml.model", GgufValue::Str("llama".into())),
+                ("tokenizer.ggml.tokens", GgufValue::Array(tokens.into_iter().map(GgufValue::Str).collect())),
+                ("tokenizer.ggml.scores", GgufValue::Array(scores)),
+                ("tokenizer.ggml.token_type", GgufValue::Array(types)),
+                ("tokenizer.ggml.unknown_token_id", GgufValue::Int(0)),
+                ("tokenizer.ggml.add_space_prefix", GgufValue::Bool(add_space)),
+            ],
+        )
+        .unwrap();
+        path
+    }
+
+    /// Single-token words and word texts where the tokenizer adds the first space itself: a
+    /// SentencePiece GGUF, and a `tokenizer.json` with a prepending `Metaspace` pre-tokenizer.
+    #[test]
+    fn word_texts_count_exactly_where_the_tokenizer_adds_the_first_space() {
+        use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
+        use tokenizers::models::bpe::BPE;
+        use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+        let dir = tempfile::tempdir().unwrap();
+        let want = [" cat", " dog", " sat", " the"];
+        let sorted = |t: &Tokenizer| {
+            let mut w = t.single_token_words().to_vec();
+            w.sort();
+            w
+        };
+        let spm = Tokenizer::by_name(write_spm_gguf(dir.path(), true).to_str().unwrap()).unwrap();
+        assert!(spm.adds_space_prefix());
+        assert_eq!(sorted(&spm), want, "each word is its ▁ piece, not the word-inner \"cat\"");
+        assert_eq!(spm.count(" cat dog sat"), 4, "the text's own first space is a token of its own");
+        assert_eq!(spm.words_prompt(" cat dog sat".into()), "cat dog sat");
+        assert_eq!(spm.count("cat dog sat"), 3);
+        // Without the prefix the words keep their spaces, as byte-level BPE's do.
+        let plain = Tokenizer::by_name(write_spm_gguf(dir.path(), false).to_str().unwrap()).unwrap();
+        assert!(!plain.adds_space_prefix());
+        assert_eq!(sorted(&plain), want);
+        assert_eq!(plain.words_prompt(" cat dog".into()), " cat dog");
+        assert_eq!(plain.count(" cat dog"), 2);
+        // The same vocabulary as a tokenizer.json whose Metaspace pre-tokenizer prepends.
+        let vocab: tokenizers::models::bpe::Vocab = SPM_PIECES.iter().enumerate().map(|(i, p)| (p.to_string(), i as u32)).collect();
+        let merges = SPM_PIECES
+            .iter()
+            .filter(|p| p.chars().count() > 1)
+            .map(|p| {
+                let at = p.char_indices().last().unwrap().0;
+                (p[..at].to_owned(), p[at..].to_owned())
+            })
+            .collect();
+        let mut hf = tokenizers::Tokenizer::new(BPE::builder().vocab_and_merges(vocab, merges).build().unwrap());
+        hf.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+        hf.with_decoder(Some(MetaspaceDecoder::new('▁', PrependScheme::Always, true)));
+        let path = dir.path().join("metaspace.json");
+        hf.save(&path, false).unwrap();
+        let meta = Tokenizer::by_name(path.to_str().unwrap()).unwrap();
+        assert!(meta.adds_space_prefix());
+        assert_eq!(sorted(&meta), want);
+        assert_eq!(meta.count(&meta.words_prompt(" the cat sat".into())), 3);
+        // Byte-level tokenizers are unchanged.
+        let gpt2 = Tokenizer::by_name("gpt2").unwrap();
+        assert!(!gpt2.adds_space_prefix());
+        assert_eq!(gpt2.words_prompt(" the cat".into()), " the cat");
+        let hf_bpe = Tokenizer::by_name(write_tiny_hf_tokenizer(dir.path()).to_str().unwrap()).unwrap();
+        assert!(!hf_bpe.adds_space_prefix());
     }
 }

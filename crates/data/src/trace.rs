@@ -69,12 +69,14 @@ struct Row {
 }
 
 /// A trace ready to replay: arrival offsets, lengths and how to build each prompt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TraceSet {
     rows: Vec<Row>,
     hashes: Vec<u64>,
     categories: Vec<String>,
     words: Arc<[String]>,
+    /// The tokenizer adds the first space itself ([`Tokenizer::words_prompt`]).
+    space_prefix: bool,
     seed: u64,
     /// Lines read, before the window and the limit.
     pub lines: usize,
@@ -133,6 +135,9 @@ impl TraceSet {
             }
             left -= n;
         }
+        if self.space_prefix && text.starts_with(' ') {
+            text.remove(0);
+        }
         let mut p = Prompt::new(text, r.input, r.output);
         p.category = self.categories.get(r.category as usize).cloned();
         p
@@ -173,6 +178,7 @@ pub fn read_trace(tok: &Tokenizer, opts: &TraceOptions) -> Result<TraceSet, Data
         TraceFormat::BurstGpt => parse_csv(text, &opts.path, &BURSTGPT)?,
     };
     set.words = words;
+    set.space_prefix = tok.adds_space_prefix();
     set.seed = opts.seed;
     if set.rows.is_empty() {
         return Err(DataError::Empty(format!("{}: the trace has no requests", opts.path.display())));
@@ -252,7 +258,7 @@ fn parse_mooncake(text: &str, path: &Path) -> Result<TraceSet, DataError> {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(DataError::Empty("a trace parser thread panicked".into())))).collect()
     });
-    let mut set = TraceSet { rows: Vec::new(), hashes: Vec::new(), categories: Vec::new(), words: Arc::from([]), seed: 0, lines: 0 };
+    let mut set = TraceSet::default();
     for part in parsed {
         let (rows, hashes, lines) = part?;
         let base = set.hashes.len() as u32;
@@ -320,7 +326,7 @@ fn parse_csv(text: &str, path: &Path, cols: &CsvColumns) -> Result<TraceSet, Dat
     };
     let (ti, ii, oi) = (col(cols.time)?, col(cols.input)?, col(cols.output)?);
     let cat_cols = cols.categories.iter().map(|c| col(c)).collect::<Result<Vec<_>, _>>()?;
-    let mut set = TraceSet { rows: Vec::new(), hashes: Vec::new(), categories: Vec::new(), words: Arc::from([]), seed: 0, lines: 0 };
+    let mut set = TraceSet::default();
     let mut category_ids: std::collections::HashMap<String, u32> = Default::default();
     for (n, line) in lines {
         set.lines += 1;
@@ -439,6 +445,13 @@ mod tests {
         assert!((512..520).contains(&shared13), "only block 1 shared: {shared13}");
         // Deterministic.
         assert_eq!(set.prompt(1), read_trace(&t, &o).unwrap().prompt(1));
+        // Exact too where the tokenizer adds the first space itself (SentencePiece).
+        let dir = tempfile::tempdir().unwrap();
+        let spm = Tokenizer::by_name(crate::tokenizer::tests::write_spm_gguf(dir.path(), true).to_str().unwrap()).unwrap();
+        let set = read_trace(&spm, &o).unwrap();
+        for (i, input) in [1100, 1300, 600].into_iter().enumerate() {
+            assert_eq!(spm.count(&set.prompt(i).text), input, "SentencePiece, request {i}");
+        }
     }
 
     #[test]
