@@ -197,11 +197,8 @@ impl Tokenizer {
 
     /// A text of [`single_token_words`](Self::single_token_words) as a prompt: without its first
     /// space where the tokenizer adds one itself, so that its token count is its word count.
-    pub fn words_prompt(&self, mut text: String) -> String {
-        if self.adds_space_prefix() && text.starts_with(' ') {
-            text.remove(0);
-        }
-        text
+    pub fn words_prompt(&self, text: String) -> String {
+        words_prompt(self.adds_space_prefix(), text)
     }
 
     /// Lower-case words, each with a leading space, that are exactly one token each (where the
@@ -242,6 +239,15 @@ impl Tokenizer {
             found
         })
     }
+}
+
+/// [`Tokenizer::words_prompt`] for a tokenizer that does (`space_prefix`) or does not add the
+/// first space itself.
+pub(crate) fn words_prompt(space_prefix: bool, mut text: String) -> String {
+    if space_prefix && text.starts_with(' ') {
+        text.remove(0);
+    }
+    text
 }
 
 /// Whether a Hugging Face tokenizer puts `▁` before the text itself: a `Prepend` normalizer (as

@@ -135,10 +135,7 @@ impl TraceSet {
             }
             left -= n;
         }
-        if self.space_prefix && text.starts_with(' ') {
-            text.remove(0);
-        }
-        let mut p = Prompt::new(text, r.input, r.output);
+        let mut p = Prompt::new(crate::tokenizer::words_prompt(self.space_prefix, text), r.input, r.output);
         p.category = self.categories.get(r.category as usize).cloned();
         p
     }
